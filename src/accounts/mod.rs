@@ -1,0 +1,162 @@
+//! Accounts: the people who sign in. Creating users, looking them up by email (without regard to case),
+//! and the rules an email address and a password must meet.
+
+pub mod store;
+
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::crypto::password::{self, Password, PasswordHasher};
+use crate::db::Database;
+use crate::error::{AppError, Result};
+
+/// Longest accepted email address (RFC 5321 §4.5.3.1.3 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Longest accepted display name.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A user as the rest of the application sees it (no password hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Random id (UUIDv7), the `sub` of tokens.
+    pub id: String,
+    /// The address as the user typed it.
+    pub email: String,
+    /// Display name, possibly empty.
+    pub name: String,
+    /// Whether the address has been proven (verification link or invitation).
+    pub email_verified: bool,
+    /// Disabled users cannot sign in or refresh.
+    pub disabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Normalises and checks an email address: trimmed, one `@`, non-empty local part and domain, no
+/// whitespace or control characters, at most [`MAX_EMAIL_LEN`] bytes.
+///
+/// Deliverability is proven by the verification mail, not by a regular expression.
+pub fn validate_email(raw: &str) -> Result<String> {
+    let email = raw.trim();
+    let invalid = || AppError::invalid(format!("invalid email address {email:?}"));
+    if email.is_empty() || email.len() > MAX_EMAIL_LEN {
+        return Err(invalid());
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    if local.is_empty() || domain.is_empty() || domain.contains('@') || domain.starts_with('.') {
+        return Err(invalid());
+    }
+    if domain.ends_with('.') || domain.contains("..") {
+        return Err(invalid());
+    }
+    Ok(email.to_owned())
+}
+
+/// The key under which an address is unique: lower-cased.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Checks a display name: at most [`MAX_NAME_LEN`] characters, no control characters.
+pub fn validate_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(AppError::invalid(format!(
+            "name must be at most {MAX_NAME_LEN} characters without control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// What is needed to create an account.
+#[derive(Debug)]
+pub struct NewAccount<'a> {
+    /// Email address, validated here.
+    pub email: &'a str,
+    /// Display name, may be empty.
+    pub name: &'a str,
+    /// The password, checked against the policy and hashed with Argon2id.
+    pub password: &'a Password,
+    /// True when the address is already proven (e.g. by an invitation link).
+    pub email_verified: bool,
+}
+
+/// Creates an account. Refuses an invalid address, a weak password and an address already taken in
+/// any letter case (409). Writes nothing on refusal.
+pub async fn create_account(
+    db: &Database,
+    hasher: &PasswordHasher,
+    clock: &Clock,
+    new: NewAccount<'_>,
+) -> Result<User> {
+    let email = validate_email(new.email)?;
+    let name = validate_name(new.name)?;
+    password::check_policy(new.password).map_err(|e| AppError::invalid(e.to_string()))?;
+    if store::find_by_email(&db.pool, &email).await?.is_some() {
+        return Err(email_taken(&email));
+    }
+    let hash = hasher.hash(new.password).await?;
+    let row = store::NewUserRow {
+        email: &email,
+        name: &name,
+        password_hash: Some(&hash),
+        email_verified: new.email_verified,
+    };
+    store::insert(&db.pool, &row, clock.now())
+        .await
+        .map_err(|e| match e {
+            store::InsertError::EmailTaken => email_taken(&email),
+            store::InsertError::Db(e) => e.into(),
+        })
+}
+
+fn email_taken(email: &str) -> AppError {
+    AppError::conflict(format!("a user with email {email} already exists"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_addresses_and_trims() {
+        assert_eq!(
+            validate_email(" a@example.com ").ok().as_deref(),
+            Some("a@example.com")
+        );
+        assert!(validate_email("first.last+tag@sub.example.co.uk").is_ok());
+    }
+
+    #[test]
+    fn refuses_malformed_addresses() {
+        for bad in [
+            "",
+            "a",
+            "@example.com",
+            "a@",
+            "a@@b",
+            "a b@example.com",
+            "a@.com",
+            "a@b..c",
+            "a@b.",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(validate_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn email_key_ignores_case() {
+        assert_eq!(email_key("A@Example.COM"), email_key("a@example.com"));
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert!(validate_name("Ada Lovelace").is_ok());
+        assert!(validate_name(&"x".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(validate_name("bad\u{0}name").is_err());
+    }
+}

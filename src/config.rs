@@ -1,0 +1,773 @@
+//! Configuration from the environment.
+//!
+//! Latchkey is configured only through `LATCHKEY_*` environment variables so
+//! that it runs the same way under systemd, in containers and in the test
+//! harness. Everything is parsed and validated once, at startup, into a typed
+//! [`Config`]: a typo should stop the server with a one-line message naming
+//! the variable, not surface later as a confusing runtime failure. Secrets
+//! (database and SMTP passwords) are wrapped so that neither `Debug` nor an
+//! error message can print them.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+
+/// Default for `LATCHKEY_ISSUER`.
+pub const DEFAULT_ISSUER: &str = "http://localhost:8080";
+/// Default for `LATCHKEY_BIND`.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default for `LATCHKEY_DATABASE_URL`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://latchkey.db";
+/// Default for `LATCHKEY_MAIL_DIR` (used when no SMTP server is configured).
+pub const DEFAULT_MAIL_DIR: &str = "./mail";
+/// Default for `LATCHKEY_MAIL_FROM`.
+pub const DEFAULT_MAIL_FROM: &str = "Latchkey <no-reply@localhost>";
+/// Default for `LATCHKEY_ACCESS_TOKEN_TTL`.
+pub const DEFAULT_ACCESS_TOKEN_TTL: &str = "10m";
+/// Default for `LATCHKEY_REFRESH_TOKEN_TTL`.
+pub const DEFAULT_REFRESH_TOKEN_TTL: &str = "30d";
+/// Default for `LATCHKEY_REFRESH_REUSE_GRACE`.
+pub const DEFAULT_REFRESH_REUSE_GRACE: &str = "0s";
+/// Default for `LATCHKEY_INVITE_TTL`.
+pub const DEFAULT_INVITE_TTL: &str = "7d";
+/// Default for `LATCHKEY_ACCESS_TOKEN_ALG`.
+pub const DEFAULT_ACCESS_TOKEN_ALG: &str = "ES256";
+/// Default for `LATCHKEY_ID_TOKEN_ALG`.
+pub const DEFAULT_ID_TOKEN_ALG: &str = "RS256";
+/// Default for `LATCHKEY_KEY_ROTATION`.
+pub const DEFAULT_KEY_ROTATION: &str = "30d";
+/// Default for `LATCHKEY_SIGNUP`.
+pub const DEFAULT_SIGNUP: &str = "open";
+/// Default for `LATCHKEY_LOG_FORMAT`.
+pub const DEFAULT_LOG_FORMAT: &str = "text";
+
+/// Upper bound for every duration, so that `now + ttl` can never overflow.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// The validated server configuration. Fields are public so tests can start
+/// from [`Config::from_lookup`] and adjust what they need.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Issuer identifier (`iss`), exactly as configured; no trailing slash.
+    pub issuer: String,
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// Database connection URL (SQLite or PostgreSQL).
+    pub database_url: DatabaseUrl,
+    /// SMTP server for outgoing mail; when unset, mail is written to `mail_dir`.
+    pub smtp_url: Option<SmtpUrl>,
+    /// Directory that receives mail as files when no SMTP server is set.
+    pub mail_dir: PathBuf,
+    /// Sender of all outgoing mail.
+    pub mail_from: Mailbox,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens.
+    pub refresh_token_ttl: Duration,
+    /// How long an already-rotated refresh token may still be presented
+    /// without being treated as reuse (0 = never).
+    pub refresh_reuse_grace: Duration,
+    /// Lifetime of organization invitations.
+    pub invite_ttl: Duration,
+    /// Algorithm used to sign access tokens.
+    pub access_token_alg: SigningAlg,
+    /// Algorithm used to sign ID tokens.
+    pub id_token_alg: SigningAlg,
+    /// How often signing keys are rotated.
+    pub key_rotation: Duration,
+    /// Who may create an account.
+    pub signup: SignupPolicy,
+    /// Log output format.
+    pub log_format: LogFormat,
+}
+
+/// A configuration variable with an unusable value. `Display` is a single
+/// line naming the variable, the (redacted) value and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable, e.g. `LATCHKEY_BIND`.
+    pub var: &'static str,
+    /// The offending value, with any password replaced by `***`.
+    pub value: String,
+    /// What was wrong or expected.
+    pub reason: String,
+}
+
+/// JWS signing algorithms Latchkey supports. This is the single definition
+/// used by the configuration, the CLI and the key store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    /// ECDSA with P-256 and SHA-256.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlg {
+    /// Every supported algorithm.
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::ES256, SigningAlg::RS256, SigningAlg::EdDSA];
+
+    /// The JOSE `alg` name, e.g. `"ES256"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error from parsing a [`SigningAlg`] name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown signing algorithm {0:?}: expected one of ES256, RS256, EdDSA (exact case)")]
+pub struct UnknownSigningAlg(pub String);
+
+impl FromStr for SigningAlg {
+    type Err = UnknownSigningAlg;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SigningAlg::ALL
+            .into_iter()
+            .find(|alg| alg.as_str() == s)
+            .ok_or_else(|| UnknownSigningAlg(s.to_owned()))
+    }
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupPolicy {
+    /// Anyone may sign up.
+    Open,
+    /// Only people holding an invitation may sign up.
+    InviteOnly,
+}
+
+impl SignupPolicy {
+    /// The configuration spelling: `open` or `invite-only`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SignupPolicy::Open => "open",
+            SignupPolicy::InviteOnly => "invite-only",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The configuration spelling: `text` or `json`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// A database URL. May contain a password, so `Debug` and `Display` redact it;
+/// use [`DatabaseUrl::expose`] only to connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The full URL, password included. Only for opening connections.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a SQLite database (otherwise PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&redact(&self.0))
+            .finish()
+    }
+}
+
+/// Shows the URL with any password replaced by `***`.
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+/// An SMTP URL (`smtp://` or `smtps://`, as understood by lettre). May contain
+/// a password, so `Debug` and `Display` redact it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl(String);
+
+impl SmtpUrl {
+    /// The full URL, password included. Only for building the transport.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SmtpUrl").field(&redact(&self.0)).finish()
+    }
+}
+
+/// Shows the URL with any password replaced by `***`.
+impl fmt::Display for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        // Non-UTF-8 values are kept (lossily) so they fail validation instead
+        // of silently falling back to the default.
+        Config::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    /// Builds the configuration from `lookup` (variable name → value).
+    /// Values are trimmed; an empty value counts as unset and gets the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Config {
+            issuer: env.get("LATCHKEY_ISSUER", DEFAULT_ISSUER, parse_issuer)?,
+            bind: env.get("LATCHKEY_BIND", DEFAULT_BIND, parse_bind)?,
+            database_url: env.get("LATCHKEY_DATABASE_URL", DEFAULT_DATABASE_URL, parse_db_url)?,
+            smtp_url: env
+                .raw("LATCHKEY_SMTP_URL")
+                .map(|_| env.get("LATCHKEY_SMTP_URL", "", parse_smtp_url))
+                .transpose()?,
+            mail_dir: env.get("LATCHKEY_MAIL_DIR", DEFAULT_MAIL_DIR, |v| {
+                Ok(PathBuf::from(v))
+            })?,
+            mail_from: env.get("LATCHKEY_MAIL_FROM", DEFAULT_MAIL_FROM, parse_mailbox)?,
+            access_token_ttl: env.get(
+                "LATCHKEY_ACCESS_TOKEN_TTL",
+                DEFAULT_ACCESS_TOKEN_TTL,
+                positive_duration,
+            )?,
+            refresh_token_ttl: env.get(
+                "LATCHKEY_REFRESH_TOKEN_TTL",
+                DEFAULT_REFRESH_TOKEN_TTL,
+                positive_duration,
+            )?,
+            refresh_reuse_grace: env.get(
+                "LATCHKEY_REFRESH_REUSE_GRACE",
+                DEFAULT_REFRESH_REUSE_GRACE,
+                duration,
+            )?,
+            invite_ttl: env.get("LATCHKEY_INVITE_TTL", DEFAULT_INVITE_TTL, positive_duration)?,
+            access_token_alg: env.get(
+                "LATCHKEY_ACCESS_TOKEN_ALG",
+                DEFAULT_ACCESS_TOKEN_ALG,
+                parse_alg,
+            )?,
+            id_token_alg: env.get("LATCHKEY_ID_TOKEN_ALG", DEFAULT_ID_TOKEN_ALG, parse_alg)?,
+            key_rotation: env.get(
+                "LATCHKEY_KEY_ROTATION",
+                DEFAULT_KEY_ROTATION,
+                positive_duration,
+            )?,
+            signup: env.get("LATCHKEY_SIGNUP", DEFAULT_SIGNUP, parse_signup)?,
+            log_format: env.get("LATCHKEY_LOG_FORMAT", DEFAULT_LOG_FORMAT, parse_log_format)?,
+        })
+    }
+
+    /// Whether the issuer is served over https (decides `Secure` cookies).
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+/// The variable source, with trimming, empty-means-unset and error building.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// The trimmed value of `var`, or `None` when unset or blank.
+    fn raw(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses `var` (or `default`), turning a failure reason into a
+    /// [`ConfigError`] that echoes the value with passwords redacted.
+    fn get<T>(
+        &self,
+        var: &'static str,
+        default: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let value = self.raw(var).unwrap_or_else(|| default.to_owned());
+        parse(&value).map_err(|reason| ConfigError {
+            var,
+            value: redact(&value),
+            reason,
+        })
+    }
+}
+
+// Parsers: each returns the value, or a one-line reason that `Env::get` wraps
+// with the variable name and the redacted value.
+
+fn parse_bind(v: &str) -> Result<SocketAddr, String> {
+    v.parse()
+        .map_err(|_| "expected an address and port such as 127.0.0.1:8080 or [::]:8080".into())
+}
+
+fn parse_mailbox(v: &str) -> Result<Mailbox, String> {
+    v.parse()
+        .map_err(|_| "expected a mailbox such as Latchkey <no-reply@example.com>".into())
+}
+
+fn parse_signup(v: &str) -> Result<SignupPolicy, String> {
+    match v {
+        "open" => Ok(SignupPolicy::Open),
+        "invite-only" => Ok(SignupPolicy::InviteOnly),
+        _ => Err("expected open or invite-only".into()),
+    }
+}
+
+fn parse_log_format(v: &str) -> Result<LogFormat, String> {
+    match v {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected text or json".into()),
+    }
+}
+
+/// https, or http on loopback only; no userinfo, query, fragment or trailing
+/// slash; already canonical, since the text is used verbatim as `iss`.
+fn parse_issuer(v: &str) -> Result<String, String> {
+    let url = Url::parse(v)
+        .map_err(|_| "expected an absolute URL such as https://id.example.com".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let local = match url.host() {
+                Some(Host::Domain(d)) => d == "localhost",
+                Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
+                Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
+                None => false,
+            };
+            if !local {
+                return Err("http is only allowed for localhost or 127.0.0.1; use https".into());
+            }
+        }
+        _ => return Err("expected an https URL (http only for localhost or 127.0.0.1)".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".into());
+    }
+    if url.query().is_some() {
+        return Err("must not contain a query (?...)".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not contain a fragment (#...)".into());
+    }
+    if v.ends_with('/') {
+        return Err("must not end with a slash".into());
+    }
+    // Insist on the form URL libraries normalise to, so relying parties that
+    // normalise still compare it equal.
+    let canonical = url.as_str().strip_suffix('/').unwrap_or(url.as_str());
+    if canonical != v {
+        return Err(format!("not in canonical form; use {canonical:?}"));
+    }
+    Ok(v.to_owned())
+}
+
+fn parse_db_url(v: &str) -> Result<DatabaseUrl, String> {
+    const EXPECTED: &str =
+        "expected sqlite://PATH, sqlite::memory: or postgres://USER:PASSWORD@HOST/DB";
+    if v == "sqlite::memory:" {
+        return Ok(DatabaseUrl(v.to_owned()));
+    }
+    if let Some(path) = v.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(format!("missing database file path; {EXPECTED}"));
+        }
+        return Ok(DatabaseUrl(v.to_owned()));
+    }
+    if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+        return match Url::parse(v) {
+            Ok(_) => Ok(DatabaseUrl(v.to_owned())),
+            Err(e) => Err(format!("not a valid URL ({e}); {EXPECTED}")),
+        };
+    }
+    Err(EXPECTED.to_owned())
+}
+
+fn parse_smtp_url(v: &str) -> Result<SmtpUrl, String> {
+    const EXPECTED: &str = "expected smtp://HOST:PORT or smtps://USER:PASSWORD@HOST";
+    let url = Url::parse(v).map_err(|e| format!("not a valid URL ({e}); {EXPECTED}"))?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(format!("unsupported scheme; {EXPECTED}"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("missing host; {EXPECTED}"));
+    }
+    Ok(SmtpUrl(v.to_owned()))
+}
+
+fn parse_alg(v: &str) -> Result<SigningAlg, String> {
+    v.parse()
+        .map_err(|_| "expected one of ES256, RS256, EdDSA (exact case)".to_owned())
+}
+
+fn duration(v: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(v)
+        .map_err(|_| "expected a duration such as 90s, 10m or 30d".to_owned())?;
+    if d > MAX_DURATION {
+        return Err("must be at most 100 years".to_owned());
+    }
+    Ok(d)
+}
+
+fn positive_duration(v: &str) -> Result<Duration, String> {
+    let d = duration(v)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// Replaces the password in `scheme://user:password@host...` (and any
+/// `password=` style query parameter) with `***`. Works on unparsable text
+/// too, erring on the side of hiding more.
+fn redact(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_owned();
+    };
+    let (scheme, rest) = value.split_at(scheme_end + 3);
+    let mut out = scheme.to_owned();
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            let (userinfo, after) = rest.split_at(at);
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            after
+        }
+        None => rest,
+    };
+    let Some((before_query, query)) = rest.split_once('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(before_query);
+    out.push('?');
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("pass") => format!("{key}=***"),
+            _ => param.to_owned(),
+        })
+        .collect();
+    out.push_str(&params.join("&"));
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    fn err(var: &str, value: &str) -> ConfigError {
+        let e = with(&[(var, value)]).expect_err(&format!("{var}={value} should be rejected"));
+        assert_eq!(e.var, var);
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("invalid {var}=")), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        e
+    }
+
+    fn ok(var: &str, value: &str) -> Config {
+        with(&[(var, value)]).unwrap_or_else(|e| panic!("{var}={value}: {e}"))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.issuer, "http://localhost:8080");
+        assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.database_url.expose(), "sqlite://latchkey.db");
+        assert!(c.database_url.is_sqlite());
+        assert!(c.smtp_url.is_none());
+        assert_eq!(c.mail_dir, PathBuf::from("./mail"));
+        assert_eq!(c.mail_from.email.to_string(), "no-reply@localhost");
+        assert_eq!(c.mail_from.name.as_deref(), Some("Latchkey"));
+        assert_eq!(c.access_token_ttl, Duration::from_secs(600));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86400));
+        assert_eq!(c.refresh_reuse_grace, Duration::ZERO);
+        assert_eq!(c.invite_ttl, Duration::from_secs(7 * 86400));
+        assert_eq!(c.access_token_alg, SigningAlg::ES256);
+        assert_eq!(c.id_token_alg, SigningAlg::RS256);
+        assert_eq!(c.key_rotation, Duration::from_secs(30 * 86400));
+        assert_eq!(c.signup, SignupPolicy::Open);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(!c.is_https());
+    }
+
+    #[test]
+    fn empty_values_mean_default() {
+        let c = with(&[
+            ("LATCHKEY_ISSUER", ""),
+            ("LATCHKEY_SMTP_URL", ""),
+            ("LATCHKEY_ACCESS_TOKEN_TTL", "  "),
+        ])
+        .unwrap();
+        assert_eq!(c.issuer, DEFAULT_ISSUER);
+        assert!(c.smtp_url.is_none());
+        assert_eq!(c.access_token_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn issuer() {
+        let c = ok("LATCHKEY_ISSUER", "https://id.example.com/t1");
+        assert_eq!(c.issuer, "https://id.example.com/t1");
+        assert!(c.is_https());
+        assert!(ok("LATCHKEY_ISSUER", "https://id.example.com").is_https());
+        assert_eq!(
+            ok("LATCHKEY_ISSUER", "http://127.0.0.1:9000").issuer,
+            "http://127.0.0.1:9000"
+        );
+        ok("LATCHKEY_ISSUER", "http://[::1]:9000");
+
+        let e = err("LATCHKEY_ISSUER", "http://example.com");
+        assert_eq!(
+            e.to_string(),
+            "invalid LATCHKEY_ISSUER=\"http://example.com\": \
+             http is only allowed for localhost or 127.0.0.1; use https"
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "https://id.example.com/")
+                .reason
+                .contains("slash")
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "http://localhost:8080/")
+                .reason
+                .contains("slash")
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "https://id.example.com?a=b")
+                .reason
+                .contains("query")
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "https://id.example.com#x")
+                .reason
+                .contains("fragment")
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "not a url")
+                .reason
+                .contains("absolute URL")
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "ftp://id.example.com")
+                .reason
+                .contains("https")
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "https://u:p@id.example.com")
+                .reason
+                .contains("user")
+        );
+        assert!(
+            err("LATCHKEY_ISSUER", "https://ID.example.com")
+                .reason
+                .contains("canonical")
+        );
+    }
+
+    #[test]
+    fn bind() {
+        assert_eq!(
+            ok("LATCHKEY_BIND", "[::]:80").bind,
+            "[::]:80".parse().unwrap()
+        );
+        err("LATCHKEY_BIND", "localhost");
+        err("LATCHKEY_BIND", "127.0.0.1");
+    }
+
+    #[test]
+    fn database_url() {
+        let c = ok("LATCHKEY_DATABASE_URL", "postgres://u:p@h/db");
+        assert!(!c.database_url.is_sqlite());
+        ok("LATCHKEY_DATABASE_URL", "postgresql://h/db");
+        assert!(
+            ok("LATCHKEY_DATABASE_URL", "sqlite::memory:")
+                .database_url
+                .is_sqlite()
+        );
+        ok("LATCHKEY_DATABASE_URL", "sqlite:///var/lib/latchkey.db");
+        err("LATCHKEY_DATABASE_URL", "sqlite://");
+        err("LATCHKEY_DATABASE_URL", "mysql://u:p@h/db");
+        let e = err(
+            "LATCHKEY_DATABASE_URL",
+            "postgres://u:hunter2@h:notaport/db",
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(!format!("{e:?}").contains("hunter2"));
+        let e = err("LATCHKEY_DATABASE_URL", "mysql://u:hunter2@h/db");
+        assert!(e.to_string().contains("mysql://u:***@h/db"), "{e}");
+    }
+
+    #[test]
+    fn smtp_url() {
+        let c = ok("LATCHKEY_SMTP_URL", "smtps://u:p@mail.example.com");
+        assert_eq!(c.smtp_url.unwrap().expose(), "smtps://u:p@mail.example.com");
+        ok("LATCHKEY_SMTP_URL", "smtp://localhost:2525");
+        let e = err("LATCHKEY_SMTP_URL", "http://u:hunter2@mail.example.com");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        err("LATCHKEY_SMTP_URL", "smtp://");
+        err("LATCHKEY_SMTP_URL", "mail.example.com");
+    }
+
+    #[test]
+    fn mail() {
+        assert_eq!(
+            ok("LATCHKEY_MAIL_DIR", "/tmp/m").mail_dir,
+            PathBuf::from("/tmp/m")
+        );
+        let c = ok("LATCHKEY_MAIL_FROM", "a@example.com");
+        assert_eq!(c.mail_from.email.to_string(), "a@example.com");
+        err("LATCHKEY_MAIL_FROM", "not a mailbox");
+        err("LATCHKEY_MAIL_FROM", "Name <broken");
+    }
+
+    #[test]
+    fn durations() {
+        let e = err("LATCHKEY_ACCESS_TOKEN_TTL", "ten minutes");
+        assert_eq!(
+            e.to_string(),
+            "invalid LATCHKEY_ACCESS_TOKEN_TTL=\"ten minutes\": \
+             expected a duration such as 90s, 10m or 30d"
+        );
+        for var in [
+            "LATCHKEY_ACCESS_TOKEN_TTL",
+            "LATCHKEY_REFRESH_TOKEN_TTL",
+            "LATCHKEY_INVITE_TTL",
+            "LATCHKEY_KEY_ROTATION",
+        ] {
+            assert!(err(var, "0s").reason.contains("greater than zero"));
+            err(var, "5");
+            err(var, "1000000y");
+        }
+        assert_eq!(
+            ok("LATCHKEY_REFRESH_REUSE_GRACE", "0s").refresh_reuse_grace,
+            Duration::ZERO
+        );
+        assert_eq!(
+            ok("LATCHKEY_REFRESH_REUSE_GRACE", "5s").refresh_reuse_grace,
+            Duration::from_secs(5)
+        );
+        err("LATCHKEY_REFRESH_REUSE_GRACE", "soon");
+        assert_eq!(
+            ok("LATCHKEY_INVITE_TTL", "1h 30m").invite_ttl,
+            Duration::from_secs(5400)
+        );
+    }
+
+    #[test]
+    fn algs() {
+        assert_eq!(
+            ok("LATCHKEY_ACCESS_TOKEN_ALG", "EdDSA").access_token_alg,
+            SigningAlg::EdDSA
+        );
+        assert_eq!(
+            ok("LATCHKEY_ID_TOKEN_ALG", "ES256").id_token_alg,
+            SigningAlg::ES256
+        );
+        err("LATCHKEY_ACCESS_TOKEN_ALG", "es256");
+        err("LATCHKEY_ID_TOKEN_ALG", "HS256");
+        for alg in SigningAlg::ALL {
+            assert_eq!(alg.as_str().parse::<SigningAlg>().unwrap(), alg);
+            assert_eq!(alg.to_string(), alg.as_str());
+        }
+        assert!("eddsa".parse::<SigningAlg>().is_err());
+    }
+
+    #[test]
+    fn signup_and_log_format() {
+        assert_eq!(
+            ok("LATCHKEY_SIGNUP", "invite-only").signup,
+            SignupPolicy::InviteOnly
+        );
+        err("LATCHKEY_SIGNUP", "closed");
+        err("LATCHKEY_SIGNUP", "Open");
+        assert_eq!(
+            ok("LATCHKEY_LOG_FORMAT", "json").log_format,
+            LogFormat::Json
+        );
+        err("LATCHKEY_LOG_FORMAT", "yaml");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = with(&[
+            ("LATCHKEY_DATABASE_URL", "postgres://u:secretpw@h/db"),
+            ("LATCHKEY_SMTP_URL", "smtp://u:pw2@h"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("secretpw"), "{dbg}");
+        assert!(!dbg.contains("pw2"), "{dbg}");
+        assert!(dbg.contains("postgres://u:***@h/db"), "{dbg}");
+        assert_eq!(c.database_url.to_string(), "postgres://u:***@h/db");
+        assert_eq!(c.database_url.expose(), "postgres://u:secretpw@h/db");
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact("sqlite://latchkey.db"), "sqlite://latchkey.db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=x"),
+            "postgres://h/db?user=u&password=***"
+        );
+        assert_eq!(redact("10m"), "10m");
+    }
+}

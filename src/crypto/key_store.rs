@@ -1,0 +1,214 @@
+//! Signing keys in the database: the database decides which key is active, so every process agrees.
+//!
+//! Life of a key: `next` (published in the JWKS, not yet signing) → `active` (signs; at most one per
+//! algorithm, enforced by a partial unique index) → `retired` (still in the JWKS until `retire_after`,
+//! when nothing it signed can still be valid) → deleted.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::keys::{self, GeneratedKey};
+use crate::clock::{self, Clock};
+use crate::config::{Config, SigningAlg};
+use crate::db::{self, Database, Exec};
+use crate::error::{AppError, Result};
+
+/// Lifetime of an ID token; with the access-token TTL it bounds how long a retired key must verify.
+pub const ID_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+/// Allowance for clock skew between us and relying parties when keeping retired keys.
+const SKEW_ALLOWANCE_SECS: i64 = 60;
+
+/// A key as `keys list` and the JWKS see it (no private material).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// Key id: RFC 7638 thumbprint.
+    pub kid: String,
+    /// Signing algorithm.
+    pub alg: SigningAlg,
+    /// `next`, `active` or `retired`.
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it started signing.
+    pub activated_at: Option<i64>,
+    /// When it stopped signing.
+    pub retired_at: Option<i64>,
+    /// When it leaves the JWKS.
+    pub retire_after: Option<i64>,
+    /// Public JWK.
+    #[serde(skip)]
+    pub public_jwk: String,
+}
+
+/// A key with its private material, for the signer.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    /// Public part and lifecycle.
+    pub info: KeyInfo,
+    /// PKCS#8 PEM.
+    pub private_pem: String,
+}
+
+/// The algorithms that must always have an active key: RS256 and ES256, plus EdDSA when configured.
+pub fn required_algs(config: &Config) -> Vec<SigningAlg> {
+    let mut algs = vec![SigningAlg::RS256, SigningAlg::ES256];
+    if config.access_token_alg == SigningAlg::EdDSA || config.id_token_alg == SigningAlg::EdDSA {
+        algs.push(SigningAlg::EdDSA);
+    }
+    algs
+}
+
+/// How long a retired key must stay verifiable: the longest token lifetime it may have signed.
+pub fn verify_window(config: &Config) -> i64 {
+    clock::secs(config.access_token_ttl.max(ID_TOKEN_TTL)) + SKEW_ALLOWANCE_SECS
+}
+
+fn info_from_row(row: &AnyRow) -> Result<KeyInfo, sqlx::Error> {
+    let alg: String = row.try_get("alg")?;
+    Ok(KeyInfo {
+        kid: row.try_get("kid")?,
+        alg: alg.parse().map_err(|e: crate::config::UnknownSigningAlg| {
+            sqlx::Error::Decode(e.to_string().into())
+        })?,
+        state: row.try_get("state")?,
+        created_at: row.try_get("created_at")?,
+        activated_at: row.try_get("activated_at")?,
+        retired_at: row.try_get("retired_at")?,
+        retire_after: row.try_get("retire_after")?,
+        public_jwk: row.try_get("public_jwk")?,
+    })
+}
+
+const KEY_COLUMNS: &str =
+    "kid, alg, state, created_at, activated_at, retired_at, retire_after, public_jwk";
+
+/// Every key, newest first.
+pub async fn list<'c>(ex: impl Exec<'c>) -> Result<Vec<KeyInfo>, sqlx::Error> {
+    let sql = format!("select {KEY_COLUMNS} from signing_keys order by created_at desc, kid");
+    let rows = sqlx::query(&sql).fetch_all(ex).await?;
+    rows.iter().map(info_from_row).collect()
+}
+
+/// Every key that signs or verifies (all states), with private material.
+pub async fn load_all<'c>(ex: impl Exec<'c>) -> Result<Vec<StoredKey>, sqlx::Error> {
+    let sql = format!(
+        "select {KEY_COLUMNS}, private_key from signing_keys order by created_at desc, kid"
+    );
+    let rows = sqlx::query(&sql).fetch_all(ex).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredKey {
+                info: info_from_row(row)?,
+                private_pem: row.try_get("private_key")?,
+            })
+        })
+        .collect()
+}
+
+async fn insert<'c>(
+    ex: impl Exec<'c>,
+    key: &GeneratedKey,
+    state: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let activated_at = (state == "active").then_some(now);
+    sqlx::query(
+        "insert into signing_keys (kid, alg, private_key, public_jwk, state, created_at, activated_at) \
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&key.kid)
+    .bind(key.alg.as_str())
+    .bind(&key.private_pem)
+    .bind(key.public_jwk.to_string())
+    .bind(state)
+    .bind(now)
+    .bind(activated_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+async fn has_active<'c>(ex: impl Exec<'c>, alg: SigningAlg) -> Result<bool, sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("select count(*) from signing_keys where alg = $1 and state = 'active'")
+            .bind(alg.as_str())
+            .fetch_one(ex)
+            .await?;
+    Ok(n > 0)
+}
+
+fn generate(alg: SigningAlg) -> Result<GeneratedKey> {
+    keys::generate(alg).map_err(AppError::from)
+}
+
+/// Creates an active key for every required algorithm that has none (first start). Safe to run from
+/// several processes at once: the unique index lets one insert win and the others skip.
+pub async fn ensure_active_keys(db: &Database, config: &Config, clock: &Clock) -> Result<()> {
+    for alg in required_algs(config) {
+        if has_active(&db.pool, alg).await? {
+            continue;
+        }
+        let key = tokio::task::spawn_blocking(move || generate(alg))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))??;
+        match insert(&db.pool, &key, "active", clock.now()).await {
+            Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
+            Err(e) if db::is_unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Makes a new key of `alg` active at once (a published `next` key of that alg is promoted when there is
+/// one, since relying parties may have cached it already) and retires the previous active key, which
+/// stays in the JWKS for [`verify_window`]. Returns the new active key.
+pub async fn rotate_now(
+    db: &Database,
+    config: &Config,
+    clock: &Clock,
+    alg: SigningAlg,
+) -> Result<KeyInfo> {
+    let generated = tokio::task::spawn_blocking(move || generate(alg))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    let now = clock.now();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "update signing_keys set state = 'retired', retired_at = $1, retire_after = $2 \
+         where alg = $3 and state = 'active'",
+    )
+    .bind(now)
+    .bind(now + verify_window(config))
+    .bind(alg.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let next_kid: Option<String> =
+        sqlx::query_scalar("select kid from signing_keys where alg = $1 and state = 'next' order by created_at limit 1")
+            .bind(alg.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let kid = match next_kid {
+        Some(kid) => {
+            sqlx::query(
+                "update signing_keys set state = 'active', activated_at = $1 where kid = $2",
+            )
+            .bind(now)
+            .bind(&kid)
+            .execute(&mut *tx)
+            .await?;
+            kid
+        }
+        None => {
+            insert(&mut *tx, &generated, "active", now).await?;
+            generated.kid.clone()
+        }
+    };
+    tx.commit().await?;
+    let sql = format!("select {KEY_COLUMNS} from signing_keys where kid = $1");
+    let row = sqlx::query(&sql).bind(&kid).fetch_one(&db.pool).await?;
+    Ok(info_from_row(&row)?)
+}

@@ -1,0 +1,162 @@
+//! The database: one sqlx code base for SQLite and PostgreSQL.
+//!
+//! Everything goes through sqlx's `Any` driver with portable SQL (`$1` placeholders, text ids, integer
+//! unix-second times, 0/1 integer booleans), so a store function is written once and runs on both
+//! backends. Only DDL differs, hence one migrations folder per backend with the same numbering.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor};
+
+use crate::config::DatabaseUrl;
+
+/// The connection pool every store function runs on.
+pub type Pool = AnyPool;
+
+/// A transaction: pass `&mut *tx` to store functions so multi-step writes are atomic.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Anything a store function can run a query on: the pool, a connection or a transaction.
+pub trait Exec<'c>: Executor<'c, Database = Any> {}
+impl<'c, T: Executor<'c, Database = Any>> Exec<'c> for T {}
+
+/// Migrations for SQLite, embedded in the binary.
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+/// Migrations for PostgreSQL, embedded in the binary.
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a request waits for a pooled connection before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite waits this long on a locked database before reporting `SQLITE_BUSY`.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// Pool sizes: SQLite serialises writers anyway; PostgreSQL is shared by several processes.
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server, possibly shared by several `latchkey serve` processes.
+    Postgres,
+}
+
+/// The pool together with the backend it talks to.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The shared pool.
+    pub pool: Pool,
+    /// The engine behind the pool.
+    pub backend: Backend,
+}
+
+/// Opens a pool for `url` (a SQLite file is created when missing) without migrating.
+///
+/// SQLite connections run in WAL mode with foreign keys on and a busy timeout, so that readers never
+/// block the writer and concurrent writers wait instead of failing.
+pub async fn connect(url: &DatabaseUrl) -> Result<Database, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let backend = if url.is_sqlite() {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    };
+    let raw = url.expose();
+    let options = match backend {
+        // `mode=rwc` creates the file on first use.
+        Backend::Sqlite if !raw.contains('?') && !raw.contains(":memory:") => {
+            AnyConnectOptions::from_str(&format!("{raw}?mode=rwc"))?
+        }
+        _ => AnyConnectOptions::from_str(raw)?,
+    };
+    let pool = match backend {
+        Backend::Sqlite => {
+            AnyPoolOptions::new()
+                .max_connections(SQLITE_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(sqlite_pragmas().as_str()).await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await?
+        }
+        Backend::Postgres => {
+            AnyPoolOptions::new()
+                .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?
+        }
+    };
+    Ok(Database { pool, backend })
+}
+
+/// Per-connection SQLite settings (WAL itself is persistent in the file, setting it again is a no-op).
+fn sqlite_pragmas() -> String {
+    format!(
+        "pragma journal_mode = wal; pragma foreign_keys = on; \
+         pragma busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; pragma synchronous = normal;"
+    )
+}
+
+impl Database {
+    /// Opens the database and applies pending migrations (idempotent).
+    pub async fn open(url: &DatabaseUrl) -> Result<Database, DbOpenError> {
+        let db = connect(url).await.map_err(DbOpenError::Connect)?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<(), DbOpenError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(DbOpenError::Migrate)
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// Checks that the database answers (readiness probe).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbOpenError {
+    /// The server or file could not be reached.
+    #[error("cannot connect to the database: {0}")]
+    Connect(sqlx::Error),
+    /// A migration failed.
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+/// True when `err` is a unique-constraint violation (duplicate email, slug, membership, ...).
+///
+/// The one place that maps a constraint error to a user error, on both backends.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+/// Stores a boolean in a portable 0/1 integer column.
+pub fn flag(value: bool) -> i64 {
+    i64::from(value)
+}

@@ -1,0 +1,45 @@
+//! Latchkey: a multi-tenant OpenID Connect / OAuth 2.0 authorization server with organizations built in.
+//!
+//! One binary serves relying parties (authorization code + PKCE, ID tokens, rotating refresh tokens,
+//! RFC 9068 JWT access tokens carrying the user's organization and role), people in a browser
+//! (server-rendered pages), resource servers (JWKS) and operators (CLI, management API). It runs on an
+//! embedded SQLite file by default and on PostgreSQL shared by several processes.
+//!
+//! # Layout
+//! Modules are cut by feature, not by layer; each feature keeps its SQL in `store.rs`.
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | `main.rs` | thin binary: parse the CLI, read the configuration, start logging, dispatch |
+//! | [`cli`] | the clap command line and the operator commands (`user`, `org`, `client`, `keys`) |
+//! | [`config`] | [`config::Config`] from `LATCHKEY_*` variables, validated, secrets redacted |
+//! | [`telemetry`] | tracing to stderr as text or JSON |
+//! | [`app`] | [`app::AppState`], router assembly, layers, the server and graceful shutdown |
+//! | [`routes`] | every path as a `pub const` |
+//! | [`error`] | [`error::AppError`], rendered as an HTML page or RFC 9457 problem+json |
+//! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
+//! | [`clock`] | injectable time |
+//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering |
+//! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit) and their store |
+//! | [`accounts`] | users: validation, creation, lookup |
+//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs |
+//! | [`clients`] | the OAuth client registry and its validation |
+//!
+//! Outside `src/`: `migrations/{sqlite,postgres}` (same numbering), `templates/` (askama pages, one base
+//! layout), `static/` (embedded in the binary), `tests/api/` (one integration-test binary; every test
+//! runs on SQLite and PostgreSQL), `.ci/run` (what CI runs).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod clients;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod orgs;
+pub mod routes;
+pub mod telemetry;
+pub mod web;

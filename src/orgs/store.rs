@@ -1,0 +1,83 @@
+//! SQL for organizations and memberships.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Membership, Organization};
+use crate::db::{self, Exec};
+use crate::orgs::roles::Role;
+
+fn org_from_row(row: &AnyRow) -> Result<Organization, sqlx::Error> {
+    Ok(Organization {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Inserts an organization; `Ok(false)` when the slug is taken.
+pub async fn insert_org<'c>(ex: impl Exec<'c>, org: &Organization) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "insert into organizations (id, slug, name, created_at, updated_at) values ($1, $2, $3, $4, $4)",
+    )
+    .bind(&org.id)
+    .bind(&org.slug)
+    .bind(&org.name)
+    .bind(org.created_at)
+    .execute(ex)
+    .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if db::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Finds an organization by id or by slug.
+pub async fn find_org<'c>(
+    ex: impl Exec<'c>,
+    id_or_slug: &str,
+) -> Result<Option<Organization>, sqlx::Error> {
+    let row = sqlx::query(
+        "select id, slug, name, created_at from organizations where id = $1 or slug = $1",
+    )
+    .bind(id_or_slug)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(org_from_row).transpose()
+}
+
+/// Adds a membership; `Ok(false)` when the user is a member already.
+pub async fn insert_membership<'c>(ex: impl Exec<'c>, m: &Membership) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "insert into memberships (org_id, user_id, role, joined_at) values ($1, $2, $3, $4)",
+    )
+    .bind(&m.org_id)
+    .bind(&m.user_id)
+    .bind(m.role.as_str())
+    .bind(m.joined_at)
+    .execute(ex)
+    .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if db::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The role of `user_id` in `org_id`, if a member.
+pub async fn find_role<'c>(
+    ex: impl Exec<'c>,
+    org_id: &str,
+    user_id: &str,
+) -> Result<Option<Role>, sqlx::Error> {
+    let role: Option<String> =
+        sqlx::query_scalar("select role from memberships where org_id = $1 and user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(ex)
+            .await?;
+    // The check constraint guarantees a known role; an unknown one reads as no membership.
+    Ok(role.and_then(|r| r.parse().ok()))
+}

@@ -1,0 +1,17 @@
+//! Rendering askama templates into responses.
+
+use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::error::AppError;
+
+/// Version string appended to static URLs so they can be cached for a year (`?v=`).
+pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Renders a template as an HTML response; a template error is an internal error.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => AppError::Internal(err.into()).into_response(),
+    }
+}

@@ -1,0 +1,3 @@
+//! Test support infrastructure shared by the integration tests: throwaway
+//! PostgreSQL clusters (so every test runs on SQLite and on PostgreSQL).
+pub mod postgres;
