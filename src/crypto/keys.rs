@@ -219,31 +219,23 @@ pub fn load(
     jwk.set_key_id(kid);
 
     let pem = private_pem.as_bytes();
-    let (signer, verifier, derived): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>, Jwk) = match alg {
-        SigningAlg::RS256 => (
-            Box::new(jws::RS256.signer_from_pem(pem).map_err(key_err)?),
-            Box::new(jws::RS256.verifier_from_jwk(&jwk).map_err(key_err)?),
-            jws::RS256
+    // The same three steps for every algorithm; only the josekit type differs.
+    macro_rules! parts {
+        ($alg:expr) => {{
+            let signer: Box<dyn JwsSigner> = Box::new($alg.signer_from_pem(pem).map_err(key_err)?);
+            let verifier: Box<dyn JwsVerifier> =
+                Box::new($alg.verifier_from_jwk(&jwk).map_err(key_err)?);
+            let derived = $alg
                 .key_pair_from_pem(pem)
                 .map_err(key_err)?
-                .to_jwk_public_key(),
-        ),
-        SigningAlg::ES256 => (
-            Box::new(jws::ES256.signer_from_pem(pem).map_err(key_err)?),
-            Box::new(jws::ES256.verifier_from_jwk(&jwk).map_err(key_err)?),
-            jws::ES256
-                .key_pair_from_pem(pem)
-                .map_err(key_err)?
-                .to_jwk_public_key(),
-        ),
-        SigningAlg::EdDSA => (
-            Box::new(jws::EdDSA.signer_from_pem(pem).map_err(key_err)?),
-            Box::new(jws::EdDSA.verifier_from_jwk(&jwk).map_err(key_err)?),
-            jws::EdDSA
-                .key_pair_from_pem(pem)
-                .map_err(key_err)?
-                .to_jwk_public_key(),
-        ),
+                .to_jwk_public_key();
+            (signer, verifier, derived)
+        }};
+    }
+    let (signer, verifier, derived) = match alg {
+        SigningAlg::RS256 => parts!(jws::RS256),
+        SigningAlg::ES256 => parts!(jws::ES256),
+        SigningAlg::EdDSA => parts!(jws::EdDSA),
     };
     let from_private =
         thumbprint_of(&required_members(derived.as_ref()).map_err(CryptoError::InvalidKey)?);
@@ -351,6 +343,12 @@ impl fmt::Debug for LoadedKey {
             .finish_non_exhaustive()
     }
 }
+
+// `LoadedKey` must be shareable across tasks.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LoadedKey>();
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -492,11 +490,5 @@ mod tests {
         }
         let per_sec = f64::from(n) / start.elapsed().as_secs_f64();
         println!("ES256 sign_jwt: {per_sec:.0} tokens/s on one core");
-    }
-
-    #[test]
-    fn loaded_key_is_send_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<LoadedKey>();
     }
 }

@@ -377,13 +377,20 @@ mod tests {
         );
         assert_eq!(h.inner.permits.available_permits(), 1);
 
-        // While the only permit is held elsewhere, hashing waits.
-        let held = Arc::clone(&h.inner.permits).acquire_owned().await.unwrap();
+        // While the only permit is held elsewhere, a hash does not even start:
+        // it stays unfinished for several times the duration of a real hash.
+        let started = std::time::Instant::now();
         let p3 = pw("third one");
-        let blocked = tokio::time::timeout(Duration::from_millis(200), h.hash(&p3));
-        assert!(blocked.await.is_err(), "hash ran without a permit");
+        h.hash(&p3).await.unwrap();
+        let wait = (started.elapsed() * 4).max(Duration::from_millis(500));
+        let held = Arc::clone(&h.inner.permits).acquire_owned().await.unwrap();
+        let h2 = h.clone();
+        let task = tokio::spawn(async move { h2.hash(&p3).await });
+        tokio::time::sleep(wait).await;
+        assert!(!task.is_finished(), "hash ran without a permit");
         drop(held);
-        assert!(h.hash(&p3).await.is_ok());
+        assert!(task.await.unwrap().is_ok());
+        assert_eq!(h.inner.permits.available_permits(), 1);
         assert_eq!(PasswordHasher::new(0).max_in_flight(), 1);
     }
 

@@ -1,1 +1,12 @@
-//! tests
+//! Latchkey's integration tests: one binary, driving the server only through its front doors (HTTP on
+//! port 0 and the `latchkey` executable). Every test runs twice, on SQLite and on PostgreSQL, through
+//! the [`on_both_databases!`] macro.
+
+#[macro_use]
+mod helpers;
+mod support;
+
+mod cli;
+mod config;
+mod health;
+mod serve;

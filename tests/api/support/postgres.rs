@@ -392,13 +392,17 @@ fn is_executable(path: &Path) -> bool {
 /// Effective uid 0? Read from `/proc/self/status` (no libc needed), falling
 /// back to `id -u`.
 fn running_as_root() -> bool {
-    if let Ok(status) = fs::read_to_string("/proc/self/status") {
-        if let Some(line) = status.lines().find(|l| l.starts_with("Uid:")) {
-            // Uid: real effective saved filesystem
-            if let Some(euid) = line.split_whitespace().nth(2) {
-                return euid == "0";
-            }
-        }
+    // "Uid:  real effective saved filesystem"
+    let euid = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        });
+    if let Some(euid) = euid {
+        return euid == "0";
     }
     Command::new("id")
         .arg("-u")
