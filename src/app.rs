@@ -18,18 +18,32 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use crate::clients::registry::ClientRegistry;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::key_store;
+use crate::crypto::keyring::Keyring;
 use crate::crypto::password::PasswordHasher;
 use crate::db::Database;
-use crate::routes;
+use crate::login::session::{self, IDLE_TIMEOUT};
+use crate::login::session_store::DbSessionStore;
+use crate::oidc::discovery::Discovery;
 use crate::web::{self, page::ASSET_VERSION};
+use crate::{accounts, login, oauth, oidc, routes};
 
 /// Largest request body we read: forms and JSON are small; anything bigger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long `/readyz` waits for the database before answering 503.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often each process re-reads the signing keys (a CLI rotation is seen within 2 s, CONTRACT.md).
+const KEY_REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// Session cookie on `https` issuers: `__Host-` binds it to our origin (Secure, Path=/, no Domain).
+const SECURE_SESSION_COOKIE: &str = "__Host-latchkey_session";
+/// Session cookie on `http://localhost` development issuers, where `__Host-` cookies cannot be set.
+const DEV_SESSION_COOKIE: &str = "latchkey_session";
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -42,25 +56,57 @@ pub struct AppState {
     pub clock: Clock,
     /// Argon2id hasher with a bounded number of hashes in flight.
     pub hasher: PasswordHasher,
+    /// Signing keys, refreshed from the database.
+    pub keyring: Keyring,
+    /// The discovery document, serialized once.
+    pub discovery: Discovery,
+    /// Registered clients, briefly cached.
+    pub clients: ClientRegistry,
 }
 
 impl AppState {
-    /// Builds the state.
-    pub fn new(config: Arc<Config>, db: Database, clock: Clock) -> AppState {
-        AppState {
+    /// Builds the state, loading the signing keys.
+    pub async fn new(config: Arc<Config>, db: Database, clock: Clock) -> anyhow::Result<AppState> {
+        let keyring = Keyring::load(&db).await?;
+        Ok(AppState {
+            discovery: Discovery::new(&config),
+            clients: ClientRegistry::new(db.clone()),
             config,
             db,
             clock,
             hasher: PasswordHasher::default(),
-        }
+            keyring,
+        })
     }
 }
 
 /// The whole router, with its layers.
 pub fn router(state: AppState) -> Router {
     let x_request_id = axum::http::HeaderName::from_static(web::errors::REQUEST_ID_HEADER);
-    let mut router = Router::new()
+    let idle = time::Duration::seconds(i64::try_from(IDLE_TIMEOUT.as_secs()).unwrap_or(i64::MAX));
+    let sessions =
+        SessionManagerLayer::new(DbSessionStore::new(state.db.clone(), state.clock.clone()))
+            .with_name(if state.config.is_https() {
+                SECURE_SESSION_COOKIE
+            } else {
+                DEV_SESSION_COOKIE
+            })
+            .with_secure(state.config.is_https())
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_path("/")
+            .with_expiry(Expiry::OnInactivity(idle));
+    // Pages and the authorization endpoint use the browser session; machine endpoints (token,
+    // userinfo, JWKS, discovery) do not, so they never touch the session store.
+    let browser = Router::new()
         .route(routes::HOME, get(home))
+        .merge(login::router())
+        .merge(oauth::authorize_router())
+        .layer(sessions);
+    let mut router = Router::new()
+        .merge(browser)
+        .merge(oauth::router())
+        .merge(oidc::router())
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .route(
@@ -92,15 +138,21 @@ pub fn router(state: AppState) -> Router {
 #[template(path = "pages/home.html")]
 struct HomePage<'a> {
     issuer: &'a str,
+    signed_in_as: Option<&'a str>,
     asset_version: &'a str,
 }
 
-/// `GET /`: a short page saying what this server is.
-async fn home(State(state): State<AppState>) -> Response {
-    web::page::render(&HomePage {
+/// `GET /`: a short page saying what this server is, or who is signed in.
+async fn home(State(state): State<AppState>, session: Session) -> crate::error::Result<Response> {
+    let user = match session::signed_in(&session, &state.clock).await? {
+        Some(signed) => accounts::store::find_by_id(&state.db.pool, &signed.user_id).await?,
+        None => None,
+    };
+    Ok(web::page::render(&HomePage {
         issuer: &state.config.issuer,
+        signed_in_as: user.as_ref().map(|u| u.email.as_str()),
         asset_version: ASSET_VERSION,
-    })
+    }))
 }
 
 /// `GET /healthz`: the process is up (no dependencies checked).
@@ -135,6 +187,7 @@ fn not_ready() -> Response {
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    state: AppState,
 }
 
 impl Server {
@@ -144,8 +197,12 @@ impl Server {
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-        let router = router(AppState::new(config, db, clock));
-        Ok(Server { listener, router })
+        let state = AppState::new(config, db, clock).await?;
+        Ok(Server {
+            listener,
+            router: router(state.clone()),
+            state,
+        })
     }
 
     /// The address actually bound.
@@ -158,12 +215,18 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let refresher = self
+            .state
+            .keyring
+            .spawn_refresher(self.state.db.clone(), KEY_REFRESH_EVERY);
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        refresher.abort();
+        result
     }
 }
 

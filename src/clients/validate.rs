@@ -32,7 +32,11 @@ pub fn uris(raw: &[String], what: &str) -> Result<Vec<String>> {
             return Err(invalid("must not contain user information"));
         }
         let web = matches!(parsed.scheme(), "http" | "https");
-        if web && parsed.host_str().is_none_or(str::is_empty) {
+        // WHATWG parsing repairs `http:///x` into `http://x/`; the registered text must name a host itself.
+        let names_host = uri
+            .get(parsed.scheme().len()..)
+            .is_some_and(|rest| rest.starts_with("://") && !rest[3..].starts_with('/'));
+        if web && (!names_host || parsed.host_str().is_none_or(str::is_empty)) {
             return Err(invalid("needs a host"));
         }
         if !out.contains(uri) {

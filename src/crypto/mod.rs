@@ -33,6 +33,7 @@
 //! [RFC 8037]: https://www.rfc-editor.org/rfc/rfc8037
 
 pub mod key_store;
+pub mod keyring;
 pub mod keys;
 pub mod password;
 pub mod tokens;

@@ -10,3 +10,4 @@ mod cli;
 mod config;
 mod health;
 mod serve;
+mod sessions;

@@ -1,0 +1,20 @@
+//! Login: the login page, browser sessions (stored in our own database) and the login history.
+
+pub mod pages;
+pub mod session;
+pub mod session_store;
+pub mod store;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::routes;
+
+/// Routes of the login feature.
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        routes::LOGIN,
+        get(pages::login_page).post(pages::login_submit),
+    )
+}

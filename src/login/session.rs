@@ -1,0 +1,202 @@
+//! What the browser session holds, and the only code that reads or writes it: the signed-in user,
+//! CSRF tokens, and authorization requests waiting for a login or a consent.
+//!
+//! Sessions expire after [`IDLE_TIMEOUT`] without use (tower-sessions renews the expiry on each
+//! request) and at the latest [`ABSOLUTE_TIMEOUT`] after sign-in (OWASP ASVS V3.3).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::session_store::USER_ID_KEY;
+use crate::clock::{self, Clock};
+use crate::crypto::tokens::{constant_time_eq, new_id, random_token};
+use crate::error::{AppError, Result};
+use crate::oauth::request::AuthzRequest;
+
+/// A session unused this long ends.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
+/// A session ends this long after sign-in, however active.
+pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Authorization requests kept per session (one per open tab); older ones are dropped.
+const MAX_PENDING: usize = 8;
+
+/// Session key: when the user authenticated (`auth_time`).
+const AUTH_TIME_KEY: &str = "auth_time";
+/// Session key: the session id exposed to clients as `sid` (stable across id renewal).
+const SID_KEY: &str = "sid";
+/// Session key: authentication methods (`amr`).
+const AMR_KEY: &str = "amr";
+/// Session key: the CSRF token of this session's forms.
+const CSRF_KEY: &str = "csrf";
+/// Session key: authorization requests waiting for login or consent, by id.
+const PENDING_KEY: &str = "pending_authz";
+
+/// The signed-in user of a browser session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    /// User id.
+    pub user_id: String,
+    /// Unix seconds of the login.
+    pub auth_time: i64,
+    /// Session id for the `sid` claim.
+    pub sid: String,
+    /// RFC 8176 methods.
+    pub amr: Vec<String>,
+}
+
+fn session_error(err: tower_sessions::session::Error) -> AppError {
+    AppError::Internal(anyhow::anyhow!("session: {err}"))
+}
+
+/// The signed-in user, if any and within the absolute timeout.
+pub async fn signed_in(session: &Session, clock: &Clock) -> Result<Option<SignedIn>> {
+    let Some(user_id) = session
+        .get::<String>(USER_ID_KEY)
+        .await
+        .map_err(session_error)?
+    else {
+        return Ok(None);
+    };
+    let auth_time = session
+        .get::<i64>(AUTH_TIME_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or(0);
+    if clock.now() - auth_time > clock::secs(ABSOLUTE_TIMEOUT) {
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    }
+    let sid = session
+        .get::<String>(SID_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default();
+    let amr = session
+        .get::<Vec<String>>(AMR_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default();
+    Ok(Some(SignedIn {
+        user_id,
+        auth_time,
+        sid,
+        amr,
+    }))
+}
+
+/// Signs `user_id` in: a new session id (against fixation, OWASP ASVS V3.2.1), a new `sid` and CSRF
+/// token, pending authorization requests kept.
+pub async fn sign_in(
+    session: &Session,
+    clock: &Clock,
+    user_id: &str,
+    amr: &[&str],
+) -> Result<SignedIn> {
+    session.cycle_id().await.map_err(session_error)?;
+    let signed_in = SignedIn {
+        user_id: user_id.to_owned(),
+        auth_time: clock.now(),
+        sid: new_id(),
+        amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+    };
+    session
+        .insert(USER_ID_KEY, &signed_in.user_id)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(AUTH_TIME_KEY, signed_in.auth_time)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(SID_KEY, &signed_in.sid)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(AMR_KEY, &signed_in.amr)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(CSRF_KEY, random_token().expose())
+        .await
+        .map_err(session_error)?;
+    Ok(signed_in)
+}
+
+/// This session's CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> Result<String> {
+    if let Some(token) = session
+        .get::<String>(CSRF_KEY)
+        .await
+        .map_err(session_error)?
+    {
+        return Ok(token);
+    }
+    let token = random_token().into_inner();
+    session
+        .insert(CSRF_KEY, &token)
+        .await
+        .map_err(session_error)?;
+    Ok(token)
+}
+
+/// Checks a form's CSRF token in constant time; a mismatch is a 400 page.
+pub async fn check_csrf(session: &Session, presented: &str) -> Result<()> {
+    let expected = session
+        .get::<String>(CSRF_KEY)
+        .await
+        .map_err(session_error)?;
+    match expected {
+        Some(expected) if constant_time_eq(expected.as_bytes(), presented.as_bytes()) => Ok(()),
+        _ => Err(AppError::invalid(
+            "This form has expired or was not sent by this site. Go back, reload the page and try again.",
+        )),
+    }
+}
+
+async fn pending_map(session: &Session) -> Result<HashMap<String, AuthzRequest>> {
+    Ok(session
+        .get(PENDING_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default())
+}
+
+/// Keeps an authorization request until the user has signed in or consented.
+pub async fn save_pending(session: &Session, request: &AuthzRequest) -> Result<()> {
+    let mut pending = pending_map(session).await?;
+    pending.insert(request.id.clone(), request.clone());
+    while pending.len() > MAX_PENDING {
+        let oldest = pending
+            .values()
+            .min_by_key(|r| r.created_at)
+            .map(|r| r.id.clone());
+        match oldest {
+            Some(id) => pending.remove(&id),
+            None => break,
+        };
+    }
+    session
+        .insert(PENDING_KEY, pending)
+        .await
+        .map_err(session_error)
+}
+
+/// A waiting authorization request.
+pub async fn pending(session: &Session, id: &str) -> Result<Option<AuthzRequest>> {
+    Ok(pending_map(session).await?.remove(id))
+}
+
+/// Forgets a waiting authorization request (answered, or denied).
+pub async fn remove_pending(session: &Session, id: &str) -> Result<()> {
+    let mut pending = pending_map(session).await?;
+    if pending.remove(id).is_some() {
+        session
+            .insert(PENDING_KEY, pending)
+            .await
+            .map_err(session_error)?;
+    }
+    Ok(())
+}

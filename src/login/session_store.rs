@@ -1,0 +1,213 @@
+//! Browser sessions kept in our own database: a [`SessionStore`] for tower-sessions on SQLite and
+//! PostgreSQL alike.
+//!
+//! A row of `sessions` holds the record's data as JSON text and its expiry in unix seconds. The
+//! signed-in user's id (the session key [`USER_ID_KEY`]) is copied into the `user_id` column, so that
+//! every session of a user can be ended at once, e.g. after a password reset
+//! ([`DbSessionStore::delete_for_user`]), and so that deleting a user deletes its sessions (the
+//! column references `users` with `on delete cascade`).
+//!
+//! [`SessionStore::save`] only ever updates an existing row; rows are inserted by
+//! [`SessionStore::create`] alone. tower-sessions calls `save` only for a record it has just loaded
+//! (or created), so a missing row means the session was deleted meanwhile (logout, password reset,
+//! purge), and re-inserting it would bring an ended session back to life.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use time::OffsetDateTime;
+use tower_sessions::SessionStore;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, Error};
+
+use crate::clock::Clock;
+use crate::db::{Database, Exec};
+
+/// The session key under which the login code stores the signed-in user's id (a JSON string).
+pub const USER_ID_KEY: &str = "user_id";
+
+/// How many fresh ids [`SessionStore::create`] tries before giving up (a collision of two random
+/// 128-bit ids is already astronomically unlikely).
+const CREATE_ATTEMPTS: usize = 4;
+
+/// What the hand-expanded `#[async_trait]` methods of [`SessionStore`] return.
+type BoxFuture<'f, T> = Pin<Box<dyn Future<Output = T> + Send + 'f>>;
+
+/// A tower-sessions store on the `sessions` table.
+#[derive(Clone, Debug)]
+pub struct DbSessionStore {
+    db: Database,
+    clock: Clock,
+}
+
+impl DbSessionStore {
+    /// A store on `db`; `clock` decides which sessions have expired.
+    pub fn new(db: Database, clock: Clock) -> DbSessionStore {
+        DbSessionStore { db, clock }
+    }
+
+    /// Ends every session of `user_id` (password reset, logout everywhere); returns how many.
+    pub async fn delete_for_user(&self, user_id: &str) -> Result<u64, sqlx::Error> {
+        delete_user_sessions(&self.db.pool, user_id).await
+    }
+
+    /// Deletes the sessions that have expired; returns how many (run by a background job).
+    pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
+        let result = sqlx::query("delete from sessions where expires_at <= $1")
+            .bind(self.clock.now())
+            .execute(&self.db.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Inserts `record`, drawing a new id while the current one is taken.
+    async fn insert_new(&self, record: &mut Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        let user_id = user_id_of(record).map(str::to_owned);
+        for _ in 0..CREATE_ATTEMPTS {
+            // A foreign-key violation (a user id that does not exist) is an error, not a collision:
+            // `do nothing` only covers the conflict on the primary key.
+            let result = sqlx::query(
+                "insert into sessions (id, user_id, data, created_at, expires_at) \
+                 values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
+            )
+            .bind(record.id.to_string())
+            .bind(user_id.as_deref())
+            .bind(&data)
+            .bind(self.clock.now())
+            .bind(record.expiry_date.unix_timestamp())
+            .execute(&self.db.pool)
+            .await
+            .map_err(backend)?;
+            if result.rows_affected() == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+        Err(Error::Backend(
+            "could not allocate an unused session id".to_owned(),
+        ))
+    }
+
+    /// Updates the data, user and expiry of an existing row; `created_at` never changes.
+    async fn update(&self, record: &Record) -> session_store::Result<()> {
+        sqlx::query("update sessions set data = $2, user_id = $3, expires_at = $4 where id = $1")
+            .bind(record.id.to_string())
+            .bind(encode(record)?)
+            .bind(user_id_of(record))
+            .bind(record.expiry_date.unix_timestamp())
+            .execute(&self.db.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// The record with `id`, unless it is missing or has expired.
+    async fn find(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "select data, expires_at from sessions where id = $1 and expires_at > $2",
+        )
+        .bind(id.to_string())
+        .bind(self.clock.now())
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(backend)?;
+        let Some((data, expires_at)) = row else {
+            return Ok(None);
+        };
+        let data = serde_json::from_str(&data).map_err(|e| Error::Decode(e.to_string()))?;
+        let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at)
+            .map_err(|e| Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
+    }
+
+    /// Deletes the row with `id`, if any.
+    async fn remove(&self, id: &Id) -> session_store::Result<()> {
+        sqlx::query("delete from sessions where id = $1")
+            .bind(id.to_string())
+            .execute(&self.db.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// Ends every session of `user_id` on `ex`; pass a transaction to make it part of a password reset.
+pub async fn delete_user_sessions<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query("delete from sessions where user_id = $1")
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// tower-sessions 0.14 declares its trait with `#[async_trait]`; these are the signatures that macro
+/// produces, written out so that we need no extra dependency.
+impl SessionStore for DbSessionStore {
+    fn create<'a, 'b, 'f>(
+        &'a self,
+        record: &'b mut Record,
+    ) -> BoxFuture<'f, session_store::Result<()>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(self.insert_new(record))
+    }
+
+    fn save<'a, 'b, 'f>(&'a self, record: &'b Record) -> BoxFuture<'f, session_store::Result<()>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(self.update(record))
+    }
+
+    fn load<'a, 'b, 'f>(
+        &'a self,
+        id: &'b Id,
+    ) -> BoxFuture<'f, session_store::Result<Option<Record>>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(self.find(id))
+    }
+
+    fn delete<'a, 'b, 'f>(&'a self, id: &'b Id) -> BoxFuture<'f, session_store::Result<()>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        Box::pin(self.remove(id))
+    }
+}
+
+/// The record's data as JSON text.
+fn encode(record: &Record) -> session_store::Result<String> {
+    serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// The signed-in user's id, when the record holds one as a JSON string.
+fn user_id_of(record: &Record) -> Option<&str> {
+    record
+        .data
+        .get(USER_ID_KEY)
+        .and_then(serde_json::Value::as_str)
+}
+
+/// Hides the database error's type from tower-sessions, keeping its message for the logs.
+fn backend(err: sqlx::Error) -> Error {
+    Error::Backend(err.to_string())
+}

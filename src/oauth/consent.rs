@@ -1,0 +1,145 @@
+//! The consent page (OIDC Core §3.1.2.4) for clients that are not first-party. A consent is
+//! remembered per user, client and scopes, so the page appears again only for new scopes or with
+//! `prompt=consent`.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::authorize::{self, ContinueQuery, error_redirect, expired_request};
+use super::error::{ErrorCode, OAuthError};
+use super::store;
+use crate::accounts;
+use crate::app::AppState;
+use crate::error::{AppError, Result};
+use crate::login::session;
+use crate::routes;
+use crate::web::page::{ASSET_VERSION, render};
+
+/// The consent page.
+#[derive(Template)]
+#[template(path = "pages/consent.html")]
+struct ConsentPage<'a> {
+    client_name: &'a str,
+    scopes: Vec<&'static str>,
+    email: &'a str,
+    csrf: &'a str,
+    authz: &'a str,
+    asset_version: &'a str,
+}
+
+/// What a scope means to a person.
+fn describe(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Confirm who you are",
+        "profile" => "See your name",
+        "email" => "See your email address",
+        "offline_access" => "Stay signed in when you are away",
+        "org:read" => "See your organizations and their members",
+        "org:write" => "Manage your organizations",
+        _ => "Use an additional permission",
+    }
+}
+
+/// `GET /consent?authz=ID`
+pub async fn consent_page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<ContinueQuery>,
+) -> Result<Response> {
+    let req = session::pending(&session, &q.authz)
+        .await?
+        .ok_or_else(expired_request)?;
+    let signed = session::signed_in(&session, &state.clock)
+        .await?
+        .ok_or_else(expired_request)?;
+    let user = accounts::store::find_by_id(&state.db.pool, &signed.user_id)
+        .await?
+        .ok_or_else(expired_request)?;
+    let client = state
+        .clients
+        .find(&req.client_id)
+        .await?
+        .ok_or_else(expired_request)?;
+    let csrf = session::csrf_token(&session).await?;
+    let mut scopes: Vec<&'static str> = req.scope.split(' ').map(describe).collect();
+    scopes.dedup();
+    Ok(render(&ConsentPage {
+        client_name: &client.name,
+        scopes,
+        email: &user.email,
+        csrf: &csrf,
+        authz: &req.id,
+        asset_version: ASSET_VERSION,
+    }))
+}
+
+/// Fields of the consent form.
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    csrf: String,
+    authz: String,
+    decision: String,
+}
+
+/// `POST /consent`
+pub async fn consent_submit(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<ConsentForm>,
+) -> Result<Response> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let mut req = session::pending(&session, &form.authz)
+        .await?
+        .ok_or_else(expired_request)?;
+    let signed = session::signed_in(&session, &state.clock)
+        .await?
+        .ok_or_else(expired_request)?;
+    match form.decision.as_str() {
+        "allow" => {
+            let granted =
+                store::consented_scopes(&state.db.pool, &signed.user_id, &req.client_id).await?;
+            let mut scopes: Vec<&str> = granted
+                .as_deref()
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .collect();
+            for s in req.scope.split(' ') {
+                if !scopes.contains(&s) {
+                    scopes.push(s);
+                }
+            }
+            scopes.sort_unstable();
+            store::save_consent(
+                &state.db.pool,
+                &signed.user_id,
+                &req.client_id,
+                &scopes.join(" "),
+                state.clock.now(),
+            )
+            .await?;
+            req.consent_given = true;
+            session::save_pending(&session, &req).await?;
+            Ok(authorize::see_other(&format!(
+                "{}?authz={}",
+                routes::AUTHORIZE_CONTINUE,
+                req.id
+            )))
+        }
+        "deny" => {
+            session::remove_pending(&session, &req.id).await?;
+            let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            Ok(error_redirect(
+                &state.config.issuer,
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &error,
+            ))
+        }
+        _ => Err(AppError::invalid("Choose Allow or Deny.")),
+    }
+}

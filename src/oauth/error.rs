@@ -1,0 +1,191 @@
+//! `OAuthError`: protocol errors as RFC 6749 defines them — a JSON body at the token endpoint
+//! (§5.2), an error redirect from the authorization endpoint (§4.1.2.1, OIDC Core §3.1.2.6, with `iss`
+//! per RFC 9207), and `WWW-Authenticate` challenges for bearer tokens (RFC 6750 §3).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The registered error codes we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2 / §4.1.2.1
+    InvalidRequest,
+    /// RFC 6749 §5.2
+    InvalidClient,
+    /// RFC 6749 §5.2
+    InvalidGrant,
+    /// RFC 6749 §5.2 / §4.1.2.1
+    UnauthorizedClient,
+    /// RFC 6749 §5.2
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2 / §4.1.2.1
+    InvalidScope,
+    /// RFC 6749 §4.1.2.1
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1
+    ServerError,
+    /// OIDC Core §3.1.2.6
+    LoginRequired,
+    /// OIDC Core §3.1.2.6
+    ConsentRequired,
+    /// OIDC Core §3.1.2.6
+    InteractionRequired,
+    /// OIDC Core §3.1.2.6
+    AccountSelectionRequired,
+    /// OIDC Core §3.1.2.6
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6
+    RequestUriNotSupported,
+    /// RFC 6750 §3.1
+    InvalidToken,
+    /// RFC 6750 §3.1
+    InsufficientScope,
+}
+
+impl ErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::AccountSelectionRequired => "account_selection_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
+/// A protocol error with a human-readable description (RFC 6749 `error_description`: printable ASCII
+/// without `"` and `\`).
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// What went wrong, for the developer of the client.
+    pub description: String,
+    /// Set when the client tried HTTP Basic authentication and failed (RFC 6749 §5.2: 401 with a
+    /// `WWW-Authenticate` header).
+    pub basic_challenge: bool,
+}
+
+impl OAuthError {
+    /// A new error.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            code,
+            description: sanitize(&description.into()),
+            basic_challenge: false,
+        }
+    }
+
+    /// `invalid_request`.
+    pub fn invalid_request(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_grant`.
+    pub fn invalid_grant(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidGrant, description)
+    }
+
+    /// `invalid_client`, with a Basic challenge when Basic authentication was used.
+    pub fn invalid_client(description: impl Into<String>, basic: bool) -> OAuthError {
+        OAuthError {
+            basic_challenge: basic,
+            ..OAuthError::new(ErrorCode::InvalidClient, description)
+        }
+    }
+
+    /// `server_error`, after logging the cause (never shown to the client).
+    pub fn server_error(cause: impl std::fmt::Display) -> OAuthError {
+        tracing::error!(error = %cause, "server error in a protocol endpoint");
+        OAuthError::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
+    }
+
+    /// HTTP status for a token-endpoint style JSON response.
+    pub fn status(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Keeps a description within RFC 6749's allowed characters (%x20-21 / %x23-5B / %x5D-7E).
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl From<sqlx::Error> for OAuthError {
+    fn from(err: sqlx::Error) -> Self {
+        OAuthError::server_error(err)
+    }
+}
+
+impl From<crate::error::AppError> for OAuthError {
+    fn from(err: crate::error::AppError) -> Self {
+        OAuthError::server_error(err)
+    }
+}
+
+impl From<crate::crypto::CryptoError> for OAuthError {
+    fn from(err: crate::crypto::CryptoError) -> Self {
+        OAuthError::server_error(err)
+    }
+}
+
+/// RFC 6749 §5.2 JSON error response, `Cache-Control: no-store`.
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code.as_str(), "error_description": self.description});
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.basic_challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"latchkey\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_stay_within_rfc6749_characters() {
+        assert_eq!(sanitize("bad \"uri\" \\ é"), "bad 'uri' ' '");
+    }
+}

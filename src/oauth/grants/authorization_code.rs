@@ -1,0 +1,126 @@
+//! The authorization code grant (RFC 6749 §4.1.3, OIDC Core §3.1.3): a code is single use, lives at
+//! most 60 seconds, is bound to its client and redirect URI, and needs the PKCE verifier when a
+//! challenge was sent. A second redemption revokes what the first one issued (RFC 6749 §4.1.2).
+
+use crate::accounts;
+use crate::app::AppState;
+use crate::crypto::tokens::TokenHash;
+use crate::oauth::access_token::{self, AccessGrant};
+use crate::oauth::client_auth::AuthenticatedClient;
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
+use crate::oauth::token::TokenResponse;
+use crate::oauth::{pkce, store};
+use crate::oidc::{claims, id_token};
+
+/// Redeems a code for tokens.
+pub async fn exchange(
+    state: &AppState,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = params.get("redirect_uri");
+    let verifier = params.get("code_verifier");
+    if let Some(v) = verifier
+        && !pkce::valid_verifier(v)
+    {
+        return Err(OAuthError::invalid_request("code_verifier is malformed"));
+    }
+    let invalid = || OAuthError::invalid_grant("the code is invalid, expired or already used");
+    let row = store::find_code(&state.db.pool, &TokenHash::of(code))
+        .await?
+        .ok_or_else(invalid)?;
+    let now = state.clock.now();
+    if row.redeemed_at.is_some() {
+        revoke_replayed(state, &row).await?;
+        return Err(invalid());
+    }
+    if row.client_id != client.client.id || row.expires_at <= now {
+        return Err(invalid());
+    }
+    if redirect_uri != Some(row.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&row.code_challenge, verifier) {
+        (Some(challenge), Some(v)) if pkce::verify_s256(v, challenge) => {}
+        (Some(_), _) => return Err(OAuthError::invalid_grant("PKCE verification failed")),
+        // RFC 9700 §2.1.1: a verifier without a challenge is refused (PKCE downgrade).
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent but no code_challenge was",
+            ));
+        }
+        (None, None) => {}
+    }
+    let user = accounts::store::find_by_id(&state.db.pool, &row.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
+    let access = access_token::mint(
+        state,
+        &AccessGrant {
+            subject: &user.id,
+            client_id: &client.client.id,
+            scope: &row.scope,
+            auth_time: Some(row.auth_time),
+            sid: row.session_id.as_deref(),
+            org: None,
+        },
+    )?;
+    // The conditional update decides races: exactly one redemption wins.
+    if !store::claim_code(&state.db.pool, &row.code_hash, now, &access.jti, None).await? {
+        if let Some(current) =
+            store::find_code(&state.db.pool, &TokenHash::from_hex(row.code_hash.clone())).await?
+        {
+            revoke_replayed(state, &current).await?;
+        }
+        return Err(invalid());
+    }
+    let id_token = if claims::has_scope(&row.scope, "openid") {
+        let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
+        Some(id_token::mint(
+            state,
+            &id_token::IdTokenInput {
+                user: &user,
+                client: &client.client,
+                scope: &row.scope,
+                nonce: row.nonce.as_deref(),
+                auth_time: row.auth_time,
+                amr: &amr,
+                sid: row.session_id.as_deref(),
+                access_token: Some(&access.token),
+                org: None,
+            },
+        )?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        scope: row.scope,
+        id_token,
+        refresh_token: None,
+    })
+}
+
+/// A replayed code: revoke the tokens its first redemption issued.
+async fn revoke_replayed(state: &AppState, row: &store::CodeRow) -> Result<(), OAuthError> {
+    let now = state.clock.now();
+    tracing::warn!(client_id = %row.client_id, "authorization code replayed; revoking what it issued");
+    if let Some(jti) = &row.issued_jti {
+        let expires_at =
+            row.redeemed_at.unwrap_or(now) + crate::clock::secs(state.config.access_token_ttl);
+        store::deny_access_token(&state.db.pool, jti, expires_at).await?;
+    }
+    if let Some(family) = &row.issued_family_id {
+        store::revoke_family(&state.db.pool, family, now, "code replay").await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Validation of authorization requests (RFC 6749 §4.1.1, OIDC Core §3.1.2.1-2, RFC 7636, RFC 9700).
+//!
+//! Order matters: `client_id` and `redirect_uri` are checked first and their failures are shown on our
+//! own error page, never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1); only once the redirect URI is
+//! trusted do later errors travel back to the client as redirects.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::pkce;
+use crate::app::AppState;
+use crate::clients::{Client, GrantType};
+use crate::crypto::tokens::new_id;
+use crate::error::AppError;
+
+/// Prompt values of OIDC Core §3.1.2.1.
+pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
+
+/// A validated authorization request, kept in the browser session while the user signs in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthzRequest {
+    /// Random id naming this request in the session (several tabs may have one each).
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The exact registered redirect URI.
+    pub redirect_uri: String,
+    /// Requested scopes, space-separated, order kept.
+    pub scope: String,
+    /// Echoed byte-exact.
+    pub state: Option<String>,
+    /// Echoed in the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// `prompt` values.
+    pub prompt: Vec<String>,
+    /// `max_age` in seconds.
+    pub max_age: Option<i64>,
+    /// Email to prefill on the login page.
+    pub login_hint: Option<String>,
+    /// `sub` of a valid `id_token_hint`.
+    pub hinted_subject: Option<String>,
+    /// `organization` (id or slug).
+    pub organization: Option<String>,
+    /// When we received it (unix seconds); `prompt=login` needs a login after this.
+    pub created_at: i64,
+    /// Set once the user approved this very request on the consent page (`prompt=consent`).
+    #[serde(default)]
+    pub consent_given: bool,
+}
+
+impl AuthzRequest {
+    /// True when `prompt` contains `value`.
+    pub fn prompts(&self, value: &str) -> bool {
+        self.prompt.iter().any(|p| p == value)
+    }
+}
+
+/// A refused authorization request.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Client or redirect URI untrusted: show an error page.
+    Page(AppError),
+    /// Redirect the error to the (trusted) redirect URI.
+    Redirect {
+        /// Where to send it.
+        redirect_uri: String,
+        /// `state` to echo.
+        state: Option<String>,
+        /// The error.
+        error: OAuthError,
+    },
+}
+
+/// Validates the parameters of an authorization request.
+pub async fn validate(
+    state: &AppState,
+    params: &Params,
+) -> Result<(Arc<Client>, AuthzRequest), Refusal> {
+    let page = |msg: &str| Refusal::Page(AppError::invalid(msg.to_owned()));
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| page("The request names no client (client_id)."))?;
+    let client = state
+        .clients
+        .find(client_id)
+        .await
+        .map_err(|e| Refusal::Page(e.into()))?
+        .ok_or_else(|| page("The application that sent you here is not registered."))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| page("The request has no redirect_uri."))?;
+    // RFC 9700 §4.1.3: exact string comparison against the registered URIs.
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(page(
+            "The redirect_uri is not registered for this application.",
+        ));
+    }
+    let redirect = |code: ErrorCode, msg: &str| Refusal::Redirect {
+        redirect_uri: redirect_uri.to_owned(),
+        state: params.get("state").map(str::to_owned),
+        error: OAuthError::new(code, msg),
+    };
+    if params.has("request") {
+        return Err(redirect(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if params.has("request_uri") {
+        return Err(redirect(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    match params.get("response_type") {
+        None => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "response_type is required",
+            ));
+        }
+        Some("code") => {}
+        Some(_) => {
+            return Err(redirect(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if let Some(mode) = params.get("response_mode")
+        && mode != "query"
+    {
+        return Err(redirect(
+            ErrorCode::InvalidRequest,
+            "only response_mode=query is supported",
+        ));
+    }
+    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(redirect(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the authorization code grant",
+        ));
+    }
+    let scope = params.get("scope").unwrap_or_default();
+    let mut scopes: Vec<&str> = Vec::new();
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        if !client.scopes.iter().any(|allowed| allowed == s) {
+            return Err(redirect(
+                ErrorCode::InvalidScope,
+                &format!("scope {s} is not allowed for this client"),
+            ));
+        }
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    if scopes.is_empty() {
+        return Err(redirect(ErrorCode::InvalidScope, "scope is required"));
+    }
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, None) if client.public => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "PKCE (code_challenge with S256) is required for public clients",
+            ));
+        }
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method without code_challenge",
+            ));
+        }
+        (Some(_), Some(m)) if m != "S256" => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "only code_challenge_method=S256 is supported",
+            ));
+        }
+        // RFC 7636 §4.3 makes `plain` the default; we support only S256, so the method must be named.
+        (Some(_), None) => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method=S256 is required",
+            ));
+        }
+        (Some(c), Some(_)) if !pkce::valid_challenge(c) => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "code_challenge is malformed",
+            ));
+        }
+        (Some(c), Some(_)) => Some(c.to_owned()),
+    };
+    let prompt: Vec<String> = params
+        .get("prompt")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(unknown) = prompt.iter().find(|p| !PROMPTS.contains(&p.as_str())) {
+        return Err(redirect(
+            ErrorCode::InvalidRequest,
+            &format!("unsupported prompt value {unknown}"),
+        ));
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return Err(redirect(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(v) if v >= 0 => Some(v),
+            _ => {
+                return Err(redirect(
+                    ErrorCode::InvalidRequest,
+                    "max_age must be a non-negative integer",
+                ));
+            }
+        },
+    };
+    let hinted_subject = match params.get("id_token_hint") {
+        None => None,
+        Some(hint) => match hint_subject(state, hint, &client.id) {
+            Some(sub) => Some(sub),
+            None => {
+                return Err(redirect(
+                    ErrorCode::InvalidRequest,
+                    "id_token_hint is not a valid ID token from this issuer",
+                ));
+            }
+        },
+    };
+    let request = AuthzRequest {
+        id: new_id(),
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope: scopes.join(" "),
+        state: params.get("state").map(str::to_owned),
+        nonce: params.get("nonce").map(str::to_owned),
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint").map(str::to_owned),
+        hinted_subject,
+        organization: params.get("organization").map(str::to_owned),
+        created_at: state.clock.now(),
+        consent_given: false,
+    };
+    Ok((client, request))
+}
+
+/// The `sub` of an ID token we issued to `client_id` (OIDC Core §3.1.2.1: an expired hint is fine).
+fn hint_subject(state: &AppState, hint: &str, client_id: &str) -> Option<String> {
+    let claims = state.keyring.verify(hint).ok()?;
+    if claims.get("iss")?.as_str()? != state.config.issuer {
+        return None;
+    }
+    let aud_ok = match claims.get("aud")? {
+        serde_json::Value::String(a) => a == client_id,
+        serde_json::Value::Array(list) => list.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    };
+    aud_ok.then(|| claims.get("sub")?.as_str().map(str::to_owned))?
+}

@@ -1,0 +1,198 @@
+//! SQL for authorization codes, consents and the access-token deny-list.
+
+use sqlx::Row;
+
+use crate::crypto::tokens::TokenHash;
+use crate::db::Exec;
+
+/// A stored authorization code (only its hash is kept).
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    /// SHA-256 of the code.
+    pub code_hash: String,
+    /// Bound client.
+    pub client_id: String,
+    /// The user who authorized.
+    pub user_id: String,
+    /// Selected organization.
+    pub org_id: Option<String>,
+    /// Bound redirect URI.
+    pub redirect_uri: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// Nonce for the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// Browser session id (`sid`).
+    pub session_id: Option<String>,
+    /// Login time.
+    pub auth_time: i64,
+    /// JSON array of methods.
+    pub amr: String,
+    /// Issued at.
+    pub created_at: i64,
+    /// Dead after.
+    pub expires_at: i64,
+    /// Set once redeemed.
+    pub redeemed_at: Option<i64>,
+    /// What the redemption issued, revoked on replay.
+    pub issued_family_id: Option<String>,
+    /// `jti` of the access token the redemption issued.
+    pub issued_jti: Option<String>,
+}
+
+/// Stores a new code.
+pub async fn insert_code<'c>(ex: impl Exec<'c>, c: &CodeRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into authorization_codes (code_hash, client_id, user_id, org_id, redirect_uri, scope, nonce, \
+         code_challenge, code_challenge_method, session_id, auth_time, amr, created_at, expires_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&c.code_hash)
+    .bind(&c.client_id)
+    .bind(&c.user_id)
+    .bind(&c.org_id)
+    .bind(&c.redirect_uri)
+    .bind(&c.scope)
+    .bind(&c.nonce)
+    .bind(&c.code_challenge)
+    .bind(c.code_challenge.as_ref().map(|_| "S256"))
+    .bind(&c.session_id)
+    .bind(c.auth_time)
+    .bind(&c.amr)
+    .bind(c.created_at)
+    .bind(c.expires_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Finds a code by its hash.
+pub async fn find_code<'c>(
+    ex: impl Exec<'c>,
+    hash: &TokenHash,
+) -> Result<Option<CodeRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "select code_hash, client_id, user_id, org_id, redirect_uri, scope, nonce, code_challenge, session_id, \
+         auth_time, amr, created_at, expires_at, redeemed_at, issued_family_id, issued_jti \
+         from authorization_codes where code_hash = $1",
+    )
+    .bind(hash.as_str())
+    .fetch_optional(ex)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(CodeRow {
+        code_hash: r.try_get("code_hash")?,
+        client_id: r.try_get("client_id")?,
+        user_id: r.try_get("user_id")?,
+        org_id: r.try_get("org_id")?,
+        redirect_uri: r.try_get("redirect_uri")?,
+        scope: r.try_get("scope")?,
+        nonce: r.try_get("nonce")?,
+        code_challenge: r.try_get("code_challenge")?,
+        session_id: r.try_get("session_id")?,
+        auth_time: r.try_get("auth_time")?,
+        amr: r.try_get("amr")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        redeemed_at: r.try_get("redeemed_at")?,
+        issued_family_id: r.try_get("issued_family_id")?,
+        issued_jti: r.try_get("issued_jti")?,
+    }))
+}
+
+/// Marks a code redeemed unless it already was: the conditional update is what makes a code single-use
+/// when several requests (or processes) race. True when this caller won.
+pub async fn claim_code<'c>(
+    ex: impl Exec<'c>,
+    hash: &str,
+    now: i64,
+    jti: &str,
+    family_id: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update authorization_codes set redeemed_at = $1, issued_jti = $2, issued_family_id = $3 \
+         where code_hash = $4 and redeemed_at is null",
+    )
+    .bind(now)
+    .bind(jti)
+    .bind(family_id)
+    .bind(hash)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Puts an access token's `jti` on the deny-list until it would expire anyway.
+pub async fn deny_access_token<'c>(
+    ex: impl Exec<'c>,
+    jti: &str,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into revoked_access_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing")
+        .bind(jti)
+        .bind(expires_at)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// True when an access token was revoked.
+pub async fn is_access_token_denied<'c>(ex: impl Exec<'c>, jti: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("select count(*) from revoked_access_tokens where jti = $1")
+        .bind(jti)
+        .fetch_one(ex)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Revokes a refresh-token family.
+pub async fn revoke_family<'c>(
+    ex: impl Exec<'c>,
+    family_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update refresh_families set revoked_at = $1, revoked_reason = $2 where id = $3 and revoked_at is null")
+        .bind(now)
+        .bind(reason)
+        .bind(family_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The scopes a user has consented to for a client (space-separated), if any.
+pub async fn consented_scopes<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("select scopes from consents where user_id = $1 and client_id = $2")
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Records (or widens) a consent.
+pub async fn save_consent<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    client_id: &str,
+    scopes: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into consents (user_id, client_id, scopes, granted_at) values ($1, $2, $3, $4) \
+         on conflict (user_id, client_id) do update set scopes = excluded.scopes, granted_at = excluded.granted_at",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(scopes)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

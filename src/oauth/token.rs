@@ -1,0 +1,83 @@
+//! The token endpoint (RFC 6749 §3.2): parses the form (repeated parameters refused), authenticates
+//! the client, and dispatches to the grant. Every answer carries `Cache-Control: no-store` (§5.1).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::client_auth;
+use super::error::{ErrorCode, OAuthError};
+use super::grants;
+use super::params::Params;
+use crate::app::AppState;
+use crate::clients::GrantType;
+
+/// RFC 6749 §5.1 successful response.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    /// The access token (RFC 9068 JWT).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Granted scopes.
+    pub scope: String,
+    /// ID token, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// Refresh token, when one was issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        let mut response = Json(self).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+/// `POST /token`
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<TokenResponse, OAuthError> {
+    let params = Params::from_form(&headers, &body)
+        .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let grant = GrantType::parse(grant_type).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("unsupported grant_type {grant_type}"),
+        )
+    })?;
+    let client = client_auth::authenticate(&state.clients, &headers, &params).await?;
+    if !client.client.grant_types.contains(&grant) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("this client may not use {grant_type}"),
+        ));
+    }
+    match grant {
+        GrantType::AuthorizationCode => {
+            grants::authorization_code::exchange(&state, &client, &params).await
+        }
+        GrantType::ClientCredentials => {
+            grants::client_credentials::exchange(&state, &client, &params)
+        }
+        GrantType::RefreshToken => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "the refresh_token grant is not available yet",
+        )),
+    }
+}

@@ -1,0 +1,31 @@
+//! OpenID Connect: discovery, the JWKS, ID tokens, the claims each scope releases, and userinfo.
+
+pub mod claims;
+pub mod discovery;
+pub mod id_token;
+pub mod jwks;
+pub mod userinfo;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::routes;
+
+/// Routes of the OIDC feature.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            routes::OPENID_CONFIGURATION,
+            get(discovery::openid_configuration),
+        )
+        .route(
+            routes::OAUTH_AUTHORIZATION_SERVER,
+            get(discovery::oauth_authorization_server),
+        )
+        .route(routes::JWKS, get(jwks::jwks))
+        .route(
+            routes::USERINFO,
+            get(userinfo::userinfo_get).post(userinfo::userinfo_post),
+        )
+}

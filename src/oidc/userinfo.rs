@@ -1,0 +1,187 @@
+//! The UserInfo endpoint (OIDC Core §5.3): GET or POST with a bearer access token (RFC 6750 §2.1
+//! header, or §2.2 form body on POST), claims by scope, RFC 6750 §3 errors with `WWW-Authenticate`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, json};
+
+use crate::accounts;
+use crate::app::AppState;
+use crate::oauth::access_token::{self, VerifiedAccessToken};
+use crate::oauth::params::Params;
+use crate::oauth::store;
+use crate::oidc::claims;
+
+/// An RFC 6750 §3 failure.
+#[derive(Debug)]
+pub enum BearerError {
+    /// No token at all: a bare challenge (§3.1 says no error code then).
+    Missing,
+    /// §3.1 `invalid_request`.
+    InvalidRequest(&'static str),
+    /// §3.1 `invalid_token`.
+    InvalidToken(&'static str),
+    /// §3.1 `insufficient_scope`.
+    InsufficientScope(&'static str),
+    /// Our fault.
+    Server,
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let (status, challenge, body) = match self {
+            BearerError::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer realm=\"latchkey\"".to_owned(),
+                json!({"error": "invalid_token", "error_description": "a bearer access token is required"}),
+            ),
+            BearerError::InvalidRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Bearer realm=\"latchkey\", error=\"invalid_request\", error_description=\"{d}\""
+                ),
+                json!({"error": "invalid_request", "error_description": d}),
+            ),
+            BearerError::InvalidToken(d) => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{d}\""
+                ),
+                json!({"error": "invalid_token", "error_description": d}),
+            ),
+            BearerError::InsufficientScope(d) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Bearer realm=\"latchkey\", error=\"insufficient_scope\", scope=\"openid\", error_description=\"{d}\""
+                ),
+                json!({"error": "insufficient_scope", "error_description": d}),
+            ),
+            BearerError::Server => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Bearer realm=\"latchkey\"".to_owned(),
+                json!({"error": "server_error"}),
+            ),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// Finds the bearer token of a request: the `Authorization` header or, on POST, the form body; both
+/// at once is an `invalid_request` (RFC 6750 §2).
+pub fn bearer_token(headers: &HeaderMap, form_body: Option<&[u8]>) -> Result<String, BearerError> {
+    let from_header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| BearerError::InvalidRequest("malformed Authorization header"))?;
+            let (scheme, token) = text.split_once(' ').ok_or(BearerError::InvalidRequest(
+                "malformed Authorization header",
+            ))?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(BearerError::Missing);
+            }
+            Some(token.trim().to_owned())
+        }
+    };
+    let from_body = match form_body {
+        Some(body) if !body.is_empty() => {
+            let params = Params::from_form(headers, body)
+                .map_err(|_| BearerError::InvalidRequest("malformed form body"))?;
+            params.get("access_token").map(str::to_owned)
+        }
+        _ => None,
+    };
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(BearerError::InvalidRequest(
+            "send the token in one place only",
+        )),
+        (Some(t), None) | (None, Some(t)) if !t.is_empty() => Ok(t),
+        _ => Err(BearerError::Missing),
+    }
+}
+
+/// Verifies a bearer access token, including the revocation deny-list.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+) -> Result<VerifiedAccessToken, BearerError> {
+    let verified = access_token::verify(state, token).ok_or(BearerError::InvalidToken(
+        "the access token is invalid or expired",
+    ))?;
+    match store::is_access_token_denied(&state.db.pool, &verified.jti).await {
+        Ok(false) => Ok(verified),
+        Ok(true) => Err(BearerError::InvalidToken("the access token was revoked")),
+        Err(e) => {
+            tracing::error!(error = %e, "deny-list lookup failed");
+            Err(BearerError::Server)
+        }
+    }
+}
+
+async fn respond(state: &AppState, token: &str) -> Result<Response, BearerError> {
+    let verified = authenticate(state, token).await?;
+    if !verified.has_scope("openid") {
+        return Err(BearerError::InsufficientScope(
+            "the token was not granted the openid scope",
+        ));
+    }
+    let user = match accounts::store::find_by_id(&state.db.pool, &verified.subject).await {
+        Ok(Some(user)) if !user.disabled => user,
+        Ok(_) => return Err(BearerError::InvalidToken("the user no longer exists")),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo lookup failed");
+            return Err(BearerError::Server);
+        }
+    };
+    let scope = verified.scopes.join(" ");
+    let mut body = Map::new();
+    body.insert("sub".into(), json!(user.id));
+    claims::add_user_claims(&mut body, &user, &scope);
+    for name in ["org_id", "org_slug", "roles"] {
+        if let Some(value) = verified.claims.get(name) {
+            body.insert(name.into(), value.clone());
+        }
+    }
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /userinfo`
+pub async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match bearer_token(&headers, None) {
+        Ok(token) => respond(&state, &token)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /userinfo`
+pub async fn userinfo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match bearer_token(&headers, Some(&body)) {
+        Ok(token) => respond(&state, &token)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Err(e) => e.into_response(),
+    }
+}
