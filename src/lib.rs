@@ -20,10 +20,13 @@
 //! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
 //! | [`clock`] | injectable time |
 //! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering |
-//! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit) and their store |
+//! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store, and the in-memory keyring |
 //! | [`accounts`] | users: validation, creation, lookup |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs |
-//! | [`clients`] | the OAuth client registry and its validation |
+//! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
+//! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), login history |
+//! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
+//! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo |
 //!
 //! Outside `src/`: `migrations/{sqlite,postgres}` (same numbering), `templates/` (askama pages, one base
 //! layout), `static/` (embedded in the binary), `tests/api/` (one integration-test binary; every test

@@ -223,7 +223,12 @@ async fn client_create(args: CreateClientArgs, db: &Database, clock: &Clock) -> 
         require_org: args.require_org,
         id_token_alg: args.id_token_alg,
     };
+    let id_token_alg = new.id_token_alg;
     let (client, secret) = clients::create(db, clock, new).await?;
+    if let Some(alg) = id_token_alg {
+        // Running servers pick the key up with their next keyring refresh (within a second).
+        key_store::ensure_active_key(db, clock, alg).await?;
+    }
     match secret {
         Some(secret) => print(json!({"client_id": client.id, "client_secret": secret.expose()})),
         None => print(json!({"client_id": client.id})),

@@ -144,21 +144,38 @@ fn generate(alg: SigningAlg) -> Result<GeneratedKey> {
     keys::generate(alg).map_err(AppError::from)
 }
 
-/// Creates an active key for every required algorithm that has none (first start). Safe to run from
-/// several processes at once: the unique index lets one insert win and the others skip.
+/// Creates an active key for every required algorithm that has none (first start), including the
+/// ID-token algs clients registered. Safe to run from several processes at once.
 pub async fn ensure_active_keys(db: &Database, config: &Config, clock: &Clock) -> Result<()> {
-    for alg in required_algs(config) {
-        if has_active(&db.pool, alg).await? {
-            continue;
+    let mut algs = required_algs(config);
+    let registered: Vec<String> =
+        sqlx::query_scalar("select distinct id_token_alg from clients where id_token_alg is not null")
+            .fetch_all(&db.pool)
+            .await?;
+    for alg in registered.iter().filter_map(|a| a.parse::<SigningAlg>().ok()) {
+        if !algs.contains(&alg) {
+            algs.push(alg);
         }
-        let key = tokio::task::spawn_blocking(move || generate(alg))
-            .await
-            .map_err(|e| AppError::Internal(e.into()))??;
-        match insert(&db.pool, &key, "active", clock.now()).await {
-            Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
-            Err(e) if db::is_unique_violation(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
+    }
+    for alg in algs {
+        ensure_active_key(db, clock, alg).await?;
+    }
+    Ok(())
+}
+
+/// Creates an active key of `alg` unless one exists: the unique index lets one concurrent insert win
+/// and the others skip.
+pub async fn ensure_active_key(db: &Database, clock: &Clock, alg: SigningAlg) -> Result<()> {
+    if has_active(&db.pool, alg).await? {
+        return Ok(());
+    }
+    let key = tokio::task::spawn_blocking(move || generate(alg))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    match insert(&db.pool, &key, "active", clock.now()).await {
+        Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
+        Err(e) if db::is_unique_violation(&e) => {}
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

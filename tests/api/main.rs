@@ -6,6 +6,7 @@
 mod helpers;
 mod support;
 
+mod browser;
 mod cli;
 mod config;
 mod health;
