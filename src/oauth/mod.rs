@@ -41,9 +41,10 @@ pub fn authorize_router() -> Router<AppState> {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(routes::TOKEN, post(token::token))
-        // Revocation and introspection arrive with the token lifecycle; advertised already.
+        // Revocation, introspection and logout arrive with the token lifecycle; advertised already.
         .route(routes::REVOCATION, post(not_implemented))
         .route(routes::INTROSPECTION, post(not_implemented))
+        .route(routes::END_SESSION, get(not_implemented).post(not_implemented))
 }
 
 async fn not_implemented() -> StatusCode {
