@@ -1,6 +1,7 @@
 //! Rendering askama templates into responses.
 
 use askama::Template;
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::AppError;
@@ -9,9 +10,17 @@ use crate::error::AppError;
 pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Renders a template as an HTML response; a template error is an internal error.
+///
+/// Pages carry CSRF tokens and personal data, so they are never stored by caches (`no-store`).
 pub fn render(template: &impl Template) -> Response {
     match template.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
         Err(err) => AppError::Internal(err.into()).into_response(),
     }
 }
