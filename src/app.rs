@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -34,7 +33,8 @@ use crate::oidc::discovery::Discovery;
 use crate::web::{self, page::ASSET_VERSION};
 use crate::{accounts, login, oauth, oidc, routes};
 
-/// Largest request body we read: forms and JSON are small; anything bigger is refused with 413.
+/// Largest request body an extractor reads: forms and JSON are small; anything bigger is refused
+/// with 413 by the extractor, so each endpoint answers in its own error format.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long `/readyz` waits for the database before answering 503.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -116,7 +116,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::errors::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(web::errors::render))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     for layer in web::headers::security_layers() {
         router = router.layer(layer);
     }

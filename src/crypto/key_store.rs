@@ -148,11 +148,15 @@ fn generate(alg: SigningAlg) -> Result<GeneratedKey> {
 /// ID-token algs clients registered. Safe to run from several processes at once.
 pub async fn ensure_active_keys(db: &Database, config: &Config, clock: &Clock) -> Result<()> {
     let mut algs = required_algs(config);
-    let registered: Vec<String> =
-        sqlx::query_scalar("select distinct id_token_alg from clients where id_token_alg is not null")
-            .fetch_all(&db.pool)
-            .await?;
-    for alg in registered.iter().filter_map(|a| a.parse::<SigningAlg>().ok()) {
+    let registered: Vec<String> = sqlx::query_scalar(
+        "select distinct id_token_alg from clients where id_token_alg is not null",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for alg in registered
+        .iter()
+        .filter_map(|a| a.parse::<SigningAlg>().ok())
+    {
         if !algs.contains(&alg) {
             algs.push(alg);
         }

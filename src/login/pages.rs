@@ -44,6 +44,8 @@ pub struct LoginQuery {
 /// Fields of the login form.
 #[derive(Deserialize)]
 pub struct LoginForm {
+    /// Defaulted so that a missing token is refused like a wrong one (400), not as a malformed form.
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     authz: String,
@@ -140,7 +142,15 @@ pub async fn login_submit(
     store::record_login(&state.db.pool, &event, true, now).await?;
     session::sign_in(&session, &state.clock, &user.id, &["pwd"]).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
-    if !form.authz.is_empty() && session::pending(&session, &form.authz).await?.is_some() {
+    let pending = if form.authz.is_empty() {
+        None
+    } else {
+        session::pending(&session, &form.authz).await?
+    };
+    if let Some(mut req) = pending {
+        // This login answers `prompt=login` / `max_age` of the request it was asked for.
+        req.signed_in_for_request = true;
+        session::save_pending(&session, &req).await?;
         return Ok(see_other(&format!(
             "{}?authz={}",
             routes::AUTHORIZE_CONTINUE,

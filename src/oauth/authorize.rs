@@ -162,8 +162,13 @@ async fn next_step(
     let needs_login = match &current {
         None => true,
         Some((signed, user)) => {
-            (req.prompts("login") && signed.auth_time < req.created_at)
-                || req.max_age.is_some_and(|max| now - signed.auth_time > max)
+            // OIDC Core §3.1.2.1: `prompt=login` and `max_age=0` (its equivalent) always ask for a
+            // new login; a login done for this request satisfies them.
+            let reauthenticate = req.prompts("login")
+                || req
+                    .max_age
+                    .is_some_and(|max| max == 0 || now - signed.auth_time > max);
+            (reauthenticate && !req.signed_in_for_request)
                 || req
                     .hinted_subject
                     .as_ref()

@@ -80,6 +80,8 @@ pub async fn consent_page(
 /// Fields of the consent form.
 #[derive(Deserialize)]
 pub struct ConsentForm {
+    /// Defaulted so that a missing token is refused like a wrong one (400), not as a malformed form.
+    #[serde(default)]
     csrf: String,
     authz: String,
     decision: String,

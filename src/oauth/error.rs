@@ -81,6 +81,8 @@ pub struct OAuthError {
     /// Set when the client tried HTTP Basic authentication and failed (RFC 6749 §5.2: 401 with a
     /// `WWW-Authenticate` header).
     pub basic_challenge: bool,
+    /// A status other than the code's usual one (413 for an oversized body).
+    pub status_override: Option<StatusCode>,
 }
 
 impl OAuthError {
@@ -90,6 +92,7 @@ impl OAuthError {
             code,
             description: sanitize(&description.into()),
             basic_challenge: false,
+            status_override: None,
         }
     }
 
@@ -111,6 +114,14 @@ impl OAuthError {
         }
     }
 
+    /// `invalid_request` with 413: the body is larger than we read, or could not be read.
+    pub fn unreadable_body(rejection: &axum::extract::rejection::BytesRejection) -> OAuthError {
+        OAuthError {
+            status_override: Some(rejection.status()),
+            ..OAuthError::invalid_request("the request body is too large or could not be read")
+        }
+    }
+
     /// `server_error`, after logging the cause (never shown to the client).
     pub fn server_error(cause: impl std::fmt::Display) -> OAuthError {
         tracing::error!(error = %cause, "server error in a protocol endpoint");
@@ -122,6 +133,9 @@ impl OAuthError {
 
     /// HTTP status for a token-endpoint style JSON response.
     pub fn status(&self) -> StatusCode {
+        if let Some(status) = self.status_override {
+            return status;
+        }
         match self.code {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,

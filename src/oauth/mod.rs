@@ -44,7 +44,10 @@ pub fn router() -> Router<AppState> {
         // Revocation, introspection and logout arrive with the token lifecycle; advertised already.
         .route(routes::REVOCATION, post(not_implemented))
         .route(routes::INTROSPECTION, post(not_implemented))
-        .route(routes::END_SESSION, get(not_implemented).post(not_implemented))
+        .route(
+            routes::END_SESSION,
+            get(not_implemented).post(not_implemented),
+        )
 }
 
 async fn not_implemented() -> StatusCode {

@@ -51,6 +51,11 @@ pub struct AuthzRequest {
     /// Set once the user approved this very request on the consent page (`prompt=consent`).
     #[serde(default)]
     pub consent_given: bool,
+    /// Set once the user signed in on the login page for this very request, which satisfies
+    /// `prompt=login` and `max_age` (times are whole seconds, so comparing `auth_time` with
+    /// `created_at` cannot tell a login just before the request from one just after it).
+    #[serde(default)]
+    pub signed_in_for_request: bool,
 }
 
 impl AuthzRequest {
@@ -258,6 +263,7 @@ pub async fn validate(
         organization: params.get("organization").map(str::to_owned),
         created_at: state.clock.now(),
         consent_given: false,
+        signed_in_for_request: false,
     };
     Ok((client, request))
 }

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -48,8 +49,9 @@ impl IntoResponse for TokenResponse {
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<TokenResponse, OAuthError> {
+    let body = body.map_err(|r| OAuthError::unreadable_body(&r))?;
     let params = Params::from_form(&headers, &body)
         .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
     let grant_type = params

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, json};
@@ -176,8 +177,12 @@ pub async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> 
 pub async fn userinfo_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else {
+        return BearerError::InvalidRequest("the request body is too large or could not be read")
+            .into_response();
+    };
     match bearer_token(&headers, Some(&body)) {
         Ok(token) => respond(&state, &token)
             .await

@@ -65,6 +65,8 @@ pub struct TestApp {
     pub db: Database,
     /// HTTP client with a cookie store and no automatic redirects.
     pub http: reqwest::Client,
+    /// The server's clock: [`Clock::advance`] moves "now" for the running server (code expiry, ...).
+    pub clock: Clock,
     /// Holds the SQLite file and mail directory until the app is dropped.
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -79,24 +81,47 @@ impl TestApp {
     /// Starts a server with extra `LATCHKEY_*` variables.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         let (database_url, dir) = fresh_database_url(backend).await;
-        let mut env: HashMap<String, String> = HashMap::new();
-        env.insert("LATCHKEY_DATABASE_URL".into(), database_url);
-        env.insert("LATCHKEY_BIND".into(), "127.0.0.1:0".into());
-        env.insert(
-            "LATCHKEY_MAIL_DIR".into(),
-            dir.path().join("mail").display().to_string(),
-        );
-        for (k, v) in extra {
-            env.insert((*k).into(), (*v).into());
+        let env = test_env(&database_url, &dir, extra);
+        let server = bind(&env).await.expect("server binds");
+        TestApp::run(server, env, dir).await
+    }
+
+    /// Starts a server whose `LATCHKEY_ISSUER` is its own address (`http://127.0.0.1:PORT`), so that a
+    /// relying party can discover it and validate `iss`: a free port is picked first and the server is
+    /// bound to it, with a new port if another process took it in between.
+    pub async fn spawn_with_own_issuer(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        const ATTEMPTS: usize = 5;
+        let (database_url, dir) = fresh_database_url(backend).await;
+        for attempt in 1..=ATTEMPTS {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let bind_addr = format!("127.0.0.1:{port}");
+            let issuer = format!("http://{bind_addr}");
+            let mut all: Vec<(&str, &str)> = vec![
+                ("LATCHKEY_BIND", bind_addr.as_str()),
+                ("LATCHKEY_ISSUER", issuer.as_str()),
+            ];
+            all.extend_from_slice(extra);
+            let env = test_env(&database_url, &dir, &all);
+            match bind(&env).await {
+                Ok(server) => return TestApp::run(server, env, dir).await,
+                Err(e) if attempt < ATTEMPTS => {
+                    eprintln!("binding {bind_addr} failed ({e}); retrying")
+                }
+                Err(e) => panic!("server binds: {e:#}"),
+            }
         }
-        let config =
-            Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
-        let db = Database::open(&config.database_url)
-            .await
-            .expect("database opens");
-        let server = Server::bind(Arc::new(config), db.clone(), Clock::system())
-            .await
-            .expect("server binds");
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Runs a bound server in the background until the app is dropped.
+    async fn run(
+        (server, db, clock): (Server, Database, Clock),
+        env: HashMap<String, String>,
+        dir: tempfile::TempDir,
+    ) -> TestApp {
         let address = format!("http://{}", server.local_addr().expect("local addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run_until(async move {
@@ -112,6 +137,7 @@ impl TestApp {
             env,
             db,
             http,
+            clock,
             _dir: dir,
             shutdown: Some(tx),
         }
@@ -158,6 +184,36 @@ impl TestApp {
             .await
             .expect("count rows")
     }
+}
+
+/// The environment of a test server: its database, port 0, a mail directory, then `extra`.
+fn test_env(
+    database_url: &str,
+    dir: &tempfile::TempDir,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("LATCHKEY_DATABASE_URL".into(), database_url.to_owned());
+    env.insert("LATCHKEY_BIND".into(), "127.0.0.1:0".into());
+    env.insert(
+        "LATCHKEY_MAIL_DIR".into(),
+        dir.path().join("mail").display().to_string(),
+    );
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    env
+}
+
+/// Opens the database and binds a server configured by `env`, with a clock the test keeps.
+async fn bind(env: &HashMap<String, String>) -> anyhow::Result<(Server, Database, Clock)> {
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test configuration");
+    let db = Database::open(&config.database_url)
+        .await
+        .expect("database opens");
+    let clock = Clock::system();
+    let server = Server::bind(Arc::new(config), db.clone(), clock.clone()).await?;
+    Ok((server, db, clock))
 }
 
 impl Drop for TestApp {

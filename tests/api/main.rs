@@ -6,9 +6,14 @@
 mod helpers;
 mod support;
 
+mod authorize_rules;
 mod browser;
 mod cli;
 mod config;
 mod health;
+mod oidc_flow;
+mod oidc_metadata;
+mod rp;
 mod serve;
 mod sessions;
+mod token_rules;

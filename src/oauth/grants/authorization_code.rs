@@ -72,15 +72,8 @@ pub async fn exchange(
             org: None,
         },
     )?;
-    // The conditional update decides races: exactly one redemption wins.
-    if !store::claim_code(&state.db.pool, &row.code_hash, now, &access.jti, None).await? {
-        if let Some(current) =
-            store::find_code(&state.db.pool, &TokenHash::from_hex(row.code_hash.clone())).await?
-        {
-            revoke_replayed(state, &current).await?;
-        }
-        return Err(invalid());
-    }
+    // Everything that can fail is done before the code is claimed, so that a failure (say, no active
+    // key for the client's ID-token alg yet) leaves the code usable for a retry.
     let id_token = if claims::has_scope(&row.scope, "openid") {
         let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
         Some(id_token::mint(
@@ -100,6 +93,15 @@ pub async fn exchange(
     } else {
         None
     };
+    // The conditional update decides races: exactly one redemption wins.
+    if !store::claim_code(&state.db.pool, &row.code_hash, now, &access.jti, None).await? {
+        if let Some(current) =
+            store::find_code(&state.db.pool, &TokenHash::from_hex(row.code_hash.clone())).await?
+        {
+            revoke_replayed(state, &current).await?;
+        }
+        return Err(invalid());
+    }
     Ok(TokenResponse {
         access_token: access.token,
         token_type: "Bearer",
