@@ -156,6 +156,18 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
+/// The outcome of an insert that a unique constraint may refuse: `Ok(false)` when it did (the slug,
+/// membership or key exists already), the error otherwise.
+pub fn inserted(
+    result: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+) -> Result<bool, sqlx::Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Stores a boolean in a portable 0/1 integer column.
 pub fn flag(value: bool) -> i64 {
     i64::from(value)

@@ -27,11 +27,7 @@ pub async fn insert_org<'c>(ex: impl Exec<'c>, org: &Organization) -> Result<boo
     .bind(org.created_at)
     .execute(ex)
     .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if db::is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
+    db::inserted(result)
 }
 
 /// Finds an organization by id or by slug.
@@ -59,11 +55,7 @@ pub async fn insert_membership<'c>(ex: impl Exec<'c>, m: &Membership) -> Result<
     .bind(m.joined_at)
     .execute(ex)
     .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if db::is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
+    db::inserted(result)
 }
 
 /// The role of `user_id` in `org_id`, if a member.
