@@ -98,24 +98,26 @@ pub fn router(state: AppState) -> Router {
             .with_expiry(Expiry::OnInactivity(idle));
     // Pages and the authorization endpoint use the browser session; machine endpoints (token,
     // userinfo, JWKS, discovery) do not, so they never touch the session store.
-    let browser = Router::new()
+    // Pages (and the fallback) answer errors as HTML, or problem+json under /api/, through the
+    // rendering middleware; machine endpoints answer in their own formats and skip it.
+    let pages = Router::new()
         .route(routes::HOME, get(home))
         .merge(login::router())
         .merge(oauth::authorize_router())
-        .layer(sessions);
-    let mut router = Router::new()
-        .merge(browser)
-        .merge(oauth::router())
-        .merge(oidc::router())
-        .route(routes::HEALTHZ, get(healthz))
-        .route(routes::READYZ, get(readyz))
+        .layer(sessions)
         .route(
             &format!("{}/{{file}}", routes::STATIC_PREFIX),
             get(web::assets::serve),
         )
         .fallback(web::errors::not_found)
+        .layer(axum::middleware::from_fn(web::errors::render));
+    let mut router = Router::new()
+        .merge(oauth::router())
+        .merge(oidc::router())
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::READYZ, get(readyz))
+        .merge(pages)
         .with_state(state)
-        .layer(axum::middleware::from_fn(web::errors::render))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     for layer in web::headers::security_layers() {
         router = router.layer(layer);
@@ -198,6 +200,8 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let state = AppState::new(config, db, clock).await?;
+        let hasher = state.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.warm_up());
         Ok(Server {
             listener,
             router: router(state.clone()),

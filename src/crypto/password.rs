@@ -144,36 +144,25 @@ struct Inner {
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     argon2: Argon2<'static>,
-    /// PHC hash of a random password, verified against for unknown users.
-    dummy_phc: Option<String>,
+    /// PHC hash of a random password, verified against for unknown users. Computed on first use on
+    /// a blocking thread, so start-up stays fast and small.
+    dummy_phc: std::sync::OnceLock<Option<String>>,
 }
 
 impl PasswordHasher {
     /// Creates a hasher allowing at most `max_in_flight` concurrent hashes
     /// (clamped to at least 1).
     ///
-    /// Computes the dummy hash synchronously, which takes one Argon2id hash
-    /// worth of CPU: call it at start-up, not per request.
+    /// Cheap: the dummy hash for unknown users is computed on first use.
     pub fn new(max_in_flight: usize) -> Self {
         let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         let argon2 = argon2_owasp();
-        let mut dummy_password = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut dummy_password);
-        let dummy_phc = match hash_blocking(&argon2, &dummy_password) {
-            Ok(phc) => Some(phc),
-            Err(err) => {
-                // Not expected with constant parameters. Unknown users then pay
-                // for a fresh hash instead, which costs the same time.
-                tracing::error!(error = %err, "could not compute the dummy password hash");
-                None
-            }
-        };
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(max_in_flight)),
                 max_in_flight,
                 argon2,
-                dummy_phc,
+                dummy_phc: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -220,6 +209,14 @@ impl PasswordHasher {
         })
         .await
         .map_err(|e| CryptoError::Hashing(format!("verification task failed: {e}")))
+    }
+
+    /// Computes the dummy hash now (blocking; call from `spawn_blocking` at start-up) so that the first
+    /// login of an unknown email takes no longer than any other.
+    pub fn warm_up(&self) {
+        self.inner
+            .dummy_phc
+            .get_or_init(|| self.inner.compute_dummy());
     }
 
     /// The configured maximum number of concurrent hashes.
@@ -277,9 +274,28 @@ impl Inner {
         }
     }
 
+    /// Hashes a random password with our parameters (once per process).
+    fn compute_dummy(&self) -> Option<String> {
+        let mut dummy_password = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut dummy_password);
+        match hash_blocking(&self.argon2, &dummy_password) {
+            Ok(phc) => Some(phc),
+            Err(err) => {
+                // Not expected with constant parameters. Unknown users then pay
+                // for a fresh hash instead, which costs the same time.
+                tracing::error!(error = %err, "could not compute the dummy password hash");
+                None
+            }
+        }
+    }
+
     /// Spends the time of a real verification; the result is discarded.
     fn burn_equivalent_time(&self, password: &[u8]) {
-        let dummy = self.dummy_phc.as_deref().map(PasswordHash::new);
+        let dummy = self
+            .dummy_phc
+            .get_or_init(|| self.compute_dummy())
+            .as_deref()
+            .map(PasswordHash::new);
         match dummy {
             Some(Ok(dummy)) => {
                 let _ = self.argon2.verify_password(password, &dummy);

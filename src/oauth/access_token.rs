@@ -1,6 +1,7 @@
 //! JWT access tokens per RFC 9068: signed with `LATCHKEY_ACCESS_TOKEN_ALG`, header `typ: at+jwt`, and
 //! verifiable offline by any resource server with our JWKS.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
@@ -59,6 +60,30 @@ pub struct AccessToken {
     pub expires_in: i64,
 }
 
+/// The RFC 9068 §2.2 claim set, serialized straight from borrowed fields (the hot path of the token
+/// endpoint: no intermediate JSON map).
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    client_id: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_slug: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<&'a [String]>,
+}
+
 /// Signs an access token for `grant`.
 pub fn mint(state: &AppState, grant: &AccessGrant<'_>) -> Result<AccessToken> {
     let config = &state.config;
@@ -74,24 +99,21 @@ pub fn mint(state: &AppState, grant: &AccessGrant<'_>) -> Result<AccessToken> {
     let now = state.clock.now();
     let expires_in = clock::secs(config.access_token_ttl);
     let jti = new_id();
-    let mut claims = Map::new();
-    claims.insert("iss".into(), json!(config.issuer));
-    claims.insert("sub".into(), json!(grant.subject));
-    claims.insert("aud".into(), json!(grant.client_id));
-    claims.insert("client_id".into(), json!(grant.client_id));
-    claims.insert("exp".into(), json!(now + expires_in));
-    claims.insert("iat".into(), json!(now));
-    claims.insert("jti".into(), json!(jti));
-    claims.insert("scope".into(), json!(grant.scope));
-    if let Some(auth_time) = grant.auth_time {
-        claims.insert("auth_time".into(), json!(auth_time));
-    }
-    if let Some(sid) = grant.sid {
-        claims.insert("sid".into(), json!(sid));
-    }
-    if let Some(org) = grant.org {
-        org.add_to(&mut claims);
-    }
+    let claims = AccessClaims {
+        iss: &config.issuer,
+        sub: grant.subject,
+        aud: grant.client_id,
+        client_id: grant.client_id,
+        exp: now + expires_in,
+        iat: now,
+        jti: &jti,
+        scope: grant.scope,
+        auth_time: grant.auth_time,
+        sid: grant.sid,
+        org_id: grant.org.map(|o| o.id.as_str()),
+        org_slug: grant.org.map(|o| o.slug.as_str()),
+        roles: grant.org.map(|o| o.roles.as_slice()),
+    };
     let token = key.sign_jwt(Some(ACCESS_TOKEN_TYP), &claims)?;
     Ok(AccessToken {
         token,
