@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::HOME, get(home))
         .merge(login::router())
         .merge(oauth::authorize_router())
+        .merge(oidc::browser_router())
         .layer(sessions)
         .route(
             &format!("{}/{{file}}", routes::STATIC_PREFIX),
@@ -219,6 +220,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let jobs = crate::jobs::Jobs::start(self.state.clone());
         let refresher = self
             .state
             .keyring
@@ -230,6 +232,7 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         refresher.abort();
+        jobs.stop().await;
         result
     }
 }

@@ -24,6 +24,7 @@
 //! | [`accounts`] | users: validation, creation, lookup |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
+//! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
 //! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), login history |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo |
@@ -42,6 +43,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod jobs;
 pub mod login;
 pub mod oauth;
 pub mod oidc;

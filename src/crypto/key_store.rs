@@ -20,6 +20,8 @@ use crate::error::{AppError, Result};
 pub const ID_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 /// Allowance for clock skew between us and relying parties when keeping retired keys.
 const SKEW_ALLOWANCE_SECS: i64 = 60;
+/// How long resource servers may cache the JWKS (`Cache-Control` of `/jwks.json`).
+pub const JWKS_MAX_AGE_SECS: i64 = 300;
 
 /// A key as `keys list` and the JWKS see it (no private material).
 #[derive(Debug, Clone, Serialize)]
@@ -144,9 +146,8 @@ fn generate(alg: SigningAlg) -> Result<GeneratedKey> {
     keys::generate(alg).map_err(AppError::from)
 }
 
-/// Creates an active key for every required algorithm that has none (first start), including the
-/// ID-token algs clients registered. Safe to run from several processes at once.
-pub async fn ensure_active_keys(db: &Database, config: &Config, clock: &Clock) -> Result<()> {
+/// The algorithms that need an active key: [`required_algs`] plus the ID-token algs clients registered.
+pub async fn algs_in_use(db: &Database, config: &Config) -> Result<Vec<SigningAlg>> {
     let mut algs = required_algs(config);
     let registered: Vec<String> = sqlx::query_scalar(
         "select distinct id_token_alg from clients where id_token_alg is not null",
@@ -161,7 +162,13 @@ pub async fn ensure_active_keys(db: &Database, config: &Config, clock: &Clock) -
             algs.push(alg);
         }
     }
-    for alg in algs {
+    Ok(algs)
+}
+
+/// Creates an active key for every algorithm in use that has none (first start). Safe to run from
+/// several processes at once.
+pub async fn ensure_active_keys(db: &Database, config: &Config, clock: &Clock) -> Result<()> {
+    for alg in algs_in_use(db, config).await? {
         ensure_active_key(db, clock, alg).await?;
     }
     Ok(())
@@ -173,9 +180,7 @@ pub async fn ensure_active_key(db: &Database, clock: &Clock, alg: SigningAlg) ->
     if has_active(&db.pool, alg).await? {
         return Ok(());
     }
-    let key = tokio::task::spawn_blocking(move || generate(alg))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))??;
+    let key = generate_blocking(alg).await?;
     match insert(&db.pool, &key, "active", clock.now()).await {
         Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
         Err(e) if db::is_unique_violation(&e) => {}
@@ -193,9 +198,11 @@ pub async fn rotate_now(
     clock: &Clock,
     alg: SigningAlg,
 ) -> Result<KeyInfo> {
-    let generated = tokio::task::spawn_blocking(move || generate(alg))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))??;
+    let next = next_key(&db.pool, alg).await?;
+    let generated = match next {
+        Some(_) => None,
+        None => Some(generate_blocking(alg).await?),
+    };
     let now = clock.now();
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -207,29 +214,113 @@ pub async fn rotate_now(
     .bind(alg.as_str())
     .execute(&mut *tx)
     .await?;
-    let next_kid: Option<String> =
-        sqlx::query_scalar("select kid from signing_keys where alg = $1 and state = 'next' order by created_at limit 1")
-            .bind(alg.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-    let kid = match next_kid {
-        Some(kid) => {
-            sqlx::query(
-                "update signing_keys set state = 'active', activated_at = $1 where kid = $2",
-            )
-            .bind(now)
-            .bind(&kid)
-            .execute(&mut *tx)
-            .await?;
+    let kid = match (next, generated) {
+        (Some((kid, _)), _) => {
+            sqlx::query("update signing_keys set state = 'active', activated_at = $1 where kid = $2 and state = 'next'")
+                .bind(now)
+                .bind(&kid)
+                .execute(&mut *tx)
+                .await?;
             kid
         }
-        None => {
-            insert(&mut *tx, &generated, "active", now).await?;
-            generated.kid.clone()
+        (None, Some(key)) => {
+            insert(&mut *tx, &key, "active", now).await?;
+            key.kid
         }
+        (None, None) => return Err(AppError::Internal(anyhow::anyhow!("no key to activate"))),
     };
     tx.commit().await?;
     let sql = format!("select {KEY_COLUMNS} from signing_keys where kid = $1");
     let row = sqlx::query(&sql).bind(&kid).fetch_one(&db.pool).await?;
     Ok(info_from_row(&row)?)
+}
+
+async fn generate_blocking(alg: SigningAlg) -> Result<GeneratedKey> {
+    tokio::task::spawn_blocking(move || generate(alg))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+}
+
+/// The oldest `next` key of `alg`: its kid and creation time.
+async fn next_key<'c>(
+    ex: impl Exec<'c>,
+    alg: SigningAlg,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let row = sqlx::query("select kid, created_at from signing_keys where alg = $1 and state = 'next' order by created_at limit 1")
+        .bind(alg.as_str())
+        .fetch_optional(ex)
+        .await?;
+    row.map(|r| Ok((r.try_get("kid")?, r.try_get("created_at")?)))
+        .transpose()
+}
+
+/// How long before it signs a `next` key is published: one access-token lifetime plus the JWKS cache
+/// lifetime, so every resource server has seen it before the first token it signs arrives.
+pub fn publish_lead(config: &Config) -> i64 {
+    clock::secs(config.access_token_ttl) + JWKS_MAX_AGE_SECS + SKEW_ALLOWANCE_SECS
+}
+
+/// What a scheduled rotation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Keys created in state `next`.
+    pub published: Vec<String>,
+    /// Keys that became active.
+    pub activated: Vec<String>,
+    /// Retired keys deleted because nothing they signed can still be valid.
+    pub deleted: Vec<String>,
+}
+
+/// The scheduled rotation (run by a job under a lease): every `LATCHKEY_KEY_ROTATION`, per algorithm,
+/// a `next` key is published [`publish_lead`] ahead, then promoted while the old one retires; retired
+/// keys are deleted once past `retire_after`.
+pub async fn rotate_due(db: &Database, config: &Config, clock: &Clock) -> Result<RotationReport> {
+    let mut report = RotationReport::default();
+    let period = clock::secs(config.key_rotation);
+    let lead = publish_lead(config);
+    for alg in algs_in_use(db, config).await? {
+        ensure_active_key(db, clock, alg).await?;
+        let activated_at: Option<i64> = sqlx::query_scalar(
+            "select activated_at from signing_keys where alg = $1 and state = 'active'",
+        )
+        .bind(alg.as_str())
+        .fetch_optional(&db.pool)
+        .await?
+        .flatten();
+        let Some(activated_at) = activated_at else {
+            continue;
+        };
+        let now = clock.now();
+        let due = activated_at + period;
+        match next_key(&db.pool, alg).await? {
+            None if now >= due - lead => {
+                let key = generate_blocking(alg).await?;
+                insert(&db.pool, &key, "next", now).await?;
+                tracing::info!(kid = %key.kid, alg = alg.as_str(), "published next signing key");
+                report.published.push(key.kid);
+            }
+            Some((_, published_at)) if now >= due && now >= published_at + lead => {
+                let key = rotate_now(db, config, clock, alg).await?;
+                tracing::info!(kid = %key.kid, alg = alg.as_str(), "rotated signing key");
+                report.activated.push(key.kid);
+            }
+            _ => {}
+        }
+    }
+    let now = clock.now();
+    let expired: Vec<String> = sqlx::query_scalar(
+        "select kid from signing_keys where state = 'retired' and retire_after <= $1",
+    )
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    for kid in expired {
+        sqlx::query("delete from signing_keys where kid = $1 and state = 'retired'")
+            .bind(&kid)
+            .execute(&db.pool)
+            .await?;
+        tracing::info!(kid = %kid, "deleted retired signing key");
+        report.deleted.push(kid);
+    }
+    Ok(report)
 }
