@@ -27,7 +27,7 @@
 //! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
 //! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), login history |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
-//! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo |
+//! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
 //!
 //! Outside `src/`: `migrations/{sqlite,postgres}` (same numbering), `templates/` (askama pages, one base
 //! layout), `static/` (embedded in the binary), `tests/api/` (one integration-test binary; every test

@@ -1,5 +1,6 @@
 //! OAuth 2.0: the authorization endpoint with its consent page, the token endpoint and its grants,
-//! client authentication, PKCE, access tokens, and the protocol error type.
+//! client authentication, PKCE, access tokens, revocation (RFC 7009), introspection (RFC 7662), and
+//! the protocol error type.
 
 pub mod access_token;
 pub mod authorize;
@@ -7,14 +8,17 @@ pub mod client_auth;
 pub mod consent;
 pub mod error;
 pub mod grants;
+pub mod introspection;
 pub mod params;
 pub mod pkce;
+pub mod refresh;
+pub mod refresh_store;
 pub mod request;
+pub mod revocation;
 pub mod store;
 pub mod token;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
@@ -41,15 +45,6 @@ pub fn authorize_router() -> Router<AppState> {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(routes::TOKEN, post(token::token))
-        // Revocation, introspection and logout arrive with the token lifecycle; advertised already.
-        .route(routes::REVOCATION, post(not_implemented))
-        .route(routes::INTROSPECTION, post(not_implemented))
-        .route(
-            routes::END_SESSION,
-            get(not_implemented).post(not_implemented),
-        )
-}
-
-async fn not_implemented() -> StatusCode {
-    StatusCode::NOT_IMPLEMENTED
+        .route(routes::REVOCATION, post(revocation::revoke))
+        .route(routes::INTROSPECTION, post(introspection::introspect))
 }

@@ -77,9 +77,6 @@ pub async fn token(
         GrantType::ClientCredentials => {
             grants::client_credentials::exchange(&state, &client, &params)
         }
-        GrantType::RefreshToken => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "the refresh_token grant is not available yet",
-        )),
+        GrantType::RefreshToken => grants::refresh_token::exchange(&state, &client, &params).await,
     }
 }

@@ -1,7 +1,9 @@
-//! OpenID Connect: discovery, the JWKS, ID tokens, the claims each scope releases, and userinfo.
+//! OpenID Connect: discovery, the JWKS, ID tokens, the claims each scope releases, userinfo, and
+//! RP-initiated logout.
 
 pub mod claims;
 pub mod discovery;
+pub mod end_session;
 pub mod id_token;
 pub mod jwks;
 pub mod userinfo;
@@ -28,4 +30,12 @@ pub fn router() -> Router<AppState> {
             routes::USERINFO,
             get(userinfo::userinfo_get).post(userinfo::userinfo_post),
         )
+}
+
+/// Browser-facing routes of the OIDC feature (they need the session layer): RP-initiated logout.
+pub fn browser_router() -> Router<AppState> {
+    Router::new().route(
+        routes::END_SESSION,
+        get(end_session::logout_get).post(end_session::logout_post),
+    )
 }

@@ -158,7 +158,11 @@ async fn assert_user_tokens(app: &TestApp, rp: &Rp, client: &RegisteredClient, o
     );
     let expires_in = out.tokens.expires_in().expect("expires_in").as_secs();
     assert_eq!(expires_in, 600);
-    assert!(out.tokens.refresh_token().is_none() || scope.contains(&"offline_access"));
+    // Issuance rules (offline_access, or a first-party client) are checked in `refresh.rs`; here:
+    // a refresh token, when issued, is opaque, never a JWT.
+    if let Some(refresh) = out.tokens.refresh_token() {
+        assert!(!refresh.secret().contains('.'), "an opaque refresh token");
+    }
 
     // Userinfo, as the crate calls it (it also checks that `sub` matches the ID token's).
     let info: CoreUserInfoClaims = rp

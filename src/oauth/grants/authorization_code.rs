@@ -9,6 +9,8 @@ use crate::oauth::access_token::{self, AccessGrant};
 use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
+use crate::oauth::refresh::{self, FreshFamily};
+use crate::oauth::refresh_store::NewFamily;
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{pkce, store};
 use crate::oidc::{claims, id_token};
@@ -93,8 +95,13 @@ pub async fn exchange(
     } else {
         None
     };
-    // The conditional update decides races: exactly one redemption wins.
-    if !store::claim_code(&state.db.pool, &row.code_hash, now, &access.jti, None).await? {
+    let family = refresh::should_issue(&client.client, &row.scope).then(FreshFamily::generate);
+    // The conditional update decides races: exactly one redemption wins. It is the first statement
+    // of the transaction that also stores the refresh-token family, so both happen or neither.
+    let mut tx = state.db.begin().await?;
+    let family_id = family.as_ref().map(|f| f.id.as_str());
+    if !store::claim_code(&mut *tx, &row.code_hash, now, &access.jti, family_id).await? {
+        tx.rollback().await?;
         if let Some(current) =
             store::find_code(&state.db.pool, &TokenHash::from_hex(row.code_hash.clone())).await?
         {
@@ -102,13 +109,29 @@ pub async fn exchange(
         }
         return Err(invalid());
     }
+    if let Some(family) = &family {
+        let new_family = NewFamily {
+            id: &family.id,
+            client_id: &client.client.id,
+            user_id: &user.id,
+            org_id: row.org_id.as_deref(),
+            scope: &row.scope,
+            session_id: row.session_id.as_deref(),
+            offline: claims::has_scope(&row.scope, "offline_access"),
+            auth_time: row.auth_time,
+            created_at: now,
+            expires_at: refresh::family_expiry(state, now),
+        };
+        refresh::start_family(&mut tx, &new_family, &family.token).await?;
+    }
+    tx.commit().await?;
     Ok(TokenResponse {
         access_token: access.token,
         token_type: "Bearer",
         expires_in: access.expires_in,
         scope: row.scope,
         id_token,
-        refresh_token: None,
+        refresh_token: family.map(|f| f.token.into_inner()),
     })
 }
 

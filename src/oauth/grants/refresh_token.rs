@@ -1,0 +1,81 @@
+//! The refresh token grant (RFC 6749 §6, RFC 9700 §4.14.2, OIDC Core §12): a client exchanges its
+//! refresh token for a new access token, a new (rotated) refresh token and, when `openid` is in scope,
+//! a new ID token with the original `auth_time` and no nonce (OIDC Core §12.2).
+
+use crate::accounts;
+use crate::app::AppState;
+use crate::crypto::tokens::TokenHash;
+use crate::oauth::access_token::{self, AccessGrant};
+use crate::oauth::client_auth::AuthenticatedClient;
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
+use crate::oauth::refresh;
+use crate::oauth::refresh_store;
+use crate::oauth::token::TokenResponse;
+use crate::oidc::{claims, id_token};
+
+/// Refreshes: checks the token, its family and its user, then rotates.
+pub async fn exchange(
+    state: &AppState,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = params
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid");
+    let row = refresh_store::find_token(&state.db.pool, &TokenHash::of(presented))
+        .await?
+        .ok_or_else(invalid)?;
+    // RFC 6749 §10.4: a refresh token is bound to the client it was issued to. Another client's token
+    // is simply invalid here (it is not a replay by the legitimate holder).
+    if row.client_id != client.client.id {
+        return Err(invalid());
+    }
+    let now = state.clock.now();
+    refresh::check_family(&row, now)?;
+    let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
+    let user = accounts::store::find_by_id(&state.db.pool, &row.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
+    // Everything that can fail is minted before rotating, so a failure leaves the token usable.
+    let access = access_token::mint(
+        state,
+        &AccessGrant {
+            subject: &user.id,
+            client_id: &client.client.id,
+            scope: &scope,
+            auth_time: Some(row.auth_time),
+            sid: row.session_id.as_deref(),
+            org: None,
+        },
+    )?;
+    let id_token = if claims::has_scope(&scope, "openid") {
+        Some(id_token::mint(
+            state,
+            &id_token::IdTokenInput {
+                user: &user,
+                client: &client.client,
+                scope: &scope,
+                nonce: None,
+                auth_time: row.auth_time,
+                amr: &[],
+                sid: row.session_id.as_deref(),
+                access_token: Some(&access.token),
+                org: None,
+            },
+        )?)
+    } else {
+        None
+    };
+    let successor = refresh::rotate(state, &row, presented, now).await?;
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        scope,
+        id_token,
+        refresh_token: Some(successor.into_inner()),
+    })
+}

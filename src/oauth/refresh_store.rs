@@ -1,0 +1,213 @@
+//! SQL for refresh-token families and their tokens (RFC 6749 §6, RFC 9700 §4.14): only SHA-256 hashes
+//! of tokens are stored; a family is what a reuse revokes as a whole.
+
+use sqlx::Row;
+
+use crate::crypto::tokens::{TokenHash, new_id};
+use crate::db::Exec;
+
+/// A new refresh-token family, born at a code redemption.
+#[derive(Debug, Clone)]
+pub struct NewFamily<'a> {
+    /// Family id (UUIDv7).
+    pub id: &'a str,
+    /// The client the family belongs to.
+    pub client_id: &'a str,
+    /// The user the family speaks for.
+    pub user_id: &'a str,
+    /// Selected organization, if any.
+    pub org_id: Option<&'a str>,
+    /// Scope granted at the code redemption; a refresh may narrow it per request, never widen it.
+    pub scope: &'a str,
+    /// Browser session (`sid`) the family was born in.
+    pub session_id: Option<&'a str>,
+    /// `offline_access` was granted: the family survives logout.
+    pub offline: bool,
+    /// Original `auth_time`, kept in every ID token of the family (OIDC Core §12.2).
+    pub auth_time: i64,
+    /// Now.
+    pub created_at: i64,
+    /// Absolute end of the family.
+    pub expires_at: i64,
+}
+
+/// A presented refresh token together with its family.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// Its generation in the family (1 for the token issued with the code).
+    pub generation: i64,
+    /// Set once exchanged for a successor.
+    pub rotated_at: Option<i64>,
+    /// The successor, sealed under this token (see `oauth::refresh`).
+    pub successor_sealed: Option<String>,
+    /// Family id.
+    pub family_id: String,
+    /// Family client.
+    pub client_id: String,
+    /// Family user.
+    pub user_id: String,
+    /// Family organization.
+    pub org_id: Option<String>,
+    /// Family scope.
+    pub scope: String,
+    /// Family `sid`.
+    pub session_id: Option<String>,
+    /// Original `auth_time`.
+    pub auth_time: i64,
+    /// Last successful refresh (or birth).
+    pub last_used_at: i64,
+    /// Absolute end.
+    pub expires_at: i64,
+    /// Set when the family was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Inserts a family.
+pub async fn insert_family<'c>(ex: impl Exec<'c>, f: &NewFamily<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into refresh_families (id, client_id, user_id, org_id, scope, session_id, offline, \
+         auth_time, created_at, last_used_at, expires_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(f.id)
+    .bind(f.client_id)
+    .bind(f.user_id)
+    .bind(f.org_id)
+    .bind(f.scope)
+    .bind(f.session_id)
+    .bind(crate::db::flag(f.offline))
+    .bind(f.auth_time)
+    .bind(f.created_at)
+    .bind(f.created_at)
+    .bind(f.expires_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a token of generation `generation` into a family.
+pub async fn insert_token<'c>(
+    ex: impl Exec<'c>,
+    hash: &TokenHash,
+    family_id: &str,
+    generation: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into refresh_tokens (token_hash, family_id, generation, created_at) values ($1, $2, $3, $4)",
+    )
+    .bind(hash.as_str())
+    .bind(family_id)
+    .bind(generation)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Finds a token and its family by the token's hash.
+pub async fn find_token<'c>(
+    ex: impl Exec<'c>,
+    hash: &TokenHash,
+) -> Result<Option<TokenRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "select t.token_hash, t.generation, t.rotated_at, t.successor_sealed, f.id as family_id, \
+         f.client_id, f.user_id, f.org_id, f.scope, f.session_id, f.auth_time, f.last_used_at, \
+         f.expires_at, f.revoked_at \
+         from refresh_tokens t join refresh_families f on f.id = t.family_id where t.token_hash = $1",
+    )
+    .bind(hash.as_str())
+    .fetch_optional(ex)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(TokenRow {
+        token_hash: r.try_get("token_hash")?,
+        generation: r.try_get("generation")?,
+        rotated_at: r.try_get("rotated_at")?,
+        successor_sealed: r.try_get("successor_sealed")?,
+        family_id: r.try_get("family_id")?,
+        client_id: r.try_get("client_id")?,
+        user_id: r.try_get("user_id")?,
+        org_id: r.try_get("org_id")?,
+        scope: r.try_get("scope")?,
+        session_id: r.try_get("session_id")?,
+        auth_time: r.try_get("auth_time")?,
+        last_used_at: r.try_get("last_used_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    }))
+}
+
+/// Marks a token rotated, with its sealed successor, unless it already was or its family was revoked
+/// meanwhile. This conditional update decides races between concurrent refreshes (and processes):
+/// true only for the one caller that wins.
+pub async fn claim_rotation<'c>(
+    ex: impl Exec<'c>,
+    hash: &str,
+    now: i64,
+    successor_sealed: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_tokens set rotated_at = $1, successor_sealed = $2 \
+         where token_hash = $3 and rotated_at is null \
+         and exists (select 1 from refresh_families f where f.id = refresh_tokens.family_id and f.revoked_at is null)",
+    )
+    .bind(now)
+    .bind(successor_sealed)
+    .bind(hash)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a successful refresh (the idle limit counts from here).
+pub async fn touch_family<'c>(
+    ex: impl Exec<'c>,
+    family_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update refresh_families set last_used_at = $1 where id = $2")
+        .bind(now)
+        .bind(family_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// True when the token of `hash` has been rotated (used to tell a fresh successor from a spent one).
+pub async fn is_rotated<'c>(ex: impl Exec<'c>, hash: &TokenHash) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "select count(*) from refresh_tokens where token_hash = $1 and rotated_at is not null",
+    )
+    .bind(hash.as_str())
+    .fetch_one(ex)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Writes the audit event of a detected refresh-token reuse (RFC 9700 §4.14.2).
+pub async fn audit_reuse<'c>(
+    ex: impl Exec<'c>,
+    row: &TokenRow,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let details = serde_json::json!({ "generation": row.generation }).to_string();
+    sqlx::query(
+        "insert into audit_events (id, org_id, actor_user_id, actor_client_id, action, target_type, \
+         target_id, details, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_id())
+    .bind(&row.org_id)
+    .bind(&row.user_id)
+    .bind(&row.client_id)
+    .bind("refresh_token.reuse_detected")
+    .bind("refresh_family")
+    .bind(&row.family_id)
+    .bind(details)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
