@@ -263,8 +263,7 @@ pub fn see_other(location: &str) -> Response {
         Ok(value) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
             r.headers_mut().insert(header::LOCATION, value);
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            crate::web::headers::forbid_caching(&mut r);
             r
         }
         Err(_) => AppError::invalid("Cannot redirect to that address.").into_response(),

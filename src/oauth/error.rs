@@ -181,11 +181,9 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = json!({"error": self.code.as_str(), "error_description": self.description});
         let mut response = (self.status(), axum::Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        crate::web::headers::forbid_caching(&mut response);
         if self.basic_challenge {
-            headers.insert(
+            response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"latchkey\""),
             );

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -99,9 +99,7 @@ async fn refresh_token_answer(
 /// A JSON answer with `Cache-Control: no-store`.
 fn answer(body: Map<String, Value>) -> Response {
     let mut response = Json(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    crate::web::headers::forbid_caching(&mut response);
     response
 }
 

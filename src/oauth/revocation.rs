@@ -12,7 +12,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sqlx::Row;
 
@@ -146,9 +146,7 @@ pub async fn find_refresh_token<'c>(
 /// The empty 200 of RFC 7009 §2.2, not cacheable.
 fn revoked() -> Response {
     let mut response = StatusCode::OK.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    crate::web::headers::forbid_caching(&mut response);
     response
 }
 

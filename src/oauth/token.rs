@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -38,9 +38,7 @@ pub struct TokenResponse {
 impl IntoResponse for TokenResponse {
     fn into_response(self) -> Response {
         let mut response = Json(self).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        crate::web::headers::forbid_caching(&mut response);
         response
     }
 }

@@ -72,9 +72,7 @@ impl IntoResponse for BearerError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
         }
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        crate::web::headers::forbid_caching(&mut response);
         response
     }
 }
@@ -157,9 +155,7 @@ async fn respond(state: &AppState, token: &str) -> Result<Response, BearerError>
         }
     }
     let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    crate::web::headers::forbid_caching(&mut response);
     Ok(response)
 }
 

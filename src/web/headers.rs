@@ -22,7 +22,10 @@ pub fn security_layers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
     ]
 }
 
-/// `Cache-Control: no-store` for token, userinfo and other protocol responses (RFC 6749 §5.1).
-pub fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+/// Marks a response uncacheable: `Cache-Control: no-store`, and `Pragma: no-cache` for HTTP/1.0
+/// caches (RFC 6749 §5.1). Protocol responses carry tokens; pages carry CSRF tokens and personal data.
+pub fn forbid_caching(response: &mut axum::response::Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }

@@ -1,7 +1,6 @@
 //! Rendering askama templates into responses.
 
 use askama::Template;
-use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::AppError;
@@ -16,9 +15,7 @@ pub fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = Html(html).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            super::headers::forbid_caching(&mut response);
             response
         }
         Err(err) => AppError::Internal(err.into()).into_response(),
