@@ -17,7 +17,38 @@ use crate::config::DatabaseUrl;
 pub type Pool = AnyPool;
 
 /// A transaction: pass `&mut *tx` to store functions so multi-step writes are atomic.
-pub type Tx = sqlx::Transaction<'static, Any>;
+///
+/// On SQLite it also holds this process's write gate (see [`Database::begin`]).
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back (dropping a `Tx` does too).
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
 
 /// Anything a store function can run a query on: the pool, a connection or a transaction.
 pub trait Exec<'c>: Executor<'c, Database = Any> {}
@@ -52,6 +83,10 @@ pub struct Database {
     pub pool: Pool,
     /// The engine behind the pool.
     pub backend: Backend,
+    /// SQLite has one writer at a time and makes the others wait in a sleeping busy handler
+    /// (milliseconds per retry); queueing this process's transactions here instead keeps the
+    /// refresh grant from stalling under concurrency. `None` on PostgreSQL.
+    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Opens a pool for `url` (a SQLite file is created when missing) without migrating.
@@ -95,7 +130,12 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Database, sqlx::Error> {
                 .await?
         }
     };
-    Ok(Database { pool, backend })
+    let write_gate = (backend == Backend::Sqlite).then(Default::default);
+    Ok(Database {
+        pool,
+        backend,
+        write_gate,
+    })
 }
 
 /// Per-connection SQLite settings (WAL itself is persistent in the file, setting it again is a no-op).
@@ -123,9 +163,16 @@ impl Database {
         migrator.run(&self.pool).await.map_err(DbOpenError::Migrate)
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction (on SQLite after taking this process's write gate).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.pool.begin().await
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(Tx {
+            tx: self.pool.begin().await?,
+            _gate: gate,
+        })
     }
 
     /// Checks that the database answers (readiness probe).
