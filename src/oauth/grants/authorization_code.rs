@@ -2,7 +2,6 @@
 //! most 60 seconds, is bound to its client and redirect URI, and needs the PKCE verifier when a
 //! challenge was sent. A second redemption revokes what the first one issued (RFC 6749 §4.1.2).
 
-use crate::accounts;
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
 use crate::oauth::access_token::{self, AccessGrant};
@@ -59,10 +58,7 @@ pub async fn exchange(
         }
         (None, None) => {}
     }
-    let user = accounts::store::find_by_id(&state.db.pool, &row.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
+    let user = super::active_user(state, &row.user_id).await?;
     let access = access_token::mint(
         state,
         &AccessGrant {

@@ -2,7 +2,6 @@
 //! refresh token for a new access token, a new (rotated) refresh token and, when `openid` is in scope,
 //! a new ID token with the original `auth_time` and no nonce (OIDC Core §12.2).
 
-use crate::accounts;
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
 use crate::oauth::access_token::{self, AccessGrant};
@@ -35,10 +34,7 @@ pub async fn exchange(
     let now = state.clock.now();
     refresh::check_family(&row, now)?;
     let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
-    let user = accounts::store::find_by_id(&state.db.pool, &row.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
+    let user = super::active_user(state, &row.user_id).await?;
     // Everything that can fail is minted before rotating, so a failure leaves the token usable.
     let access = access_token::mint(
         state,
