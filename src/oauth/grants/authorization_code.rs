@@ -2,9 +2,9 @@
 //! most 60 seconds, is bound to its client and redirect URI, and needs the PKCE verifier when a
 //! challenge was sent. A second redemption revokes what the first one issued (RFC 6749 §4.1.2).
 
+use super::{UserGrant, UserTokens};
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
-use crate::oauth::access_token::{self, AccessGrant};
 use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
@@ -12,7 +12,7 @@ use crate::oauth::refresh::{self, FreshFamily};
 use crate::oauth::refresh_store::NewFamily;
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{pkce, store};
-use crate::oidc::{claims, id_token};
+use crate::oidc::claims;
 
 /// Redeems a code for tokens.
 pub async fn exchange(
@@ -59,38 +59,21 @@ pub async fn exchange(
         (None, None) => {}
     }
     let user = super::active_user(state, &row.user_id).await?;
-    let access = access_token::mint(
-        state,
-        &AccessGrant {
-            subject: &user.id,
-            client_id: &client.client.id,
-            scope: &row.scope,
-            auth_time: Some(row.auth_time),
-            sid: row.session_id.as_deref(),
-            org: None,
-        },
-    )?;
     // Everything that can fail is done before the code is claimed, so that a failure (say, no active
     // key for the client's ID-token alg yet) leaves the code usable for a retry.
-    let id_token = if claims::has_scope(&row.scope, "openid") {
-        let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
-        Some(id_token::mint(
-            state,
-            &id_token::IdTokenInput {
-                user: &user,
-                client: &client.client,
-                scope: &row.scope,
-                nonce: row.nonce.as_deref(),
-                auth_time: row.auth_time,
-                amr: &amr,
-                sid: row.session_id.as_deref(),
-                access_token: Some(&access.token),
-                org: None,
-            },
-        )?)
-    } else {
-        None
-    };
+    let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
+    let UserTokens { access, id_token } = super::mint_user_tokens(
+        state,
+        &UserGrant {
+            user: &user,
+            client: &client.client,
+            scope: &row.scope,
+            auth_time: row.auth_time,
+            sid: row.session_id.as_deref(),
+            nonce: row.nonce.as_deref(),
+            amr: &amr,
+        },
+    )?;
     let family = refresh::should_issue(&client.client, &row.scope).then(FreshFamily::generate);
     // The conditional update decides races: exactly one redemption wins. It is the first statement
     // of the transaction that also stores the refresh-token family, so both happen or neither.

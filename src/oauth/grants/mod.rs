@@ -6,7 +6,10 @@ pub mod refresh_token;
 
 use crate::accounts::{self, User};
 use crate::app::AppState;
+use crate::clients::Client;
+use crate::oauth::access_token::{self, AccessGrant, AccessToken};
 use crate::oauth::error::OAuthError;
+use crate::oidc::{claims, id_token};
 
 /// The user a grant speaks for, if they may still sign in: a deleted or disabled user gets
 /// `invalid_grant` (RFC 6749 §5.2), whatever code or refresh token they hold.
@@ -15,4 +18,67 @@ pub async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthE
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))
+}
+
+/// What a user-facing grant (code or refresh) issues tokens for.
+#[derive(Debug)]
+pub struct UserGrant<'a> {
+    /// The signed-in user.
+    pub user: &'a User,
+    /// The client the tokens are for.
+    pub client: &'a Client,
+    /// Granted scopes, space-separated.
+    pub scope: &'a str,
+    /// The original login time (kept across refreshes, OIDC Core §12.2).
+    pub auth_time: i64,
+    /// Browser session id (`sid`).
+    pub sid: Option<&'a str>,
+    /// `nonce` of the authorization request (none on refresh).
+    pub nonce: Option<&'a str>,
+    /// Authentication methods (`amr`).
+    pub amr: &'a [String],
+}
+
+/// The access token of a user-facing grant, and an ID token when `openid` was granted.
+#[derive(Debug)]
+pub struct UserTokens {
+    /// RFC 9068 access token.
+    pub access: AccessToken,
+    /// ID token, with `at_hash` of the access token.
+    pub id_token: Option<String>,
+}
+
+/// Signs the tokens of a user-facing grant. Callers mint before they consume the code or rotate the
+/// refresh token, so that a signing failure leaves the grant usable for a retry.
+pub fn mint_user_tokens(state: &AppState, g: &UserGrant<'_>) -> Result<UserTokens, OAuthError> {
+    let access = access_token::mint(
+        state,
+        &AccessGrant {
+            subject: &g.user.id,
+            client_id: &g.client.id,
+            scope: g.scope,
+            auth_time: Some(g.auth_time),
+            sid: g.sid,
+            org: None,
+        },
+    )?;
+    let id_token = if claims::has_scope(g.scope, "openid") {
+        Some(id_token::mint(
+            state,
+            &id_token::IdTokenInput {
+                user: g.user,
+                client: g.client,
+                scope: g.scope,
+                nonce: g.nonce,
+                auth_time: g.auth_time,
+                amr: g.amr,
+                sid: g.sid,
+                access_token: Some(&access.token),
+                org: None,
+            },
+        )?)
+    } else {
+        None
+    };
+    Ok(UserTokens { access, id_token })
 }

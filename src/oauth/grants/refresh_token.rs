@@ -2,16 +2,15 @@
 //! refresh token for a new access token, a new (rotated) refresh token and, when `openid` is in scope,
 //! a new ID token with the original `auth_time` and no nonce (OIDC Core §12.2).
 
+use super::{UserGrant, UserTokens};
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
-use crate::oauth::access_token::{self, AccessGrant};
 use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::refresh;
 use crate::oauth::refresh_store;
 use crate::oauth::token::TokenResponse;
-use crate::oidc::{claims, id_token};
 
 /// Refreshes: checks the token, its family and its user, then rotates.
 pub async fn exchange(
@@ -36,35 +35,18 @@ pub async fn exchange(
     let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
     let user = super::active_user(state, &row.user_id).await?;
     // Everything that can fail is minted before rotating, so a failure leaves the token usable.
-    let access = access_token::mint(
+    let UserTokens { access, id_token } = super::mint_user_tokens(
         state,
-        &AccessGrant {
-            subject: &user.id,
-            client_id: &client.client.id,
+        &UserGrant {
+            user: &user,
+            client: &client.client,
             scope: &scope,
-            auth_time: Some(row.auth_time),
+            auth_time: row.auth_time,
             sid: row.session_id.as_deref(),
-            org: None,
+            nonce: None,
+            amr: &[],
         },
     )?;
-    let id_token = if claims::has_scope(&scope, "openid") {
-        Some(id_token::mint(
-            state,
-            &id_token::IdTokenInput {
-                user: &user,
-                client: &client.client,
-                scope: &scope,
-                nonce: None,
-                auth_time: row.auth_time,
-                amr: &[],
-                sid: row.session_id.as_deref(),
-                access_token: Some(&access.token),
-                org: None,
-            },
-        )?)
-    } else {
-        None
-    };
     let successor = refresh::rotate(state, &row, presented, now).await?;
     Ok(TokenResponse {
         access_token: access.token,
