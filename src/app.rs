@@ -27,11 +27,12 @@ use crate::crypto::key_store;
 use crate::crypto::keyring::Keyring;
 use crate::crypto::password::PasswordHasher;
 use crate::db::Database;
+use crate::mail::Mailer;
 use crate::login::session::{self, IDLE_TIMEOUT};
 use crate::login::session_store::DbSessionStore;
 use crate::oidc::discovery::Discovery;
 use crate::web::{self, page::ASSET_VERSION};
-use crate::{accounts, login, oauth, oidc, routes};
+use crate::{accounts, login, oauth, oidc, orgs, routes};
 
 /// Largest request body an extractor reads: forms and JSON are small; anything bigger is refused
 /// with 413 by the extractor, so each endpoint answers in its own error format.
@@ -62,6 +63,8 @@ pub struct AppState {
     pub discovery: Discovery,
     /// Registered clients, briefly cached.
     pub clients: ClientRegistry,
+    /// Wakes the mail delivery loop after mail is queued.
+    pub mailer: Mailer,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             clock,
             hasher: PasswordHasher::default(),
             keyring,
+            mailer: Mailer::default(),
         })
     }
 }
@@ -112,7 +116,13 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(web::errors::not_found)
         .layer(axum::middleware::from_fn(web::errors::render));
+    // The management API (and other JSON under /api/): Bearer tokens, no browser session, errors as
+    // problem+json through the rendering middleware.
+    let api = Router::new()
+        .merge(orgs::api_router())
+        .layer(axum::middleware::from_fn(web::errors::render));
     let mut router = Router::new()
+        .merge(api)
         .merge(oauth::router())
         .merge(oidc::router())
         .route(routes::HEALTHZ, get(healthz))

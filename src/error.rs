@@ -33,6 +33,17 @@ pub enum AppError {
     /// Too many attempts (429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// A client error with its own stable problem type (RFC 9457 §3.1.1), for API callers that branch
+    /// on it: `last-owner`, `insufficient-scope`, `slug-taken`, ... The status is a 4xx.
+    #[error("{detail}")]
+    Problem {
+        /// 4xx status.
+        status: StatusCode,
+        /// Stable code, the last part of the problem `type` URI.
+        code: &'static str,
+        /// Message safe to show.
+        detail: String,
+    },
     /// Anything else: a database or crypto failure (500). The message is logged, never shown.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -48,6 +59,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Problem { status, .. } => *status,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +73,7 @@ impl AppError {
             AppError::NotFound(_) => "not-found",
             AppError::Conflict(_) => "conflict",
             AppError::TooManyRequests(_) => "too-many-requests",
+            AppError::Problem { code, .. } => code,
             AppError::Internal(_) => "internal",
         }
     }
@@ -73,6 +86,20 @@ impl AppError {
     /// Shorthand for [`AppError::NotFound`].
     pub fn not_found(message: impl Into<String>) -> AppError {
         AppError::NotFound(message.into())
+    }
+
+    /// Shorthand for [`AppError::Problem`]: a 4xx with its own stable problem type.
+    pub fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> AppError {
+        AppError::Problem {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// Shorthand for [`AppError::Forbidden`].
+    pub fn forbidden(message: impl Into<String>) -> AppError {
+        AppError::Forbidden(message.into())
     }
 
     /// Shorthand for [`AppError::Conflict`].

@@ -24,6 +24,7 @@
 //! | [`accounts`] | users: validation, creation, lookup |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
+//! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
 //! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), login history |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
@@ -45,6 +46,7 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod login;
+pub mod mail;
 pub mod oauth;
 pub mod oidc;
 pub mod orgs;

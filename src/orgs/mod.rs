@@ -1,5 +1,6 @@
 //! Organizations: tenants that people belong to with one role each.
 
+pub mod audit;
 pub mod roles;
 pub mod slug;
 pub mod store;
@@ -12,6 +13,11 @@ use crate::crypto::tokens::new_id;
 use crate::db::Database;
 use crate::error::{AppError, Result};
 use roles::Role;
+
+/// Routes of the management API (`/api/v1/...`); see `CONTRACT.md`.
+pub fn api_router() -> axum::Router<crate::app::AppState> {
+    axum::Router::new()
+}
 
 /// Longest organization name.
 pub const MAX_ORG_NAME_LEN: usize = 100;

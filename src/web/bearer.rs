@@ -1,0 +1,143 @@
+//! The caller of the management API: a Bearer access token from this issuer (RFC 6750 §2.1), verified
+//! offline, checked against the revocation deny-list, and classified as a user or a client.
+//!
+//! Failures are RFC 9457 problem+json (the API's format) with the RFC 6750 §3 `WWW-Authenticate`
+//! challenge: 401 `invalid-token` for a missing, bad, expired or revoked token, 403
+//! `insufficient-scope` when the token lacks the scope an endpoint needs.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::oauth::access_token::VerifiedAccessToken;
+use crate::oidc::userinfo::{self, BearerError};
+
+/// Scope that lets a token read organizations, members and their audit log.
+pub const SCOPE_ORG_READ: &str = "org:read";
+/// Scope that lets a token change organizations, members and invitations.
+pub const SCOPE_ORG_WRITE: &str = "org:write";
+/// Scope that makes a `client_credentials` token an operator over every organization.
+pub const SCOPE_ADMIN: &str = "admin";
+
+/// Who presented the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerKind {
+    /// A person, through a token from the code or refresh grant (`sub` = user id).
+    User(String),
+    /// A client acting for itself (`client_credentials`, `sub` = client id).
+    Client(String),
+}
+
+/// An authenticated API caller.
+#[derive(Debug, Clone)]
+pub struct ApiCaller {
+    /// User or client.
+    pub kind: CallerKind,
+    /// The verified token.
+    pub token: VerifiedAccessToken,
+}
+
+impl ApiCaller {
+    /// The user id, when a person is calling.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.kind {
+            CallerKind::User(id) => Some(id),
+            CallerKind::Client(_) => None,
+        }
+    }
+
+    /// True for a `client_credentials` token with the `admin` scope: an operator over every
+    /// organization (CONTRACT.md, management API).
+    pub fn is_operator(&self) -> bool {
+        matches!(self.kind, CallerKind::Client(_)) && self.token.has_scope(SCOPE_ADMIN)
+    }
+
+    /// Refuses with 403 `insufficient-scope` unless the token holds `scope`.
+    pub fn require_scope(&self, scope: &'static str) -> Result<(), AppError> {
+        if self.token.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(insufficient_scope(scope))
+        }
+    }
+
+    /// The user id of a person calling, or 403 for a client token (the endpoint is about "me").
+    pub fn require_user(&self) -> Result<&str, AppError> {
+        self.user_id().ok_or_else(|| {
+            AppError::problem(
+                StatusCode::FORBIDDEN,
+                "user-token-required",
+                "this endpoint needs a token issued to a user",
+            )
+        })
+    }
+}
+
+/// 403 with the RFC 6750 §3.1 `insufficient_scope` challenge naming the scope.
+fn insufficient_scope(scope: &'static str) -> AppError {
+    AppError::problem(
+        StatusCode::FORBIDDEN,
+        "insufficient-scope",
+        format!("the access token lacks the {scope} scope"),
+    )
+}
+
+/// Why a request carries no usable token.
+#[derive(Debug)]
+pub struct BearerRejection(AppError);
+
+impl IntoResponse for BearerRejection {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        if response.status() == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
+            );
+        }
+        crate::web::headers::forbid_caching(&mut response);
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = BearerRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let invalid = |detail: &str| {
+            BearerRejection(AppError::problem(
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                detail,
+            ))
+        };
+        // The API takes the token from the Authorization header only (RFC 6750 §2.1).
+        let token = userinfo::bearer_token(&parts.headers, None).map_err(|e| match e {
+            BearerError::InvalidRequest(d) => invalid(d),
+            _ => invalid("a bearer access token is required"),
+        })?;
+        let token = userinfo::authenticate(state, &token)
+            .await
+            .map_err(|e| match e {
+                BearerError::InvalidToken(d) => invalid(d),
+                BearerError::Server => BearerRejection(AppError::Internal(anyhow::anyhow!(
+                    "bearer token check failed"
+                ))),
+                _ => invalid("the access token is invalid"),
+            })?;
+        // A client_credentials token has `sub` = `client_id` (CONTRACT.md); ids are random UUIDs, so a
+        // user id never equals a client id.
+        let kind = if token.subject == token.client_id {
+            CallerKind::Client(token.client_id.clone())
+        } else {
+            CallerKind::User(token.subject.clone())
+        };
+        Ok(ApiCaller { kind, token })
+    }
+}
