@@ -1,5 +1,6 @@
 //! Organizations: tenants that people belong to with one role each.
 
+pub mod access;
 pub mod audit;
 pub mod roles;
 pub mod slug;

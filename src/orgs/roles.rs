@@ -40,6 +40,11 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// True for permissions that change something (they need the `org:write` scope).
+    pub fn is_write(self) -> bool {
+        !matches!(self, Permission::ReadOrg | Permission::ReadAuditLog)
+    }
+
     /// Every permission, in display order.
     pub const ALL: [Permission; 7] = [
         Permission::ReadOrg,

@@ -44,6 +44,32 @@ pub async fn find_org<'c>(
     row.as_ref().map(org_from_row).transpose()
 }
 
+/// Finds an organization by id or slug together with `user_id`'s role in it; `None` when either the
+/// organization does not exist or the user is not a member (the caller cannot tell which).
+pub async fn find_org_with_role<'c>(
+    ex: impl Exec<'c>,
+    id_or_slug: &str,
+    user_id: &str,
+) -> Result<Option<(Organization, Role)>, sqlx::Error> {
+    let row = sqlx::query(
+        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+         join memberships m on m.org_id = o.id \
+         where (o.id = $1 or o.slug = $1) and m.user_id = $2",
+    )
+    .bind(id_or_slug)
+    .bind(user_id)
+    .fetch_optional(ex)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let role: String = row.try_get("role")?;
+    // The check constraint guarantees a known role; an unknown one reads as no membership.
+    Ok(role
+        .parse::<Role>()
+        .ok()
+        .map(|role| org_from_row(&row).map(|org| (org, role)))
+        .transpose()?)
+}
+
 /// Adds a membership; `Ok(false)` when the user is a member already.
 pub async fn insert_membership<'c>(ex: impl Exec<'c>, m: &Membership) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
