@@ -63,11 +63,10 @@ pub async fn find_org_with_role<'c>(
     let Some(row) = row else { return Ok(None) };
     let role: String = row.try_get("role")?;
     // The check constraint guarantees a known role; an unknown one reads as no membership.
-    Ok(role
-        .parse::<Role>()
+    role.parse::<Role>()
         .ok()
         .map(|role| org_from_row(&row).map(|org| (org, role)))
-        .transpose()?)
+        .transpose()
 }
 
 /// Adds a membership; `Ok(false)` when the user is a member already.
