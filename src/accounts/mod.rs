@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::crypto::password::{self, Password, PasswordHasher};
-use crate::db::Database;
+use crate::db::{Database, Exec};
 use crate::error::{AppError, Result};
 
 /// Longest accepted email address (RFC 5321 §4.5.3.1.3 path limit).
@@ -84,33 +84,75 @@ pub struct NewAccount<'a> {
     pub email_verified: bool,
 }
 
-/// Creates an account. Refuses an invalid address, a weak password and an address already taken in
-/// any letter case (409). Writes nothing on refusal.
+/// A validated account with its password hashed, ready to insert (inside the caller's transaction,
+/// e.g. together with a membership when an invitation is accepted).
+#[derive(Debug)]
+pub struct PreparedAccount {
+    email: String,
+    name: String,
+    password_hash: String,
+    email_verified: bool,
+}
+
+impl PreparedAccount {
+    /// The validated address.
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+}
+
+/// Validates `new` (address, name, password policy) and hashes the password with Argon2id, off the
+/// async threads. Touches no database.
+pub async fn prepare_account(
+    hasher: &PasswordHasher,
+    new: NewAccount<'_>,
+) -> Result<PreparedAccount> {
+    let email = validate_email(new.email)?;
+    let name = validate_name(new.name)?;
+    password::check_policy(new.password).map_err(|e| AppError::invalid(e.to_string()))?;
+    let password_hash = hasher.hash(new.password).await?;
+    Ok(PreparedAccount {
+        email,
+        name,
+        password_hash,
+        email_verified: new.email_verified,
+    })
+}
+
+/// Inserts a prepared account; 409 when the address is taken in any letter case. On PostgreSQL the
+/// failed insert aborts the surrounding transaction, so the caller returns the error (and rolls back).
+pub async fn insert_account<'c>(
+    ex: impl Exec<'c>,
+    account: &PreparedAccount,
+    now: i64,
+) -> Result<User> {
+    let row = store::NewUserRow {
+        email: &account.email,
+        name: &account.name,
+        password_hash: Some(&account.password_hash),
+        email_verified: account.email_verified,
+    };
+    store::insert(ex, &row, now).await.map_err(|e| match e {
+        store::InsertError::EmailTaken => email_taken(&account.email),
+        store::InsertError::Db(e) => e.into(),
+    })
+}
+
+/// Creates an account on its own. Refuses an invalid address, a weak password and an address already
+/// taken in any letter case (409). Writes nothing on refusal.
 pub async fn create_account(
     db: &Database,
     hasher: &PasswordHasher,
     clock: &Clock,
     new: NewAccount<'_>,
 ) -> Result<User> {
+    // A cheap check first, so a taken address costs no Argon2 work; the unique index decides races.
     let email = validate_email(new.email)?;
-    let name = validate_name(new.name)?;
-    password::check_policy(new.password).map_err(|e| AppError::invalid(e.to_string()))?;
     if store::find_by_email(&db.pool, &email).await?.is_some() {
         return Err(email_taken(&email));
     }
-    let hash = hasher.hash(new.password).await?;
-    let row = store::NewUserRow {
-        email: &email,
-        name: &name,
-        password_hash: Some(&hash),
-        email_verified: new.email_verified,
-    };
-    store::insert(&db.pool, &row, clock.now())
-        .await
-        .map_err(|e| match e {
-            store::InsertError::EmailTaken => email_taken(&email),
-            store::InsertError::Db(e) => e.into(),
-        })
+    let account = prepare_account(hasher, new).await?;
+    insert_account(&db.pool, &account, clock.now()).await
 }
 
 fn email_taken(email: &str) -> AppError {
