@@ -175,6 +175,15 @@ impl Database {
         })
     }
 
+    /// Takes this process's SQLite write gate for a short run of autocommit writes that need no
+    /// transaction (each statement is atomic on its own); `None` on PostgreSQL.
+    pub async fn write_gate(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
     /// Checks that the database answers (readiness probe).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("select 1")

@@ -24,6 +24,7 @@ use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::refresh_store::{self, NewFamily, TokenRow};
 use crate::oauth::store;
 use crate::oidc::claims;
+use crate::orgs::audit::{self, Actor, AuditEvent};
 
 /// A family unused for this long is dead even before its absolute end (`expires_at`). Thirty days,
 /// like Keycloak's default offline-session idle limit; it only bites when `LATCHKEY_REFRESH_TOKEN_TTL`
@@ -84,7 +85,7 @@ pub fn check_family(row: &TokenRow, now: i64) -> Result<(), OAuthError> {
     if row.revoked_at.is_some() {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
-    if row.expires_at <= now || now - row.last_used_at > clock::secs(REFRESH_IDLE_LIMIT) {
+    if row.expires_at <= now || now - row.issued_at > clock::secs(REFRESH_IDLE_LIMIT) {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
     Ok(())
@@ -157,23 +158,27 @@ pub async fn rotate(
         let successor = random_token();
         let sealed = seal(presented, &successor)
             .ok_or_else(|| OAuthError::server_error("cannot seal the successor token"))?;
-        // The conditional update is the first statement of the transaction, so that SQLite takes the
-        // write lock (waiting its busy timeout) before reading anything.
-        let mut tx = state.db.begin().await?;
-        if refresh_store::claim_rotation(&mut *tx, &row.token_hash, now, &sealed).await? {
-            refresh_store::insert_token(
-                &mut *tx,
-                &successor.hash(),
-                &row.family_id,
-                row.generation + 1,
-                now,
-            )
-            .await?;
-            refresh_store::touch_family(&mut *tx, &row.family_id, now).await?;
-            tx.commit().await?;
+        // Two autocommit statements and no transaction (the refresh grant is the hot path, and on
+        // SQLite every statement is a hand-off to the connection's thread): the successor is
+        // inserted first, then the conditional update decides the race. A successor whose
+        // predecessor loses the race was never handed out and is deleted; until then nobody knows
+        // its value. The idle limit needs no family update: it counts from the newest token's
+        // `created_at`.
+        let successor_hash = successor.hash();
+        let gate = state.db.write_gate().await;
+        refresh_store::insert_token(
+            &state.db.pool,
+            &successor_hash,
+            &row.family_id,
+            row.generation + 1,
+            now,
+        )
+        .await?;
+        if refresh_store::claim_rotation(&state.db.pool, &row.token_hash, now, &sealed).await? {
             return Ok(successor);
         }
-        tx.rollback().await?;
+        refresh_store::delete_token(&state.db.pool, &successor_hash).await?;
+        drop(gate);
         // Lost the race: re-read and follow the reuse rules like any other presentation of a
         // rotated token.
         let current =
@@ -214,7 +219,23 @@ async fn reuse(
     );
     let mut tx = state.db.begin().await?;
     store::revoke_family(&mut *tx, &row.family_id, now, REUSE_REASON).await?;
-    refresh_store::audit_reuse(&mut *tx, row, now).await?;
+    audit::record(
+        &mut *tx,
+        &AuditEvent {
+            org_id: row.org_id.as_deref(),
+            actor: &Actor {
+                user_id: Some(row.user_id.clone()),
+                client_id: Some(row.client_id.clone()),
+                meta: Default::default(),
+            },
+            action: audit::action::REFRESH_REUSE_DETECTED,
+            target_type: Some("refresh_family"),
+            target_id: Some(&row.family_id),
+            details: serde_json::json!({ "generation": row.generation }),
+        },
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Err(OAuthError::invalid_grant(
         "the refresh token was already used; its family is revoked",

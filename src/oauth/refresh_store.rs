@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::crypto::tokens::{TokenHash, new_id};
+use crate::crypto::tokens::TokenHash;
 use crate::db::Exec;
 
 /// A new refresh-token family, born at a code redemption.
@@ -56,8 +56,9 @@ pub struct TokenRow {
     pub session_id: Option<String>,
     /// Original `auth_time`.
     pub auth_time: i64,
-    /// Last successful refresh (or birth).
-    pub last_used_at: i64,
+    /// When this token was issued. While it is the family's current token this is the family's last
+    /// successful use (birth or last rotation), which the idle limit counts from.
+    pub issued_at: i64,
     /// Absolute end.
     pub expires_at: i64,
     /// Set when the family was revoked.
@@ -114,7 +115,7 @@ pub async fn find_token<'c>(
 ) -> Result<Option<TokenRow>, sqlx::Error> {
     let row = sqlx::query(
         "select t.token_hash, t.generation, t.rotated_at, t.successor_sealed, f.id as family_id, \
-         f.client_id, f.user_id, f.org_id, f.scope, f.session_id, f.auth_time, f.last_used_at, \
+         f.client_id, f.user_id, f.org_id, f.scope, f.session_id, f.auth_time, t.created_at as issued_at, \
          f.expires_at, f.revoked_at \
          from refresh_tokens t join refresh_families f on f.id = t.family_id where t.token_hash = $1",
     )
@@ -134,7 +135,7 @@ pub async fn find_token<'c>(
         scope: r.try_get("scope")?,
         session_id: r.try_get("session_id")?,
         auth_time: r.try_get("auth_time")?,
-        last_used_at: r.try_get("last_used_at")?,
+        issued_at: r.try_get("issued_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
     }))
@@ -162,15 +163,10 @@ pub async fn claim_rotation<'c>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records a successful refresh (the idle limit counts from here).
-pub async fn touch_family<'c>(
-    ex: impl Exec<'c>,
-    family_id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("update refresh_families set last_used_at = $1 where id = $2")
-        .bind(now)
-        .bind(family_id)
+/// Deletes a token that was inserted as a successor but lost the rotation race (nobody ever saw it).
+pub async fn delete_token<'c>(ex: impl Exec<'c>, hash: &TokenHash) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from refresh_tokens where token_hash = $1")
+        .bind(hash.as_str())
         .execute(ex)
         .await?;
     Ok(())
@@ -185,29 +181,4 @@ pub async fn is_rotated<'c>(ex: impl Exec<'c>, hash: &TokenHash) -> Result<bool,
     .fetch_one(ex)
     .await?;
     Ok(n > 0)
-}
-
-/// Writes the audit event of a detected refresh-token reuse (RFC 9700 §4.14.2).
-pub async fn audit_reuse<'c>(
-    ex: impl Exec<'c>,
-    row: &TokenRow,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let details = serde_json::json!({ "generation": row.generation }).to_string();
-    sqlx::query(
-        "insert into audit_events (id, org_id, actor_user_id, actor_client_id, action, target_type, \
-         target_id, details, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(new_id())
-    .bind(&row.org_id)
-    .bind(&row.user_id)
-    .bind(&row.client_id)
-    .bind("refresh_token.reuse_detected")
-    .bind("refresh_family")
-    .bind(&row.family_id)
-    .bind(details)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(())
 }
