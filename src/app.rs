@@ -201,6 +201,7 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    deliverer: crate::mail::delivery::Deliverer,
 }
 
 impl Server {
@@ -211,12 +212,14 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let state = AppState::new(config, db, clock).await?;
+        let deliverer = crate::mail::delivery::Deliverer::from_state(&state)?;
         let hasher = state.hasher.clone();
         tokio::task::spawn_blocking(move || hasher.warm_up());
         Ok(Server {
             listener,
             router: router(state.clone()),
             state,
+            deliverer,
         })
     }
 
@@ -231,6 +234,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let jobs = crate::jobs::Jobs::start(self.state.clone());
+        let mail =
+            crate::mail::delivery::Delivery::start(self.deliverer, self.state.mailer.clone());
         let refresher = self
             .state
             .keyring
@@ -243,6 +248,7 @@ impl Server {
             .await;
         refresher.abort();
         jobs.stop().await;
+        mail.stop().await;
         result
     }
 }

@@ -3,13 +3,17 @@
 //! [`Mailer::wake`]; the delivery loop sends queued mail through SMTP or writes `.eml` files, with
 //! retries, so a slow or down SMTP server never blocks a request or loses a message.
 
+pub mod delivery;
 pub mod store;
+pub mod template;
+pub mod transport;
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 pub use store::queue;
+pub use template::{MailContext, compose};
 
 /// One message to send.
 #[derive(Debug, Clone)]

@@ -20,3 +20,105 @@ pub async fn queue<'c>(ex: impl Exec<'c>, mail: &Mail, now: i64) -> Result<(), s
     .await?;
     Ok(())
 }
+
+/// A queued message as the delivery loop reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: String,
+    /// Recipient.
+    pub to_address: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text_body: String,
+    /// HTML body, if any.
+    pub html_body: Option<String>,
+    /// When the action that caused the mail happened (the `Date` header).
+    pub created_at: i64,
+    /// Failed attempts so far.
+    pub attempts: i64,
+}
+
+/// Ids of unsent messages that are due at `now`, not leased by a process and not given up
+/// (fewer than `max_attempts` failures), oldest first.
+pub async fn due<'c>(
+    ex: impl Exec<'c>,
+    now: i64,
+    max_attempts: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from mail_outbox where sent_at is null and next_attempt_at <= $1 \
+         and attempts < $2 and (locked_until is null or locked_until < $1) \
+         order by next_attempt_at, created_at limit $3",
+    )
+    .bind(now)
+    .bind(max_attempts)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+/// Leases message `id` until `until` and returns it, or `None` when another process holds or has
+/// sent it. The lease is taken by one conditional update, so two processes never both win it.
+pub async fn claim<'c>(
+    ex: impl Exec<'c> + Copy,
+    id: &str,
+    now: i64,
+    until: i64,
+) -> Result<Option<OutboxRow>, sqlx::Error> {
+    let done = sqlx::query(
+        "update mail_outbox set locked_until = $2 where id = $1 and sent_at is null \
+         and (locked_until is null or locked_until < $3)",
+    )
+    .bind(id)
+    .bind(until)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "select id, to_address, subject, text_body, html_body, created_at, attempts \
+         from mail_outbox where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Records that message `id` was handed over at `now`.
+pub async fn mark_sent<'c>(ex: impl Exec<'c>, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update mail_outbox set sent_at = $2, locked_until = null, attempts = attempts + 1, \
+         last_error = null where id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: one more attempt, the error, the next try at `next_attempt_at`.
+pub async fn mark_failed<'c>(
+    ex: impl Exec<'c>,
+    id: &str,
+    attempts: i64,
+    error: &str,
+    next_attempt_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update mail_outbox set attempts = $2, last_error = $3, next_attempt_at = $4, \
+         locked_until = null where id = $1",
+    )
+    .bind(id)
+    .bind(attempts)
+    .bind(error)
+    .bind(next_attempt_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

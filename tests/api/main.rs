@@ -13,6 +13,7 @@ mod config;
 mod health;
 mod jobs;
 mod logout;
+mod mail;
 mod multi_process;
 mod oidc_flow;
 mod oidc_metadata;

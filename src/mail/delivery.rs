@@ -1,0 +1,187 @@
+//! The delivery loop: sends what features queued in `mail_outbox`, off the request path.
+//!
+//! It wakes on [`super::Mailer::wake`] and polls every [`POLL_EVERY`] (mail queued by another process
+//! or the CLI, retries that came due), so a message is handed over within seconds of its action
+//! (CONTRACT.md: 5 s). Each message is leased (`locked_until`) by one conditional update before it is
+//! sent, so several processes sharing a database never send one message twice, and a process that
+//! dies mid-send frees its lease after [`LEASE_SECS`]. Failures back off exponentially
+//! ([`backoff_secs`]) and are given up after [`MAX_ATTEMPTS`], with a log line.
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::store::{self, OutboxRow};
+use super::transport::{SendError, Transport, build_message};
+use super::{Mail, Mailer};
+use crate::clock::Clock;
+use crate::db::Database;
+
+/// How often the loop looks for due mail without being woken.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How long a claimed message stays leased to the sending process (several SMTP timeouts).
+pub const LEASE_SECS: i64 = 120;
+/// Failed attempts after which a message is given up.
+pub const MAX_ATTEMPTS: i64 = 20;
+/// Delay before the first retry; doubled for each further failure.
+const FIRST_BACKOFF_SECS: i64 = 5;
+/// Longest delay between two attempts.
+const MAX_BACKOFF_SECS: i64 = 10 * 60;
+/// Messages read per batch.
+const BATCH: i64 = 50;
+/// Longest stored error text.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Delay after the `attempts`-th failure: 5 s, 10 s, 20 s, ... capped at 10 minutes.
+pub fn backoff_secs(attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    FIRST_BACKOFF_SECS
+        .saturating_mul(1_i64 << doublings)
+        .min(MAX_BACKOFF_SECS)
+}
+
+/// What the loop needs, cloned out of `AppState`.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    /// Where mail goes.
+    pub transport: Transport,
+    /// The outbox's database.
+    pub db: Database,
+    /// Source of "now" (tests move it to make retries due).
+    pub clock: Clock,
+    /// The `From` of every message.
+    pub from: Mailbox,
+}
+
+impl Deliverer {
+    /// The deliverer of a server: its configured transport, database, clock and sender.
+    pub fn from_state(state: &crate::app::AppState) -> anyhow::Result<Deliverer> {
+        Ok(Deliverer {
+            transport: Transport::from_config(&state.config)?,
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            from: state.config.mail_from.clone(),
+        })
+    }
+
+    /// Sends every message due now, checking `stop` between messages; returns how many were handed
+    /// over.
+    pub async fn deliver_due(&self, stop: &watch::Receiver<bool>) -> Result<usize, sqlx::Error> {
+        let mut sent = 0;
+        loop {
+            let now = self.clock.now();
+            let ids = store::due(&self.db.pool, now, MAX_ATTEMPTS, BATCH).await?;
+            let mut progressed = false;
+            for id in &ids {
+                if *stop.borrow() {
+                    return Ok(sent);
+                }
+                let now = self.clock.now();
+                let Some(row) = store::claim(&self.db.pool, id, now, now + LEASE_SECS).await?
+                else {
+                    continue;
+                };
+                progressed = true;
+                if self.deliver(row).await? {
+                    sent += 1;
+                }
+            }
+            // A full batch may hide more due mail; stop when nothing was ours to send.
+            if i64::try_from(ids.len()).unwrap_or(0) < BATCH || !progressed {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// Sends one claimed message and records the outcome; true when it was handed over.
+    async fn deliver(&self, row: OutboxRow) -> Result<bool, sqlx::Error> {
+        let mail = Mail {
+            to: row.to_address.clone(),
+            subject: row.subject.clone(),
+            text: row.text_body.clone(),
+            html: row.html_body.clone(),
+        };
+        let outcome = match build_message(&self.from, &mail, row.created_at) {
+            Ok(message) => self.transport.send(message).await,
+            Err(e) => Err(e),
+        };
+        let now = self.clock.now();
+        match outcome {
+            Ok(()) => {
+                store::mark_sent(&self.db.pool, &row.id, now).await?;
+                tracing::info!(mail_id = %row.id, subject = %row.subject, "mail handed over");
+                Ok(true)
+            }
+            Err(err) => {
+                let attempts = match err {
+                    SendError::Permanent(_) => MAX_ATTEMPTS,
+                    SendError::Temporary(_) => row.attempts + 1,
+                };
+                let text: String = err.to_string().chars().take(MAX_ERROR_CHARS).collect();
+                let next = now + backoff_secs(attempts);
+                store::mark_failed(&self.db.pool, &row.id, attempts, &text, next).await?;
+                if attempts >= MAX_ATTEMPTS {
+                    tracing::error!(mail_id = %row.id, attempts, error = %text, "mail given up");
+                } else {
+                    tracing::warn!(mail_id = %row.id, attempts, retry_in_secs = next - now,
+                        error = %text, "mail delivery failed; will retry");
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The running loop; [`Delivery::stop`] ends it between messages.
+#[derive(Debug)]
+pub struct Delivery {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl Delivery {
+    /// Starts the loop: a pass at once (mail left by an earlier run), then on every wake and poll.
+    pub fn start(deliverer: Deliverer, mailer: Mailer) -> Delivery {
+        let (stop, mut stopped) = watch::channel(false);
+        let handle = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(POLL_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = mailer.woken() => {}
+                    _ = stopped.changed() => break,
+                }
+                // A stop is seen between messages: the one being sent finishes (each SMTP command
+                // times out), so it is never sent and then left unmarked.
+                if let Err(e) = deliverer.deliver_due(&stopped).await {
+                    tracing::warn!(error = %e, "mail delivery pass failed");
+                }
+            }
+        });
+        Delivery { stop, handle }
+    }
+
+    /// Asks the loop to stop and waits for the message in flight, if any.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_secs(1), 5);
+        assert_eq!(backoff_secs(2), 10);
+        assert_eq!(backoff_secs(3), 20);
+        assert_eq!(backoff_secs(8), 600);
+        assert_eq!(backoff_secs(100), 600);
+        assert_eq!(backoff_secs(0), 5);
+    }
+}

@@ -1,0 +1,156 @@
+//! Where mail goes: an SMTP server (lettre), or `.eml` files in a directory when no SMTP server is
+//! configured (development and tests).
+//!
+//! `smtp://HOST[:PORT]` upgrades with STARTTLS when the server offers it (RFC 3207; `?tls=required`
+//! refuses to send in clear text), `smtps://HOST[:PORT]` uses implicit TLS (RFC 8314 §3.3).
+//! Credentials come from the URL's user info (percent-decoded). Every SMTP command times out after
+//! [`SMTP_TIMEOUT`], so a stuck server delays only the delivery loop, never a request.
+
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::Mail;
+use crate::config::{Config, SmtpUrl};
+
+/// Timeout of each SMTP command (connect, EHLO, DATA, ...).
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default port of `smtp://` (RFC 5321 §4.5.4.2 relay port; submission servers usually need `:587`).
+const SMTP_PORT: u16 = 25;
+/// Default port of `smtps://` (RFC 8314 §7.3, submissions).
+const SMTPS_PORT: u16 = 465;
+
+/// Why a message could not be handed over. The text never contains the SMTP password.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The message itself is unusable (a malformed recipient address): retrying cannot help.
+    #[error("message rejected: {0}")]
+    Permanent(String),
+    /// The server or the directory failed this time; a later attempt may succeed.
+    #[error("{0}")]
+    Temporary(String),
+}
+
+/// The configured way out.
+#[derive(Clone)]
+pub enum Transport {
+    /// An SMTP server.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// One `.eml` file per message in this directory.
+    Files(PathBuf),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Smtp(_) => f.write_str("Transport::Smtp"),
+            Transport::Files(dir) => f.debug_tuple("Transport::Files").field(dir).finish(),
+        }
+    }
+}
+
+impl Transport {
+    /// Builds the transport the configuration asks for.
+    pub fn from_config(config: &Config) -> anyhow::Result<Transport> {
+        match &config.smtp_url {
+            Some(url) => Ok(Transport::Smtp(smtp(url)?)),
+            None => Ok(Transport::Files(config.mail_dir.clone())),
+        }
+    }
+
+    /// Hands one message over (SMTP) or writes it (files).
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        match self {
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError::Temporary(format!("smtp: {e}"))),
+            Transport::Files(dir) => write_eml(dir, &message.formatted()).await.map_err(|e| {
+                SendError::Temporary(format!("cannot write to {}: {e}", dir.display()))
+            }),
+        }
+    }
+}
+
+/// The SMTP transport for `url`.
+fn smtp(url: &SmtpUrl) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let parsed = url::Url::parse(url.expose()).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("{url}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let required = parsed
+        .query_pairs()
+        .any(|(k, v)| k == "tls" && v == "required");
+    let params = TlsParameters::new(host.clone())?;
+    let (tls, default_port) = match parsed.scheme() {
+        "smtps" => (Tls::Wrapper(params), SMTPS_PORT),
+        _ if required => (Tls::Required(params), SMTP_PORT),
+        _ => (Tls::Opportunistic(params), SMTP_PORT),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(parsed.port().unwrap_or(default_port))
+        .tls(tls)
+        .timeout(Some(SMTP_TIMEOUT));
+    if !parsed.username().is_empty() {
+        // User info is percent-encoded (RFC 3986 §3.2.1); form decoding does that once `+` and `&`
+        // (literal there, special in forms) are escaped.
+        let decode = |s: &str| {
+            let escaped = s.replace('+', "%2B").replace('&', "%26");
+            url::form_urlencoded::parse(format!("x={escaped}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        builder = builder.credentials(Credentials::new(
+            decode(parsed.username()),
+            decode(parsed.password().unwrap_or("")),
+        ));
+    }
+    Ok(builder.build())
+}
+
+/// Writes `bytes` as `<uuid>.eml` in `dir` (created if missing), through a temporary name and a
+/// rename, so a reader of the directory never sees half a message.
+async fn write_eml(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let name = uuid::Uuid::now_v7();
+    let partial = dir.join(format!(".{name}.eml.partial"));
+    tokio::fs::write(&partial, bytes).await?;
+    tokio::fs::rename(&partial, dir.join(format!("{name}.eml"))).await
+}
+
+/// Builds the MIME message: From the configured sender, a Message-ID, the Date of the action, and a
+/// `multipart/alternative` body (text first, then HTML; RFC 2046 §5.1.4) when there is HTML.
+pub fn build_message(from: &Mailbox, mail: &Mail, date_unix: i64) -> Result<Message, SendError> {
+    let to: Mailbox = mail
+        .to
+        .parse()
+        .map_err(|_| SendError::Permanent("malformed recipient address".into()))?;
+    let date = UNIX_EPOCH + Duration::from_secs(u64::try_from(date_unix).unwrap_or(0));
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.subject.clone())
+        .message_id(None)
+        .date(date);
+    let built = match &mail.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            html.clone(),
+        )),
+        None => builder.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(mail.text.clone()),
+        ),
+    };
+    built.map_err(|e| SendError::Permanent(e.to_string()))
+}
