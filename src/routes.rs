@@ -37,3 +37,21 @@ pub const END_SESSION: &str = "/logout";
 pub const LOGIN: &str = "/login";
 /// Consent page.
 pub const CONSENT: &str = "/consent";
+/// Management API: the calling user and their memberships.
+pub const API_ME: &str = "/api/v1/me";
+/// Management API: organizations (list, create).
+pub const API_ORGS: &str = "/api/v1/orgs";
+/// Management API: one organization, by id or slug.
+pub const API_ORG: &str = "/api/v1/orgs/{org}";
+/// Management API: the members of an organization.
+pub const API_ORG_MEMBERS: &str = "/api/v1/orgs/{org}/members";
+/// Management API: one member of an organization.
+pub const API_ORG_MEMBER: &str = "/api/v1/orgs/{org}/members/{user_id}";
+/// Management API: an organization's audit log (admins).
+pub const API_ORG_AUDIT_LOG: &str = "/api/v1/orgs/{org}/audit-log";
+/// Management API: the whole audit log (operators).
+pub const API_AUDIT_LOG: &str = "/api/v1/audit-log";
+/// Management API: the roles and what each may do.
+pub const API_ROLES: &str = "/api/v1/roles";
+/// Management API: usage statistics (operators).
+pub const API_STATS: &str = "/api/v1/stats";

@@ -14,6 +14,7 @@ use crate::crypto::key_store;
 use crate::crypto::password::{Password, PasswordHasher};
 use crate::db::Database;
 use crate::error::{AppError, Result};
+use crate::orgs::audit::Actor;
 use crate::orgs::roles::Role;
 use crate::{accounts, app, clients, orgs};
 
@@ -199,12 +200,14 @@ async fn user(cmd: UserCommand, db: &Database, clock: &Clock) -> Result<()> {
 async fn org(cmd: OrgCommand, db: &Database, clock: &Clock) -> Result<()> {
     match cmd {
         OrgCommand::Create { name, slug, owner } => {
-            let org = orgs::create_with_owner(db, clock, &name, slug.as_deref(), &owner).await?;
+            let org =
+                orgs::create_with_owner(db, clock, &name, slug.as_deref(), &owner, &Actor::cli())
+                    .await?;
             print(json!({"id": org.id, "slug": org.slug, "name": org.name}));
         }
         OrgCommand::AddMember { org, email, role } => {
             let role: Role = role.parse().map_err(AppError::Invalid)?;
-            let m = orgs::add_member(db, clock, &org, &email, role).await?;
+            let m = orgs::add_member(db, clock, &org, &email, role, &Actor::cli()).await?;
             print(json!({"org_id": m.org_id, "user_id": m.user_id, "role": m.role}));
         }
     }
@@ -245,7 +248,8 @@ async fn keys(cmd: KeysCommand, db: &Database, config: &Config, clock: &Clock) -
         }
         KeysCommand::Rotate { alg } => {
             let alg = alg.unwrap_or(config.access_token_alg);
-            let key = key_store::rotate_now(db, config, clock, alg).await?;
+            let key =
+                key_store::rotate_now(db, config, clock, alg, key_store::ROTATED_BY_CLI).await?;
             tracing::info!(kid = %key.kid, alg = alg.as_str(), "rotated signing key");
             print(json!({"kid": key.kid, "alg": key.alg}));
         }

@@ -15,6 +15,12 @@ use crate::clock::{self, Clock};
 use crate::config::{Config, SigningAlg};
 use crate::db::{self, Database, Exec};
 use crate::error::{AppError, Result};
+use crate::orgs::audit::{self, Actor, AuditEvent, action};
+
+/// Audit `trigger` of a rotation asked for with `latchkey keys rotate`.
+pub const ROTATED_BY_CLI: &str = "cli";
+/// Audit `trigger` of a rotation made by the scheduled job (`LATCHKEY_KEY_ROTATION`).
+pub const ROTATED_BY_SCHEDULE: &str = "schedule";
 
 /// Lifetime of an ID token; with the access-token TTL it bounds how long a retired key must verify.
 pub const ID_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
@@ -191,12 +197,14 @@ pub async fn ensure_active_key(db: &Database, clock: &Clock, alg: SigningAlg) ->
 
 /// Makes a new key of `alg` active at once (a published `next` key of that alg is promoted when there is
 /// one, since relying parties may have cached it already) and retires the previous active key, which
-/// stays in the JWKS for [`verify_window`]. Returns the new active key.
+/// stays in the JWKS for [`verify_window`]. Returns the new active key. Audited as
+/// `signing_key.rotated` with `trigger` (`cli` or `schedule`) in the details.
 pub async fn rotate_now(
     db: &Database,
     config: &Config,
     clock: &Clock,
     alg: SigningAlg,
+    trigger: &'static str,
 ) -> Result<KeyInfo> {
     let next = next_key(&db.pool, alg).await?;
     let generated = match next {
@@ -229,6 +237,15 @@ pub async fn rotate_now(
         }
         (None, None) => return Err(AppError::Internal(anyhow::anyhow!("no key to activate"))),
     };
+    let event = AuditEvent {
+        org_id: None,
+        actor: &Actor::cli(),
+        action: action::SIGNING_KEY_ROTATED,
+        target_type: Some("signing_key"),
+        target_id: Some(&kid),
+        details: serde_json::json!({"alg": alg.as_str(), "trigger": trigger}),
+    };
+    audit::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     let sql = format!("select {KEY_COLUMNS} from signing_keys where kid = $1");
     let row = sqlx::query(&sql).bind(&kid).fetch_one(&db.pool).await?;
@@ -300,7 +317,7 @@ pub async fn rotate_due(db: &Database, config: &Config, clock: &Clock) -> Result
                 report.published.push(key.kid);
             }
             Some((_, published_at)) if now >= due && now >= published_at + lead => {
-                let key = rotate_now(db, config, clock, alg).await?;
+                let key = rotate_now(db, config, clock, alg, ROTATED_BY_SCHEDULE).await?;
                 tracing::info!(kid = %key.kid, alg = alg.as_str(), "rotated signing key");
                 report.activated.push(key.kid);
             }

@@ -55,7 +55,8 @@ pub fn org_not_found() -> AppError {
 
 /// Resolves `org_ref` (id or slug) and checks that `caller` holds `permission` there, and the scope
 /// it needs. 404 when the caller is not a member (or the organization does not exist), 403 when the
-/// member's role or the token's scopes are not enough.
+/// member's role or the token's scopes are not enough. An operator needs no `org:*` scope: `admin`
+/// covers them.
 pub async fn authorize<'c>(
     ex: impl Exec<'c>,
     caller: &ApiCaller,
@@ -64,7 +65,9 @@ pub async fn authorize<'c>(
 ) -> Result<OrgAccess> {
     let (org, role) = match &caller.kind {
         CallerKind::Client(_) if caller.is_operator() => {
-            let org = store::find_org(ex, org_ref).await?.ok_or_else(org_not_found)?;
+            let org = store::find_org(ex, org_ref)
+                .await?
+                .ok_or_else(org_not_found)?;
             (org, None)
         }
         // A client without `admin` belongs to no organization.
@@ -76,7 +79,10 @@ pub async fn authorize<'c>(
             (org, Some(role))
         }
     };
-    caller.require_scope(scope_for(permission))?;
+    // The operator's `admin` scope covers reads and writes of every organization.
+    if role.is_some() {
+        caller.require_scope(scope_for(permission))?;
+    }
     if let Some(role) = role
         && !role.can(permission)
     {

@@ -2,10 +2,14 @@
 //! have no foreign keys, so they outlive what they describe. Every feature records through
 //! [`record`], inside the transaction of the write it describes.
 
+use serde::Serialize;
 use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::crypto::tokens::new_id;
 use crate::db::Exec;
+use crate::web::bearer::ApiCaller;
 use crate::web::request_meta::RequestMeta;
 
 /// Action names, stable: API clients filter on them.
@@ -36,6 +40,12 @@ pub mod action {
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     /// A login failed.
     pub const LOGIN_FAILED: &str = "login.failed";
+    /// A password-reset link was mailed.
+    pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
+    /// A password was changed through a reset link (sessions and refresh tokens revoked).
+    pub const PASSWORD_RESET: &str = "password.reset";
+    /// A sign-in came from a browser the account had not used before (alert mailed if enabled).
+    pub const NEW_DEVICE_SIGN_IN: &str = "login.new_device";
 }
 
 /// Who did something.
@@ -55,6 +65,16 @@ impl Actor {
         Actor {
             user_id: Some(user_id.into()),
             client_id: None,
+            meta,
+        }
+    }
+
+    /// The caller of the management API: the user (if a person) and the client the token was issued
+    /// to.
+    pub fn api(caller: &ApiCaller, meta: RequestMeta) -> Actor {
+        Actor {
+            user_id: caller.user_id().map(str::to_owned),
+            client_id: Some(caller.token.client_id.clone()),
             meta,
         }
     }
@@ -112,4 +132,96 @@ pub async fn record<'c>(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// One audit event as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Event id (UUIDv7).
+    pub id: String,
+    /// The organization concerned, if any.
+    pub org_id: Option<String>,
+    /// One of [`action`].
+    pub action: String,
+    /// The acting user, if any.
+    pub actor_user_id: Option<String>,
+    /// The acting client, if any.
+    pub actor_client_id: Option<String>,
+    /// What kind of thing was acted on.
+    pub target_type: Option<String>,
+    /// Its id.
+    pub target_id: Option<String>,
+    /// Peer address of the request.
+    pub ip: Option<String>,
+    /// User agent of the request.
+    pub user_agent: Option<String>,
+    /// Details (JSON object).
+    pub details: Value,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Which events to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter<'a> {
+    /// Only this organization's events (`None`: every event, for operators).
+    pub org_id: Option<&'a str>,
+    /// Only this action.
+    pub action: Option<&'a str>,
+    /// Only events at or after this time (unix seconds).
+    pub from: Option<i64>,
+    /// Only events at or before this time (unix seconds).
+    pub to: Option<i64>,
+    /// Only events strictly older than this `(created_at, id)` (the page cursor).
+    pub before: Option<(i64, &'a str)>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    let details: String = row.try_get("details")?;
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        action: row.try_get("action")?,
+        actor_user_id: row.try_get("actor_user_id")?,
+        actor_client_id: row.try_get("actor_client_id")?,
+        target_type: row.try_get("target_type")?,
+        target_id: row.try_get("target_id")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        // Written by `record` as JSON; anything else is shown as a string rather than failing.
+        details: serde_json::from_str(&details).unwrap_or(Value::String(details)),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Lists events matching `filter`, newest first (by time, then id).
+pub async fn list<'c>(
+    ex: impl Exec<'c>,
+    filter: &AuditFilter<'_>,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    // Every condition is always present and neutralised by a null parameter, so the SQL is static.
+    let (before_at, before_id) = match filter.before {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    let rows = sqlx::query(
+        "select id, org_id, action, actor_user_id, actor_client_id, target_type, target_id, ip, \
+         user_agent, details, created_at from audit_events \
+         where ($1 is null or org_id = $1) and ($2 is null or action = $2) \
+         and ($3 is null or created_at >= $3) and ($4 is null or created_at <= $4) \
+         and ($5 is null or created_at < $5 or (created_at = $5 and id < $6)) \
+         order by created_at desc, id desc limit $7",
+    )
+    .bind(filter.org_id)
+    .bind(filter.action)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(filter.limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(entry_from_row).collect()
 }

@@ -1,23 +1,28 @@
 //! Organizations: tenants that people belong to with one role each.
 
 pub mod access;
+pub mod api;
 pub mod audit;
 pub mod roles;
 pub mod slug;
+pub mod stats;
 pub mod store;
 
+use axum::http::StatusCode;
 use serde::Serialize;
+use serde_json::json;
 
 use crate::accounts;
 use crate::clock::Clock;
 use crate::crypto::tokens::new_id;
-use crate::db::Database;
+use crate::db::{Database, Exec};
 use crate::error::{AppError, Result};
+use audit::{Actor, AuditEvent, action};
 use roles::Role;
 
 /// Routes of the management API (`/api/v1/...`); see `CONTRACT.md`.
 pub fn api_router() -> axum::Router<crate::app::AppState> {
-    axum::Router::new()
+    api::router()
 }
 
 /// Longest organization name.
@@ -49,71 +54,134 @@ pub struct Membership {
     pub joined_at: i64,
 }
 
-/// Checks an organization name: 1–100 characters, no control characters.
+/// Checks an organization name (400 `invalid-name` otherwise): 1–100 characters once trimmed, no
+/// control characters.
 pub fn validate_org_name(raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty()
         || name.chars().count() > MAX_ORG_NAME_LEN
         || name.chars().any(char::is_control)
     {
-        return Err(AppError::invalid(format!(
-            "organization name must be 1 to {MAX_ORG_NAME_LEN} characters without control characters"
-        )));
+        return Err(AppError::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-name",
+            format!(
+                "organization name must be 1 to {MAX_ORG_NAME_LEN} characters without control characters"
+            ),
+        ));
     }
     Ok(name.to_owned())
 }
 
-/// Creates an organization with `owner_email` as its owner, in one transaction. The slug defaults to one
-/// derived from the name. Refuses an unknown owner (404) and a taken slug (409); writes nothing then.
-pub async fn create_with_owner(
-    db: &Database,
-    clock: &Clock,
-    name: &str,
-    slug: Option<&str>,
-    owner_email: &str,
-) -> Result<Organization> {
-    let name = validate_org_name(name)?;
+/// 409 `slug-taken`: another organization has this slug.
+pub fn slug_taken(slug: &str) -> AppError {
+    AppError::problem(
+        StatusCode::CONFLICT,
+        "slug-taken",
+        format!("slug {slug:?} is already taken"),
+    )
+}
+
+/// The slug to use: the one given (trimmed), or one derived from the name; validated either way.
+pub fn choose_slug(name: &str, slug: Option<&str>) -> Result<String> {
     let slug = match slug {
         Some(s) => s.trim().to_owned(),
-        None => slug::from_name(&name),
+        None => slug::from_name(name),
     };
     slug::validate(&slug)?;
-    let mut tx = db.begin().await?;
-    let owner = accounts::store::find_by_email(&mut *tx, owner_email)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no user with email {}", owner_email.trim())))?;
-    let now = clock.now();
+    Ok(slug)
+}
+
+/// Inserts a validated organization with `owner_id` as its owner and records
+/// `organization.created` and `member.added`, inside the caller's transaction. 409 `slug-taken`.
+pub async fn insert_with_owner(
+    tx: &mut crate::db::Tx,
+    name: String,
+    slug: String,
+    owner_id: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<Organization> {
     let org = Organization {
         id: new_id(),
         slug,
         name,
         created_at: now,
     };
-    if !store::insert_org(&mut *tx, &org).await? {
-        return Err(AppError::conflict(format!(
-            "slug {:?} is already taken",
-            org.slug
-        )));
+    if !store::insert_org(&mut **tx, &org).await? {
+        return Err(slug_taken(&org.slug));
     }
     let membership = Membership {
         org_id: org.id.clone(),
-        user_id: owner.id,
+        user_id: owner_id.to_owned(),
         role: Role::Owner,
         joined_at: now,
     };
-    store::insert_membership(&mut *tx, &membership).await?;
+    store::insert_membership(&mut **tx, &membership).await?;
+    let created = AuditEvent {
+        org_id: Some(&org.id),
+        actor,
+        action: action::ORG_CREATED,
+        target_type: Some("organization"),
+        target_id: Some(&org.id),
+        details: json!({"name": org.name, "slug": org.slug}),
+    };
+    audit::record(&mut **tx, &created, now).await?;
+    record_member_added(&mut **tx, &membership, actor, now).await?;
+    Ok(org)
+}
+
+/// Records `member.added` for `m`.
+pub async fn record_member_added<'c>(
+    ex: impl Exec<'c>,
+    m: &Membership,
+    actor: &Actor,
+    now: i64,
+) -> Result<()> {
+    let event = AuditEvent {
+        org_id: Some(&m.org_id),
+        actor,
+        action: action::MEMBER_ADDED,
+        target_type: Some("user"),
+        target_id: Some(&m.user_id),
+        details: json!({"role": m.role}),
+    };
+    audit::record(ex, &event, now).await?;
+    Ok(())
+}
+
+/// Creates an organization with `owner_email` as its owner, in one transaction (the CLI's `org
+/// create`). The slug defaults to one derived from the name. Refuses an unknown owner (404) and a
+/// taken slug (409); writes nothing then. Audited as done by `actor`.
+pub async fn create_with_owner(
+    db: &Database,
+    clock: &Clock,
+    name: &str,
+    slug: Option<&str>,
+    owner_email: &str,
+    actor: &Actor,
+) -> Result<Organization> {
+    let name = validate_org_name(name)?;
+    let slug = choose_slug(&name, slug)?;
+    let mut tx = db.begin().await?;
+    let owner = accounts::store::find_by_email(&mut *tx, owner_email)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no user with email {}", owner_email.trim())))?;
+    let org = insert_with_owner(&mut tx, name, slug, &owner.id, actor, clock.now()).await?;
     tx.commit().await?;
     Ok(org)
 }
 
-/// Adds the user with `email` to the organization `org_ref` (id or slug) with `role`. Refuses an
-/// unknown organization or user (404) and an existing membership (409).
+/// Adds the user with `email` to the organization `org_ref` (id or slug) with `role` (the CLI's `org
+/// add-member`). Refuses an unknown organization or user (404) and an existing membership (409).
+/// Audited as done by `actor`.
 pub async fn add_member(
     db: &Database,
     clock: &Clock,
     org_ref: &str,
     email: &str,
     role: Role,
+    actor: &Actor,
 ) -> Result<Membership> {
     let mut tx = db.begin().await?;
     let org = store::find_org(&mut *tx, org_ref.trim())
@@ -122,11 +190,12 @@ pub async fn add_member(
     let user = accounts::store::find_by_email(&mut *tx, email)
         .await?
         .ok_or_else(|| AppError::not_found(format!("no user with email {}", email.trim())))?;
+    let now = clock.now();
     let membership = Membership {
         org_id: org.id,
         user_id: user.id,
         role,
-        joined_at: clock.now(),
+        joined_at: now,
     };
     if !store::insert_membership(&mut *tx, &membership).await? {
         return Err(AppError::conflict(format!(
@@ -134,6 +203,7 @@ pub async fn add_member(
             user.email, org.slug
         )));
     }
+    record_member_added(&mut *tx, &membership, actor, now).await?;
     tx.commit().await?;
     Ok(membership)
 }

@@ -45,6 +45,21 @@ impl Permission {
         !matches!(self, Permission::ReadOrg | Permission::ReadAuditLog)
     }
 
+    /// What the permission allows, in a sentence (shown by `GET /api/v1/roles`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Permission::ReadOrg => "read the organization and its member list",
+            Permission::UpdateOrg => "rename the organization or change its slug",
+            Permission::DeleteOrg => "delete the organization",
+            Permission::ManageMembers => {
+                "change members' roles and remove members, up to one's own role"
+            }
+            Permission::ManageInvitations => "invite people, list and revoke invitations",
+            Permission::ReadAuditLog => "read the organization's audit log",
+            Permission::ManageOwners => "grant or take the owner role",
+        }
+    }
+
     /// Every permission, in display order.
     pub const ALL: [Permission; 7] = [
         Permission::ReadOrg,

@@ -1,5 +1,7 @@
 //! Organization slugs: the short, URL-safe names used in `organization=` and API paths.
 
+use axum::http::StatusCode;
+
 use crate::error::{AppError, Result};
 
 /// Shortest slug.
@@ -9,40 +11,65 @@ pub const MAX_SLUG_LEN: usize = 63;
 
 /// Words that name our own routes or would confuse people, refused as slugs.
 const RESERVED: &[&str] = &[
+    "account",
     "admin",
     "api",
     "app",
+    "assets",
     "auth",
     "authorize",
+    "billing",
     "consent",
     "default",
+    "health",
     "healthz",
+    "help",
+    "introspect",
+    "invitations",
+    "invite",
+    "jwks",
     "latchkey",
     "login",
     "logout",
+    "mail",
     "me",
     "new",
     "oauth",
     "oidc",
     "org",
     "orgs",
+    "password",
     "readyz",
+    "register",
+    "reset",
+    "revoke",
     "root",
+    "security",
     "settings",
+    "signin",
     "signup",
     "static",
+    "status",
     "support",
     "system",
     "token",
     "userinfo",
+    "users",
+    "verify-email",
     "well-known",
     "www",
 ];
 
-/// Checks a slug: lowercase ASCII letters, digits and inner hyphens, 3–63 characters, not reserved and
+/// Checks a slug (400 `invalid-slug` otherwise): lowercase ASCII letters, digits and inner hyphens, 3–63 characters, not reserved and
 /// not shaped like an id (so `ID_OR_SLUG` is never ambiguous).
 pub fn validate(slug: &str) -> Result<()> {
-    let invalid = |why: &str| AppError::invalid(format!("invalid slug {slug:?}: {why}"));
+    let invalid = |why: &str| {
+        AppError::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-slug",
+            format!("invalid slug {slug:?}: {why}"),
+        )
+    };
     if slug.len() < MIN_SLUG_LEN || slug.len() > MAX_SLUG_LEN {
         return Err(invalid("must be 3 to 63 characters"));
     }

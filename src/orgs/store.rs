@@ -98,3 +98,226 @@ pub async fn find_role<'c>(
     // The check constraint guarantees a known role; an unknown one reads as no membership.
     Ok(role.and_then(|r| r.parse().ok()))
 }
+
+/// A member as the member list shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    /// The member's user id.
+    pub user_id: String,
+    /// Their email address.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// Unix seconds.
+    pub joined_at: i64,
+}
+
+fn member_from_row(row: &AnyRow) -> Result<Member, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    Ok(Member {
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        role: role
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        joined_at: row.try_get("joined_at")?,
+    })
+}
+
+fn org_role_from_row(row: &AnyRow) -> Result<(Organization, Role), sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    let role = role
+        .parse()
+        .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
+    Ok((org_from_row(row)?, role))
+}
+
+/// A keyset page position: rows strictly after `(time, id)` in the list's order.
+pub type After<'a> = Option<(i64, &'a str)>;
+
+fn split(after: After<'_>) -> (Option<i64>, Option<&str>) {
+    match after {
+        Some((t, id)) => (Some(t), Some(id)),
+        None => (None, None),
+    }
+}
+
+/// The organizations `user_id` belongs to with their role, oldest first, at most `limit` after
+/// `after` (`created_at`, `id`).
+pub async fn list_orgs_of_user<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    after: After<'_>,
+    limit: i64,
+) -> Result<Vec<(Organization, Role)>, sqlx::Error> {
+    let (at, id) = split(after);
+    let rows = sqlx::query(
+        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+         join memberships m on m.org_id = o.id where m.user_id = $1 \
+         and ($2 is null or o.created_at > $2 or (o.created_at = $2 and o.id > $3)) \
+         order by o.created_at, o.id limit $4",
+    )
+    .bind(user_id)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(org_role_from_row).collect()
+}
+
+/// Every organization (operators), oldest first, paginated like [`list_orgs_of_user`].
+pub async fn list_all_orgs<'c>(
+    ex: impl Exec<'c>,
+    after: After<'_>,
+    limit: i64,
+) -> Result<Vec<Organization>, sqlx::Error> {
+    let (at, id) = split(after);
+    let rows = sqlx::query(
+        "select id, slug, name, created_at from organizations \
+         where ($1 is null or created_at > $1 or (created_at = $1 and id > $2)) \
+         order by created_at, id limit $3",
+    )
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(org_from_row).collect()
+}
+
+/// Takes the organization's row lock (PostgreSQL) by touching `updated_at`, so that concurrent
+/// membership changes of one organization run one after the other and the last-owner check holds
+/// (SQLite transactions are serialised already). `Ok(false)` when the organization is gone.
+pub async fn lock_org<'c>(ex: impl Exec<'c>, org_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("update organizations set updated_at = $1 where id = $2")
+        .bind(now)
+        .bind(org_id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets name and slug; `Ok(false)` when the slug is taken.
+pub async fn update_org<'c>(
+    ex: impl Exec<'c>,
+    org: &Organization,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let result =
+        sqlx::query("update organizations set name = $1, slug = $2, updated_at = $3 where id = $4")
+            .bind(&org.name)
+            .bind(&org.slug)
+            .bind(now)
+            .bind(&org.id)
+            .execute(ex)
+            .await;
+    db::inserted(result)
+}
+
+/// Deletes an organization; memberships, invitations, codes and refresh families go with it
+/// (`on delete cascade`).
+pub async fn delete_org<'c>(ex: impl Exec<'c>, org_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from organizations where id = $1")
+        .bind(org_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Members of `org_id`, in the order they joined, at most `limit` after `after` (`joined_at`,
+/// `user_id`).
+pub async fn list_members<'c>(
+    ex: impl Exec<'c>,
+    org_id: &str,
+    after: After<'_>,
+    limit: i64,
+) -> Result<Vec<Member>, sqlx::Error> {
+    let (at, id) = split(after);
+    let rows = sqlx::query(
+        "select m.user_id, u.email, u.name, m.role, m.joined_at from memberships m \
+         join users u on u.id = m.user_id where m.org_id = $1 \
+         and ($2 is null or m.joined_at > $2 or (m.joined_at = $2 and m.user_id > $3)) \
+         order by m.joined_at, m.user_id limit $4",
+    )
+    .bind(org_id)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(member_from_row).collect()
+}
+
+/// One member of `org_id`.
+pub async fn find_member<'c>(
+    ex: impl Exec<'c>,
+    org_id: &str,
+    user_id: &str,
+) -> Result<Option<Member>, sqlx::Error> {
+    let row = sqlx::query(
+        "select m.user_id, u.email, u.name, m.role, m.joined_at from memberships m \
+         join users u on u.id = m.user_id where m.org_id = $1 and m.user_id = $2",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(member_from_row).transpose()
+}
+
+/// Changes a member's role.
+pub async fn set_role<'c>(
+    ex: impl Exec<'c>,
+    org_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update memberships set role = $1 where org_id = $2 and user_id = $3")
+        .bind(role.as_str())
+        .bind(org_id)
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Removes a membership.
+pub async fn delete_membership<'c>(
+    ex: impl Exec<'c>,
+    org_id: &str,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from memberships where org_id = $1 and user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// How many owners `org_id` has.
+pub async fn count_owners<'c>(ex: impl Exec<'c>, org_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from memberships where org_id = $1 and role = 'owner'")
+        .bind(org_id)
+        .fetch_one(ex)
+        .await
+}
+
+/// Every organization `user_id` belongs to with their role, by name (for `GET /api/v1/me`).
+pub async fn memberships_of_user<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+) -> Result<Vec<(Organization, Role)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+         join memberships m on m.org_id = o.id where m.user_id = $1 order by o.name, o.id",
+    )
+    .bind(user_id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(org_role_from_row).collect()
+}

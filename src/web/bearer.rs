@@ -2,7 +2,8 @@
 //! offline, checked against the revocation deny-list, and classified as a user or a client.
 //!
 //! Failures are RFC 9457 problem+json (the API's format) with the RFC 6750 §3 `WWW-Authenticate`
-//! challenge: 401 `invalid-token` for a missing, bad, expired or revoked token, 403
+//! challenge: 401 `invalid-token` for a missing, bad, expired or revoked token (or one of a user who
+//! was since deleted or disabled), 403
 //! `insufficient-scope` when the token lacks the scope an endpoint needs.
 
 use axum::extract::FromRequestParts;
@@ -10,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::accounts;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::oauth::access_token::VerifiedAccessToken;
@@ -136,6 +138,16 @@ impl FromRequestParts<AppState> for ApiCaller {
         let kind = if token.subject == token.client_id {
             CallerKind::Client(token.client_id.clone())
         } else {
+            // A deleted or disabled user's tokens stop working at once, not when they expire.
+            match accounts::store::find_by_id(&state.db.pool, &token.subject).await {
+                Ok(Some(user)) if !user.disabled => {}
+                Ok(_) => {
+                    return Err(invalid(
+                        "the user of this token no longer exists or is disabled",
+                    ));
+                }
+                Err(e) => return Err(BearerRejection(AppError::from(e))),
+            }
             CallerKind::User(token.subject.clone())
         };
         Ok(ApiCaller { kind, token })

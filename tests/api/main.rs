@@ -14,6 +14,8 @@ mod health;
 mod jobs;
 mod logout;
 mod mail;
+mod mgmt_helpers;
+mod mgmt_orgs;
 mod multi_process;
 mod oidc_flow;
 mod oidc_metadata;

@@ -1,0 +1,100 @@
+//! The audit log: `GET /api/v1/orgs/{org}/audit-log` (the organization's admins) and
+//! `GET /api/v1/audit-log` (operators: every event, also those of no organization such as key
+//! rotations and logins). Newest first, paginated, filtered by `action`, `from` and `to` (unix
+//! seconds, inclusive).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiQuery, Page, invalid_query};
+use crate::app::AppState;
+use crate::error::{AppError, Result};
+use crate::orgs::access::authorize;
+use crate::orgs::audit::{self, AuditEntry, AuditFilter};
+use crate::orgs::roles::Permission;
+use crate::web::bearer::ApiCaller;
+
+/// Longest `action` filter accepted.
+const MAX_ACTION_LEN: usize = 100;
+
+/// Query of the audit-log endpoints.
+#[derive(Debug, Deserialize)]
+pub struct LogQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    action: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    /// Operators only: one organization's events.
+    org_id: Option<String>,
+}
+
+async fn respond(state: &AppState, query: &LogQuery, org_id: Option<&str>) -> Result<Json<Value>> {
+    let page = Page::new(query.limit, query.cursor.as_deref())?;
+    if let (Some(from), Some(to)) = (query.from, query.to)
+        && from > to
+    {
+        return Err(invalid_query("from must not be after to"));
+    }
+    if query
+        .action
+        .as_deref()
+        .is_some_and(|a| a.is_empty() || a.len() > MAX_ACTION_LEN)
+    {
+        return Err(invalid_query(format!(
+            "action must be 1 to {MAX_ACTION_LEN} characters"
+        )));
+    }
+    let filter = AuditFilter {
+        org_id,
+        action: query.action.as_deref(),
+        from: query.from,
+        to: query.to,
+        before: page.after(),
+        limit: page.fetch(),
+    };
+    let rows = audit::list(&state.db.pool, &filter).await?;
+    let listing = page.finish(rows, |e: &AuditEntry| (e.created_at, e.id.clone()), |e| e);
+    Ok(Json(json!(listing)))
+}
+
+/// `GET /api/v1/orgs/{org}/audit-log`: the organization's events, newest first (admin and up).
+pub async fn org_log(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(org_ref): Path<String>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> Result<Json<Value>> {
+    let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadAuditLog).await?;
+    if query.org_id.is_some() {
+        return Err(invalid_query("org_id is taken from the path here"));
+    }
+    respond(&state, &query, Some(&access.org.id)).await
+}
+
+/// `GET /api/v1/audit-log`: every event, newest first (operators only; `org_id` narrows it to one
+/// organization, also a deleted one).
+pub async fn full_log(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> Result<Json<Value>> {
+    require_operator(&caller)?;
+    respond(&state, &query, query.org_id.as_deref()).await
+}
+
+/// 403 `operator-required` unless the caller is an operator (`client_credentials` with `admin`).
+pub fn require_operator(caller: &ApiCaller) -> Result<()> {
+    if caller.is_operator() {
+        Ok(())
+    } else {
+        Err(AppError::problem(
+            StatusCode::FORBIDDEN,
+            "operator-required",
+            "this endpoint needs an operator token (client_credentials with the admin scope)",
+        ))
+    }
+}

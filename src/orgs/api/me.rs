@@ -1,0 +1,60 @@
+//! `GET /api/v1/me` (who the token speaks for, and where they belong) and `GET /api/v1/roles` (the
+//! permission table, so clients need not hard-code it).
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::accounts;
+use crate::app::AppState;
+use crate::error::{AppError, Result};
+use crate::orgs::roles::{Permission, Role};
+use crate::orgs::store;
+use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ};
+
+/// `GET /api/v1/me`: the calling user and their memberships `[{org_id, org_slug, org_name, role}]`
+/// (CONTRACT.md). Needs a user token with `org:read`.
+pub async fn me(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
+    let user_id = caller.require_user()?;
+    caller.require_scope(SCOPE_ORG_READ)?;
+    let user = accounts::store::find_by_id(&state.db.pool, user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("the user of this token no longer exists"))?;
+    let memberships: Vec<Value> = store::memberships_of_user(&state.db.pool, user_id)
+        .await?
+        .into_iter()
+        .map(|(org, role)| {
+            json!({"org_id": org.id, "org_slug": org.slug, "org_name": org.name, "role": role})
+        })
+        .collect();
+    Ok(Json(json!({
+        "user": {
+            "id": user.id,
+            "email": user.email,
+            "name": user.name,
+            "email_verified": user.email_verified,
+            "created_at": user.created_at,
+        },
+        "memberships": memberships,
+    })))
+}
+
+/// `GET /api/v1/roles`: every role, strongest first, with the permissions it holds, read from the
+/// one permission table ([`Role::can`]). Any authenticated caller may read it.
+pub async fn roles(_caller: ApiCaller) -> Json<Value> {
+    let roles: Vec<Value> = Role::ALL
+        .into_iter()
+        .map(|role| {
+            let permissions: Vec<Permission> = Permission::ALL
+                .into_iter()
+                .filter(|p| role.can(*p))
+                .collect();
+            json!({"name": role, "rank": role.rank(), "permissions": permissions})
+        })
+        .collect();
+    let permissions: Vec<Value> = Permission::ALL
+        .into_iter()
+        .map(|p| json!({"name": p, "description": p.description(), "scope": crate::orgs::access::scope_for(p)}))
+        .collect();
+    Json(json!({"roles": roles, "permissions": permissions}))
+}

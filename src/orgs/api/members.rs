@@ -1,0 +1,192 @@
+//! Members: `GET /api/v1/orgs/{org}/members` and `GET/PATCH/DELETE …/members/{user_id}`.
+//!
+//! Rules (CONTRACT.md): admins change roles and remove members up to their own role; only owners
+//! grant or take `owner`; a member may always leave; the last owner can be neither demoted nor
+//! removed (409 `last-owner`). Every change runs in one transaction that first locks the
+//! organization, so two concurrent demotions cannot leave it without an owner.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::orgs::ListQuery;
+use super::{ApiJson, ApiQuery};
+use crate::app::AppState;
+use crate::db::Tx;
+use crate::error::{AppError, Result};
+use crate::orgs::access::{OrgAccess, authorize};
+use crate::orgs::audit::{self, Actor, AuditEvent, action};
+use crate::orgs::roles::{Permission, Role};
+use crate::orgs::store::{self, Member};
+use crate::web::bearer::{ApiCaller, SCOPE_ORG_WRITE};
+use crate::web::request_meta::RequestMeta;
+
+/// 404 `member-not-found`.
+fn member_not_found() -> AppError {
+    AppError::problem(
+        StatusCode::NOT_FOUND,
+        "member-not-found",
+        "no such member in this organization",
+    )
+}
+
+/// 409 `last-owner`.
+fn last_owner() -> AppError {
+    AppError::problem(
+        StatusCode::CONFLICT,
+        "last-owner",
+        "the last owner of an organization can be neither demoted nor removed; make someone else owner first",
+    )
+}
+
+/// 403 `role-insufficient` for acting on a stronger role than one's own, or on owners.
+fn too_strong(detail: &str) -> AppError {
+    AppError::problem(
+        StatusCode::FORBIDDEN,
+        "role-insufficient",
+        detail.to_owned(),
+    )
+}
+
+/// `GET /api/v1/orgs/{org}/members`: `{items: [{user_id, email, name, role, joined_at}],
+/// next_cursor}` in the order they joined (viewer and up).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(org_ref): Path<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>> {
+    let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadOrg).await?;
+    let page = query.page()?;
+    let rows =
+        store::list_members(&state.db.pool, &access.org.id, page.after(), page.fetch()).await?;
+    let listing = page.finish(rows, |m: &Member| (m.joined_at, m.user_id.clone()), |m| m);
+    Ok(Json(json!(listing)))
+}
+
+/// `GET /api/v1/orgs/{org}/members/{user_id}`: one member (viewer and up).
+pub async fn read(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path((org_ref, user_id)): Path<(String, String)>,
+) -> Result<Json<Member>> {
+    let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadOrg).await?;
+    store::find_member(&state.db.pool, &access.org.id, &user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(member_not_found)
+}
+
+/// Body of `PATCH …/members/{user_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    role: String,
+}
+
+/// Locks the organization and loads the target member inside `tx`.
+async fn lock_and_find(tx: &mut Tx, access: &OrgAccess, user_id: &str, now: i64) -> Result<Member> {
+    if !store::lock_org(&mut **tx, &access.org.id, now).await? {
+        return Err(crate::orgs::access::org_not_found());
+    }
+    store::find_member(&mut **tx, &access.org.id, user_id)
+        .await?
+        .ok_or_else(member_not_found)
+}
+
+/// `PATCH /api/v1/orgs/{org}/members/{user_id}` `{role}`: changes a member's role (admin and up, on
+/// roles up to their own; owner to grant or take `owner`). 409 `last-owner` for the last owner.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path((org_ref, user_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateMember>,
+) -> Result<Json<Member>> {
+    let mut tx = state.db.begin().await?;
+    let access = authorize(&mut *tx, &caller, &org_ref, Permission::ManageMembers).await?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: String| AppError::problem(StatusCode::BAD_REQUEST, "invalid-role", e))?;
+    let now = state.clock.now();
+    let mut member = lock_and_find(&mut tx, &access, &user_id, now).await?;
+    let actor_role = access.acts_as();
+    if (role == Role::Owner || member.role == Role::Owner)
+        && !actor_role.can(Permission::ManageOwners)
+    {
+        return Err(too_strong("only an owner may grant or take the owner role"));
+    }
+    if !actor_role.at_least(member.role) || !actor_role.at_least(role) {
+        return Err(too_strong("you may only manage roles up to your own"));
+    }
+    if member.role == role {
+        return Ok(Json(member));
+    }
+    if member.role == Role::Owner && store::count_owners(&mut *tx, &access.org.id).await? <= 1 {
+        return Err(last_owner());
+    }
+    store::set_role(&mut *tx, &access.org.id, &user_id, role).await?;
+    let event = AuditEvent {
+        org_id: Some(&access.org.id),
+        actor: &Actor::api(&caller, meta),
+        action: action::MEMBER_ROLE_CHANGED,
+        target_type: Some("user"),
+        target_id: Some(&user_id),
+        details: json!({"old_role": member.role, "new_role": role}),
+    };
+    audit::record(&mut *tx, &event, now).await?;
+    tx.commit().await?;
+    member.role = role;
+    Ok(Json(member))
+}
+
+/// `DELETE /api/v1/orgs/{org}/members/{user_id}`: removes a member (admin and up, on roles up to
+/// their own; owners only by an owner), or lets a member leave. 204; 409 `last-owner` for the last
+/// owner. The removed member's next refresh re-reads the membership and fails (CONTRACT.md).
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path((org_ref, user_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let leaving = caller.user_id() == Some(user_id.as_str());
+    let mut tx = state.db.begin().await?;
+    let access = if leaving {
+        let access = authorize(&mut *tx, &caller, &org_ref, Permission::ReadOrg).await?;
+        caller.require_scope(SCOPE_ORG_WRITE)?;
+        access
+    } else {
+        authorize(&mut *tx, &caller, &org_ref, Permission::ManageMembers).await?
+    };
+    let now = state.clock.now();
+    let member = lock_and_find(&mut tx, &access, &user_id, now).await?;
+    if !leaving {
+        let actor_role = access.acts_as();
+        if member.role == Role::Owner && !actor_role.can(Permission::ManageOwners) {
+            return Err(too_strong("only an owner may remove an owner"));
+        }
+        if !actor_role.at_least(member.role) {
+            return Err(too_strong(
+                "you may only remove members up to your own role",
+            ));
+        }
+    }
+    if member.role == Role::Owner && store::count_owners(&mut *tx, &access.org.id).await? <= 1 {
+        return Err(last_owner());
+    }
+    store::delete_membership(&mut *tx, &access.org.id, &user_id).await?;
+    let event = AuditEvent {
+        org_id: Some(&access.org.id),
+        actor: &Actor::api(&caller, meta),
+        action: action::MEMBER_REMOVED,
+        target_type: Some("user"),
+        target_id: Some(&user_id),
+        details: json!({"role": member.role, "left": leaving}),
+    };
+    audit::record(&mut *tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,201 @@
+//! Organizations: `GET/POST /api/v1/orgs` and `GET/PATCH/DELETE /api/v1/orgs/{org}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiJson, ApiQuery, Page};
+use crate::app::AppState;
+use crate::error::{AppError, Result};
+use crate::orgs::access::authorize;
+use crate::orgs::audit::{self, Actor, AuditEvent, action};
+use crate::orgs::roles::{Permission, Role};
+use crate::orgs::{self as org_mod, Organization, slug, store};
+use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ, SCOPE_ORG_WRITE};
+use crate::web::request_meta::RequestMeta;
+
+/// An organization as the API shows it, with the caller's role (null for an operator).
+fn org_json(org: &Organization, role: Option<Role>) -> Value {
+    json!({
+        "id": org.id,
+        "slug": org.slug,
+        "name": org.name,
+        "created_at": org.created_at,
+        "role": role,
+    })
+}
+
+/// `limit` and `cursor` of a list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The page these parameters ask for.
+    pub fn page(&self) -> Result<Page> {
+        Page::new(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// `GET /api/v1/orgs`: the caller's organizations (an operator: every organization), oldest first,
+/// paginated (`limit`, `cursor`). Needs `org:read`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>> {
+    let page = query.page()?;
+    let key = |o: &Organization| (o.created_at, o.id.clone());
+    let listing = if caller.is_operator() {
+        let rows = store::list_all_orgs(&state.db.pool, page.after(), page.fetch()).await?;
+        json!(page.finish(rows, key, |o| org_json(&o, None)))
+    } else {
+        let user_id = caller.require_user()?;
+        caller.require_scope(SCOPE_ORG_READ)?;
+        let rows =
+            store::list_orgs_of_user(&state.db.pool, user_id, page.after(), page.fetch()).await?;
+        json!(page.finish(rows, |(o, _)| key(o), |(o, r)| org_json(&o, Some(r))))
+    };
+    Ok(Json(listing))
+}
+
+/// Body of `POST /api/v1/orgs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    name: String,
+    slug: Option<String>,
+}
+
+/// `POST /api/v1/orgs` `{name, slug?}`: creates an organization with the calling user as its owner;
+/// 201 with `Location`. The slug defaults to one derived from the name. Needs a user token with
+/// `org:write`; 409 `slug-taken`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    ApiJson(body): ApiJson<CreateOrg>,
+) -> Result<Response> {
+    let user_id = caller.require_user()?.to_owned();
+    caller.require_scope(SCOPE_ORG_WRITE)?;
+    let name = org_mod::validate_org_name(&body.name)?;
+    let slug = org_mod::choose_slug(&name, body.slug.as_deref())?;
+    let actor = Actor::api(&caller, meta);
+    let mut tx = state.db.begin().await?;
+    let org = org_mod::insert_with_owner(&mut tx, name, slug, &user_id, &actor, state.clock.now())
+        .await?;
+    tx.commit().await?;
+    let mut response =
+        (StatusCode::CREATED, Json(org_json(&org, Some(Role::Owner)))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/{}", crate::routes::API_ORGS, org.id))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /api/v1/orgs/{org}`: one organization (viewer and up).
+pub async fn read(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(org_ref): Path<String>,
+) -> Result<Json<Value>> {
+    let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadOrg).await?;
+    Ok(Json(org_json(&access.org, access.role)))
+}
+
+/// Body of `PATCH /api/v1/orgs/{org}`: at least one of `name`, `slug`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrg {
+    name: Option<String>,
+    slug: Option<String>,
+}
+
+/// `PATCH /api/v1/orgs/{org}` `{name?, slug?}`: renames (admin and up). Tokens already issued keep
+/// the old `org_slug` until they are refreshed. 409 `slug-taken`.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path(org_ref): Path<String>,
+    ApiJson(body): ApiJson<UpdateOrg>,
+) -> Result<Json<Value>> {
+    let mut tx = state.db.begin().await?;
+    let access = authorize(&mut *tx, &caller, &org_ref, Permission::UpdateOrg).await?;
+    if body.name.is_none() && body.slug.is_none() {
+        return Err(AppError::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-body",
+            "give at least one of name and slug",
+        ));
+    }
+    let name = body
+        .name
+        .as_deref()
+        .map(org_mod::validate_org_name)
+        .transpose()?;
+    let new_slug = body.slug.as_deref().map(str::trim).map(str::to_owned);
+    if let Some(s) = &new_slug {
+        slug::validate(s)?;
+    }
+    let old = access.org.clone();
+    let org = Organization {
+        name: name.unwrap_or_else(|| old.name.clone()),
+        slug: new_slug.unwrap_or_else(|| old.slug.clone()),
+        ..old.clone()
+    };
+    if org.name == old.name && org.slug == old.slug {
+        return Ok(Json(org_json(&old, access.role)));
+    }
+    let now = state.clock.now();
+    if !store::update_org(&mut *tx, &org, now).await? {
+        return Err(org_mod::slug_taken(&org.slug));
+    }
+    let event = AuditEvent {
+        org_id: Some(&org.id),
+        actor: &Actor::api(&caller, meta),
+        action: action::ORG_RENAMED,
+        target_type: Some("organization"),
+        target_id: Some(&org.id),
+        details: json!({
+            "old": {"name": old.name, "slug": old.slug},
+            "new": {"name": org.name, "slug": org.slug},
+        }),
+    };
+    audit::record(&mut *tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(Json(org_json(&org, access.role)))
+}
+
+/// `DELETE /api/v1/orgs/{org}`: deletes the organization (owner only); memberships, invitations and
+/// the refresh-token families issued for it go with it. 204. The audit event keeps the org id, so
+/// operators still see it.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path(org_ref): Path<String>,
+) -> Result<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let access = authorize(&mut *tx, &caller, &org_ref, Permission::DeleteOrg).await?;
+    let org = &access.org;
+    let now = state.clock.now();
+    let event = AuditEvent {
+        org_id: Some(&org.id),
+        actor: &Actor::api(&caller, meta),
+        action: action::ORG_DELETED,
+        target_type: Some("organization"),
+        target_id: Some(&org.id),
+        details: json!({"name": org.name, "slug": org.slug}),
+    };
+    audit::record(&mut *tx, &event, now).await?;
+    store::delete_org(&mut *tx, &org.id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
