@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route(routes::HOME, get(home))
         .merge(login::router())
+        .merge(accounts::router())
         .merge(oauth::authorize_router())
         .merge(oidc::browser_router())
         .layer(sessions)
@@ -120,6 +121,7 @@ pub fn router(state: AppState) -> Router {
     // problem+json through the rendering middleware.
     let api = Router::new()
         .merge(orgs::api_router())
+        .merge(accounts::api_router())
         .layer(axum::middleware::from_fn(web::errors::render));
     let mut router = Router::new()
         .merge(api)
@@ -152,6 +154,8 @@ pub fn router(state: AppState) -> Router {
 struct HomePage<'a> {
     issuer: &'a str,
     signed_in_as: Option<&'a str>,
+    /// CSRF token of the "send a new verification link" button, shown while the address is unproven.
+    verify_csrf: Option<&'a str>,
     asset_version: &'a str,
 }
 
@@ -161,9 +165,14 @@ async fn home(State(state): State<AppState>, session: Session) -> crate::error::
         Some(signed) => accounts::store::find_by_id(&state.db.pool, &signed.user_id).await?,
         None => None,
     };
+    let verify_csrf = match &user {
+        Some(u) if !u.email_verified => Some(session::csrf_token(&session).await?),
+        _ => None,
+    };
     Ok(web::page::render(&HomePage {
         issuer: &state.config.issuer,
         signed_in_as: user.as_ref().map(|u| u.email.as_str()),
+        verify_csrf: verify_csrf.as_deref(),
         asset_version: ASSET_VERSION,
     }))
 }

@@ -37,6 +37,18 @@ pub const END_SESSION: &str = "/logout";
 pub const LOGIN: &str = "/login";
 /// Consent page.
 pub const CONSENT: &str = "/consent";
+/// Sign-up page (when `LATCHKEY_SIGNUP=open`).
+pub const SIGNUP: &str = "/signup";
+/// "Check your inbox" page shown to a new account after the sign-up form.
+pub const SIGNUP_DONE: &str = "/signup/welcome";
+/// Email verification: the link in the mail (GET shows a confirm button, POST verifies).
+pub const VERIFY_EMAIL: &str = "/verify-email";
+/// Where a successful email verification lands (303 after the confirm button).
+pub const VERIFY_EMAIL_DONE: &str = "/verify-email/verified";
+/// Sends a signed-in, unverified user a new verification link.
+pub const VERIFY_EMAIL_RESEND: &str = "/verify-email/resend";
+/// Sign-up through the JSON API (no authentication; CONTRACT.md management API).
+pub const API_SIGNUP: &str = "/api/v1/signup";
 /// Management API: the calling user and their memberships.
 pub const API_ME: &str = "/api/v1/me";
 /// Management API: organizations (list, create).

@@ -1,14 +1,51 @@
 //! Accounts: the people who sign in. Creating users, looking them up by email (without regard to case),
-//! and the rules an email address and a password must meet.
+//! the rules an email address and a password must meet, sign-up (page and JSON API) and email
+//! verification.
 
+pub mod api;
+pub mod registration;
+pub mod signup;
 pub mod store;
+pub mod verification;
+
+use axum::Router;
+use axum::routing::{get, post};
 
 use serde::Serialize;
 
+use crate::app::AppState;
 use crate::clock::Clock;
 use crate::crypto::password::{self, Password, PasswordHasher};
 use crate::db::{Database, Exec};
 use crate::error::{AppError, Result};
+
+/// Pages of the accounts feature: sign-up and email verification (they use the browser session).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            crate::routes::SIGNUP,
+            get(signup::signup_page).post(signup::signup_submit),
+        )
+        .route(crate::routes::SIGNUP_DONE, get(signup::done_page))
+        .route(
+            crate::routes::VERIFY_EMAIL,
+            get(verification::verify_page).post(verification::verify_submit),
+        )
+        .route(
+            crate::routes::VERIFY_EMAIL_DONE,
+            get(verification::verified_page),
+        )
+        .route(
+            crate::routes::VERIFY_EMAIL_RESEND,
+            post(verification::resend),
+        )
+}
+
+/// JSON endpoints of the accounts feature (`POST /api/v1/signup`), mounted in the `/api` group whose
+/// errors are problem+json.
+pub fn api_router() -> Router<AppState> {
+    Router::new().route(crate::routes::API_SIGNUP, post(api::signup))
+}
 
 /// Longest accepted email address (RFC 5321 §4.5.3.1.3 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;

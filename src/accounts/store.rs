@@ -111,3 +111,99 @@ pub async fn find_credentials<'c>(
         None => Ok(None),
     }
 }
+
+/// A row of `email_verification_tokens`, found by the hash of its token.
+#[derive(Debug, Clone)]
+pub struct VerificationToken {
+    /// The user whose address the token proves.
+    pub user_id: String,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: i64,
+    /// When it was used, if it was.
+    pub used_at: Option<i64>,
+}
+
+/// Stores a verification token (its SHA-256 only) for `user_id`, valid until `expires_at`.
+pub async fn insert_verification_token<'c>(
+    ex: impl Exec<'c>,
+    token_hash: &str,
+    user_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into email_verification_tokens (token_hash, user_id, created_at, expires_at) \
+         values ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Finds a verification token by the hash of its value.
+pub async fn find_verification_token<'c>(
+    ex: impl Exec<'c>,
+    token_hash: &str,
+) -> Result<Option<VerificationToken>, sqlx::Error> {
+    let row = sqlx::query(
+        "select user_id, expires_at, used_at from email_verification_tokens where token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(ex)
+    .await?;
+    row.map(|row| {
+        Ok(VerificationToken {
+            user_id: row.try_get("user_id")?,
+            expires_at: row.try_get("expires_at")?,
+            used_at: row.try_get("used_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks an unused, unexpired token used; `Ok(false)` when it was used (or expired) in the meantime,
+/// so of two concurrent confirmations exactly one succeeds.
+pub async fn use_verification_token<'c>(
+    ex: impl Exec<'c>,
+    token_hash: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "update email_verification_tokens set used_at = $2 \
+         where token_hash = $1 and used_at is null and expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Records that `user_id` proved their address.
+pub async fn mark_email_verified<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set email_verified = 1, updated_at = $2 where id = $1")
+        .bind(user_id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// When the newest verification token of `user_id` was issued (to space out resends).
+pub async fn last_verification_sent_at<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("select max(created_at) from email_verification_tokens where user_id = $1")
+        .bind(user_id)
+        .fetch_one(ex)
+        .await
+}
