@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(login::router())
         .merge(accounts::router())
         .merge(oauth::authorize_router())
+        .merge(orgs::picker::router())
         .merge(oidc::browser_router())
         .layer(sessions)
         .route(

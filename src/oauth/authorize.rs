@@ -1,5 +1,6 @@
 //! The authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2): validates the request, sends the
-//! browser through login and consent when needed, and answers with a code at the redirect URI.
+//! browser through login, the organization picker and consent when needed, and answers with a code
+//! at the redirect URI.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::clients::Client;
 use crate::crypto::tokens::random_token;
 use crate::error::{AppError, Result};
 use crate::login::session::{self, SignedIn};
+use crate::orgs::picker::{self, OrgDecision};
 use crate::routes;
 
 /// RFC 6749 §4.1.2 recommends at most 10 minutes; CONTRACT.md says at most 60 seconds.
@@ -108,6 +110,10 @@ pub async fn proceed(
 ) -> Response {
     match next_step(state, session, client, &req).await {
         Ok(Step::Redirect(response)) => response,
+        Ok(Step::Show(response)) => {
+            let _ = session::remove_pending(session, &req.id).await;
+            response
+        }
         Ok(Step::Interact(path)) => match session::save_pending(session, &req).await {
             Ok(()) => see_other(&format!("{path}?authz={}", req.id)),
             Err(e) => e.into_response(),
@@ -137,10 +143,16 @@ pub async fn proceed(
     }
 }
 
+/// What an authorization request needs next.
 enum Step {
+    /// Done: the code (or an error) goes to the client.
     Redirect(Response),
+    /// The person must act on one of our pages first (login, organization picker, consent).
     Interact(&'static str),
+    /// Refused: an error redirect to the client (RFC 6749 §4.1.2.1).
     Refuse(ErrorCode, &'static str),
+    /// A final page for the person, nothing for the client (the request ends here).
+    Show(Response),
 }
 
 async fn current_user(state: &AppState, session: &Session) -> Result<Option<(SignedIn, User)>> {
@@ -187,6 +199,31 @@ async fn next_step(
     let Some((signed, user)) = current else {
         return Ok(Step::Interact(routes::LOGIN));
     };
+    // The organization comes before consent, so the consent page can name it (orgs::picker).
+    let org = match picker::resolve(&state.db.pool, client, req, &user.id).await? {
+        OrgDecision::Selected(org) => org,
+        OrgDecision::Pick if req.prompts("none") => {
+            return Ok(Step::Refuse(
+                ErrorCode::InteractionRequired,
+                "the user must choose an organization",
+            ));
+        }
+        OrgDecision::Pick => return Ok(Step::Interact(routes::ORGANIZATION_PICKER)),
+        // Never a silent switch to another organization: the client asked for this one.
+        OrgDecision::NotMember => {
+            return Ok(Step::Refuse(
+                ErrorCode::AccessDenied,
+                "the user is not a member of the requested organization",
+            ));
+        }
+        OrgDecision::Required if req.prompts("none") => {
+            return Ok(Step::Refuse(
+                ErrorCode::AccessDenied,
+                "this application requires an organization and the user is in none",
+            ));
+        }
+        OrgDecision::Required => return Ok(Step::Show(picker::required_page(client, &user.email))),
+    };
     if !client.first_party && !req.consent_given {
         let granted = store::consented_scopes(&state.db.pool, &user.id, &client.id).await?;
         let covered =
@@ -206,7 +243,7 @@ async fn next_step(
         code_hash: code.hash().into_inner(),
         client_id: client.id.clone(),
         user_id: user.id.clone(),
-        org_id: None,
+        org_id: org.map(|o| o.id),
         redirect_uri: req.redirect_uri.clone(),
         scope: req.scope.clone(),
         nonce: req.nonce.clone(),

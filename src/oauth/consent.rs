@@ -1,6 +1,7 @@
 //! The consent page (OIDC Core §3.1.2.4) for clients that are not first-party. A consent is
 //! remembered per user, client and scopes, so the page appears again only for new scopes or with
-//! `prompt=consent`.
+//! `prompt=consent`. When the request ends with an organization (chosen before consent, see
+//! `orgs::picker`), the page names it, since the application will act for it.
 
 use askama::Template;
 use axum::Form;
@@ -16,6 +17,7 @@ use crate::accounts;
 use crate::app::AppState;
 use crate::error::{AppError, Result};
 use crate::login::session;
+use crate::orgs::picker::{self, OrgDecision};
 use crate::routes;
 use crate::web::page::{ASSET_VERSION, render};
 
@@ -26,6 +28,8 @@ struct ConsentPage<'a> {
     client_name: &'a str,
     scopes: Vec<&'static str>,
     email: &'a str,
+    /// The organization the application will act for, with the user's role there.
+    org: Option<(&'a str, &'a str)>,
     csrf: &'a str,
     authz: &'a str,
     asset_version: &'a str,
@@ -38,8 +42,8 @@ fn describe(scope: &str) -> &'static str {
         "profile" => "See your name",
         "email" => "See your email address",
         "offline_access" => "Stay signed in when you are away",
-        "org:read" => "See your organizations and their members",
-        "org:write" => "Manage your organizations",
+        "org:read" => "Read your organizations and their members",
+        "org:write" => "Manage your organizations: members, roles and invitations",
         _ => "Use an additional permission",
     }
 }
@@ -67,10 +71,15 @@ pub async fn consent_page(
     let csrf = session::csrf_token(&session).await?;
     let mut scopes: Vec<&'static str> = req.scope.split(' ').map(describe).collect();
     scopes.dedup();
+    let org = match picker::resolve(&state.db.pool, &client, &req, &user.id).await? {
+        OrgDecision::Selected(org) => org,
+        _ => None,
+    };
     Ok(render(&ConsentPage {
         client_name: &client.name,
         scopes,
         email: &user.email,
+        org: org.as_ref().map(|o| (o.name.as_str(), o.role.as_str())),
         csrf: &csrf,
         authz: &req.id,
         asset_version: ASSET_VERSION,

@@ -19,6 +19,10 @@ use crate::error::AppError;
 /// Prompt values of OIDC Core §3.1.2.1.
 pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
 
+/// Longest `organization` parameter accepted (ids are 36 characters, slugs shorter); anything longer
+/// cannot name an organization.
+pub const MAX_ORGANIZATION_LEN: usize = 100;
+
 /// A validated authorization request, kept in the browser session while the user signs in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthzRequest {
@@ -44,8 +48,14 @@ pub struct AuthzRequest {
     pub login_hint: Option<String>,
     /// `sub` of a valid `id_token_hint`.
     pub hinted_subject: Option<String>,
-    /// `organization` (id or slug).
+    /// `organization` (id or slug): the organization the client asks the user to act for. When
+    /// named, it is the only one the request may end with (CONTRACT.md "Organizations and roles in
+    /// tokens"): a user outside it is refused, never switched silently.
     pub organization: Option<String>,
+    /// The organization id the user chose on the organization picker for this very request, which
+    /// satisfies `prompt=select_account` (checked again against the live membership when used).
+    #[serde(default)]
+    pub chosen_org: Option<String>,
     /// When we received it (unix seconds); `prompt=login` needs a login after this.
     pub created_at: i64,
     /// Set once the user approved this very request on the consent page (`prompt=consent`).
@@ -248,6 +258,16 @@ pub async fn validate(
             }
         },
     };
+    let organization = match params.get("organization").map(str::trim) {
+        None => None,
+        Some(o) if o.is_empty() || o.len() > MAX_ORGANIZATION_LEN => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "organization must be an organization id or slug",
+            ));
+        }
+        Some(o) => Some(o.to_owned()),
+    };
     let request = AuthzRequest {
         id: new_id(),
         client_id: client.id.clone(),
@@ -260,7 +280,8 @@ pub async fn validate(
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
         hinted_subject,
-        organization: params.get("organization").map(str::to_owned),
+        organization,
+        chosen_org: None,
         created_at: state.clock.now(),
         consent_given: false,
         signed_in_for_request: false,

@@ -1,5 +1,9 @@
 //! The UserInfo endpoint (OIDC Core §5.3): GET or POST with a bearer access token (RFC 6750 §2.1
 //! header, or §2.2 form body on POST), claims by scope, RFC 6750 §3 errors with `WWW-Authenticate`.
+//!
+//! Organization claims (`org_id`, `org_slug`, `roles`) are read live for the organization the access
+//! token was issued for: userinfo answers with current claims (OIDC Core §5.3.2), so a renamed
+//! organization or a changed role shows at once, and a member removed since gets none.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,10 +15,11 @@ use serde_json::{Map, json};
 
 use crate::accounts;
 use crate::app::AppState;
-use crate::oauth::access_token::{self, VerifiedAccessToken};
+use crate::oauth::access_token::{self, OrgClaims, VerifiedAccessToken};
 use crate::oauth::params::Params;
 use crate::oauth::store;
 use crate::oidc::claims;
+use crate::orgs;
 
 /// An RFC 6750 §3 failure.
 #[derive(Debug)]
@@ -149,9 +154,19 @@ async fn respond(state: &AppState, token: &str) -> Result<Response, BearerError>
     let mut body = Map::new();
     body.insert("sub".into(), json!(user.id));
     claims::add_user_claims(&mut body, &user, &scope);
-    for name in ["org_id", "org_slug", "roles"] {
-        if let Some(value) = verified.claims.get(name) {
-            body.insert(name.into(), value.clone());
+    if let Some(org_id) = verified.claims.get("org_id").and_then(|v| v.as_str()) {
+        match orgs::store::find_org_with_role(&state.db.pool, org_id, &user.id).await {
+            Ok(Some((org, role))) => OrgClaims {
+                id: org.id,
+                slug: org.slug,
+                roles: vec![role.as_str().to_owned()],
+            }
+            .add_to(&mut body),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "userinfo membership lookup failed");
+                return Err(BearerError::Server);
+            }
         }
     }
     let mut response = Json(body).into_response();

@@ -1,5 +1,6 @@
 //! The relying-party side of the OpenID Connect tests: clients registered with the CLI, an
-//! `openidconnect` client configured by discovery, a browser that walks the login and consent pages,
+//! `openidconnect` client configured by discovery, a browser that walks the login, organization picker
+//! and consent pages,
 //! and helpers to call the token endpoint and to check JWTs against the JWKS.
 
 // Not every test module uses every helper.
@@ -313,11 +314,20 @@ pub struct Journey {
     pub saw_login: bool,
     /// Whether the consent page was shown.
     pub saw_consent: bool,
+    /// The organization picker as last shown, if it was.
+    pub picker_html: Option<String>,
+}
+
+impl Journey {
+    /// Whether the organization picker was shown.
+    pub fn saw_picker(&self) -> bool {
+        self.picker_html.is_some()
+    }
 }
 
 /// Opens `authorize_url` in `browser` and follows the server's redirects, signing in as `email` on
-/// the login page and answering `consent` on the consent page, until the server sends the browser
-/// away to the client.
+/// the login page, submitting the preselected organization on the organization picker and answering
+/// `consent` on the consent page, until the server sends the browser away to the client.
 pub async fn authorize(
     app: &TestApp,
     browser: &reqwest::Client,
@@ -325,9 +335,23 @@ pub async fn authorize(
     email: &str,
     consent: Consent,
 ) -> Journey {
+    authorize_choosing(app, browser, authorize_url, email, consent, None).await
+}
+
+/// Like [`authorize`], choosing the organization with id `org` on the picker (when it is shown)
+/// instead of the preselected one.
+pub async fn authorize_choosing(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    authorize_url: &str,
+    email: &str,
+    consent: Consent,
+    org: Option<&str>,
+) -> Journey {
     let mut to = Url::parse(authorize_url).expect("authorization URL");
     let mut saw_login = false;
     let mut saw_consent = false;
+    let mut picker_html = None;
     for _ in 0..10 {
         to = match to.path() {
             "/login" => {
@@ -339,6 +363,11 @@ pub async fn authorize(
             "/consent" => {
                 saw_consent = true;
                 answer_consent(app, browser, &to, consent).await
+            }
+            "/organization" => {
+                let (html, next) = answer_picker(app, browser, &to, org).await;
+                picker_html = Some(html);
+                next
             }
             _ => {
                 let response = browser.get(to.clone()).send().await.expect("request sent");
@@ -355,6 +384,7 @@ pub async fn authorize(
                 callback: Callback { url: to },
                 saw_login,
                 saw_consent,
+                picker_html,
             };
         }
     }
@@ -426,6 +456,56 @@ async fn answer_consent(
         .expect("consent posted");
     assert_eq!(response.status(), 303, "consent answered");
     location(app, &response)
+}
+
+/// The organization ids offered by a picker page, in page order.
+pub fn picker_options(html: &str) -> Vec<String> {
+    let marker = "name=\"org\" value=\"";
+    html.match_indices(marker)
+        .map(|(at, _)| {
+            let start = at + marker.len();
+            let end = html[start..].find('"').expect("closing quote") + start;
+            html[start..end].to_owned()
+        })
+        .collect()
+}
+
+/// The organization id preselected on a picker page, if any.
+pub fn picker_checked(html: &str) -> Option<String> {
+    picker_options(html)
+        .into_iter()
+        .find(|id| html.contains(&format!("name=\"org\" value=\"{id}\" checked")))
+}
+
+/// GETs the organization picker at `page` and submits `org` (default: the preselected option);
+/// returns the page and where the server sends the browser next.
+async fn answer_picker(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    page: &Url,
+    org: Option<&str>,
+) -> (String, Url) {
+    let response = browser.get(page.clone()).send().await.expect("picker page");
+    assert_eq!(response.status(), 200, "organization picker {page}");
+    let html = response.text().await.expect("picker page body");
+    let choice = match org {
+        Some(id) => id.to_owned(),
+        None => picker_checked(&html).expect("an organization is preselected"),
+    };
+    let form = [
+        ("csrf", hidden_input(&html, "csrf")),
+        ("authz", hidden_input(&html, "authz")),
+        ("org", choice),
+    ];
+    let response = browser
+        .post(app.url("/organization"))
+        .form(&form)
+        .send()
+        .await
+        .expect("picker posted");
+    assert_eq!(response.status(), 303, "organization chosen");
+    let next = location(app, &response);
+    (html, next)
 }
 
 /// A full authorization with PKCE (scopes `openid email profile`, consent allowed when asked):

@@ -59,6 +59,7 @@ pub async fn exchange(
         (None, None) => {}
     }
     let user = super::active_user(state, &row.user_id).await?;
+    let org = super::org_claims(state, row.org_id.as_deref(), &user.id).await?;
     // Everything that can fail is done before the code is claimed, so that a failure (say, no active
     // key for the client's ID-token alg yet) leaves the code usable for a retry.
     let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
@@ -72,6 +73,7 @@ pub async fn exchange(
             sid: row.session_id.as_deref(),
             nonce: row.nonce.as_deref(),
             amr: &amr,
+            org: org.as_ref(),
         },
     )?;
     let family = refresh::should_issue(&client.client, &row.scope).then(FreshFamily::generate);

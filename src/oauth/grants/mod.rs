@@ -7,9 +7,10 @@ pub mod refresh_token;
 use crate::accounts::{self, User};
 use crate::app::AppState;
 use crate::clients::Client;
-use crate::oauth::access_token::{self, AccessGrant, AccessToken};
+use crate::oauth::access_token::{self, AccessGrant, AccessToken, OrgClaims};
 use crate::oauth::error::OAuthError;
 use crate::oidc::{claims, id_token};
+use crate::orgs;
 
 /// The user a grant speaks for, if they may still sign in: a deleted or disabled user gets
 /// `invalid_grant` (RFC 6749 §5.2), whatever code or refresh token they hold.
@@ -18,6 +19,30 @@ pub async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthE
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))
+}
+
+/// The organization claims of a grant whose authorization selected `org_id`, from the live membership
+/// (CONTRACT.md: a refresh re-reads the role, so a demoted member never gets the old role back). A
+/// member removed since, or an organization deleted since, gets `invalid_grant` (RFC 6749 §5.2). One
+/// query.
+pub async fn org_claims(
+    state: &AppState,
+    org_id: Option<&str>,
+    user_id: &str,
+) -> Result<Option<OrgClaims>, OAuthError> {
+    let Some(org_id) = org_id else {
+        return Ok(None);
+    };
+    let (org, role) = orgs::store::find_org_with_role(&state.db.pool, org_id, user_id)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the user is no longer a member of the organization")
+        })?;
+    Ok(Some(OrgClaims {
+        id: org.id,
+        slug: org.slug,
+        roles: vec![role.as_str().to_owned()],
+    }))
 }
 
 /// What a user-facing grant (code or refresh) issues tokens for.
@@ -37,6 +62,8 @@ pub struct UserGrant<'a> {
     pub nonce: Option<&'a str>,
     /// Authentication methods (`amr`).
     pub amr: &'a [String],
+    /// The selected organization (`org_id`, `org_slug`, `roles`), if any.
+    pub org: Option<&'a OrgClaims>,
 }
 
 /// The access token of a user-facing grant, and an ID token when `openid` was granted.
@@ -59,7 +86,7 @@ pub fn mint_user_tokens(state: &AppState, g: &UserGrant<'_>) -> Result<UserToken
             scope: g.scope,
             auth_time: Some(g.auth_time),
             sid: g.sid,
-            org: None,
+            org: g.org,
         },
     )?;
     let id_token = if claims::has_scope(g.scope, "openid") {
@@ -74,7 +101,7 @@ pub fn mint_user_tokens(state: &AppState, g: &UserGrant<'_>) -> Result<UserToken
                 amr: g.amr,
                 sid: g.sid,
                 access_token: Some(&access.token),
-                org: None,
+                org: g.org,
             },
         )?)
     } else {

@@ -34,6 +34,8 @@ pub async fn exchange(
     refresh::check_family(&row, now)?;
     let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
     let user = super::active_user(state, &row.user_id).await?;
+    // The organization stays; the role is read again (a removed member gets invalid_grant).
+    let org = super::org_claims(state, row.org_id.as_deref(), &user.id).await?;
     // Everything that can fail is minted before rotating, so a failure leaves the token usable.
     let UserTokens { access, id_token } = super::mint_user_tokens(
         state,
@@ -45,6 +47,7 @@ pub async fn exchange(
             sid: row.session_id.as_deref(),
             nonce: None,
             amr: &[],
+            org: org.as_ref(),
         },
     )?;
     let successor = refresh::rotate(state, &row, presented, now).await?;
