@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route(routes::HOME, get(home))
         .merge(login::router())
+        .merge(crate::recovery::router())
         .merge(accounts::router())
         .merge(oauth::authorize_router())
         .merge(orgs::picker::router())

@@ -46,6 +46,8 @@ pub const DEFAULT_KEY_ROTATION: &str = "30d";
 pub const DEFAULT_SIGNUP: &str = "open";
 /// Default for `LATCHKEY_LOG_FORMAT`.
 pub const DEFAULT_LOG_FORMAT: &str = "text";
+/// Default for `LATCHKEY_NEW_DEVICE_ALERTS`.
+pub const DEFAULT_NEW_DEVICE_ALERTS: &str = "on";
 
 /// Upper bound for every duration, so that `now + ttl` can never overflow.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -85,6 +87,8 @@ pub struct Config {
     pub signup: SignupPolicy,
     /// Log output format.
     pub log_format: LogFormat,
+    /// Whether a sign-in from a browser the account has not used before is mailed to its owner.
+    pub new_device_alerts: bool,
 }
 
 /// A configuration variable with an unusable value. `Display` is a single
@@ -296,6 +300,11 @@ impl Config {
             )?,
             signup: env.get("LATCHKEY_SIGNUP", DEFAULT_SIGNUP, parse_signup)?,
             log_format: env.get("LATCHKEY_LOG_FORMAT", DEFAULT_LOG_FORMAT, parse_log_format)?,
+            new_device_alerts: env.get(
+                "LATCHKEY_NEW_DEVICE_ALERTS",
+                DEFAULT_NEW_DEVICE_ALERTS,
+                parse_on_off,
+            )?,
         })
     }
 
@@ -344,6 +353,14 @@ fn parse_bind(v: &str) -> Result<SocketAddr, String> {
 fn parse_mailbox(v: &str) -> Result<Mailbox, String> {
     v.parse()
         .map_err(|_| "expected a mailbox such as Latchkey <no-reply@example.com>".into())
+}
+
+fn parse_on_off(v: &str) -> Result<bool, String> {
+    match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected on or off".into()),
+    }
 }
 
 fn parse_signup(v: &str) -> Result<SignupPolicy, String> {
@@ -742,6 +759,14 @@ mod tests {
             LogFormat::Json
         );
         err("LATCHKEY_LOG_FORMAT", "yaml");
+    }
+
+    #[test]
+    fn new_device_alerts() {
+        assert!(with(&[]).unwrap().new_device_alerts);
+        assert!(ok("LATCHKEY_NEW_DEVICE_ALERTS", "on").new_device_alerts);
+        assert!(!ok("LATCHKEY_NEW_DEVICE_ALERTS", "off").new_device_alerts);
+        err("LATCHKEY_NEW_DEVICE_ALERTS", "yes");
     }
 
     #[test]

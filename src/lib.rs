@@ -29,6 +29,7 @@
 //! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), login history |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
+//! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |
 //!
 //! Outside `src/`: `migrations/{sqlite,postgres}` (same numbering), `templates/` (askama pages, one base
 //! layout), `static/` (embedded in the binary), `tests/api/` (one integration-test binary; every test
@@ -50,6 +51,7 @@ pub mod mail;
 pub mod oauth;
 pub mod oidc;
 pub mod orgs;
+pub mod recovery;
 pub mod routes;
 pub mod telemetry;
 pub mod web;

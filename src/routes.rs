@@ -67,3 +67,12 @@ pub const API_AUDIT_LOG: &str = "/api/v1/audit-log";
 pub const API_ROLES: &str = "/api/v1/roles";
 /// Management API: usage statistics (operators).
 pub const API_STATS: &str = "/api/v1/stats";
+
+/// Password reset, step 1: the form that asks for an email address (and mails a link).
+pub const PASSWORD_FORGOT: &str = "/password/forgot";
+/// Password reset, the neutral "check your inbox" page shown after step 1, account or not.
+pub const PASSWORD_FORGOT_SENT: &str = "/password/forgot/sent";
+/// Password reset, step 2: the mailed link `PASSWORD_RESET?token=…` and its new-password form.
+pub const PASSWORD_RESET: &str = "/password/reset";
+/// Where a successful password reset lands (303 after the form).
+pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";

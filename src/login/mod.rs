@@ -1,5 +1,6 @@
 //! Login: the login page, browser sessions (stored in our own database) and the login history.
 
+pub mod device;
 pub mod pages;
 pub mod session;
 pub mod session_store;

@@ -1,25 +1,33 @@
 //! The login page (OWASP ASVS V2/V3): one message for an unknown email and a wrong password, the
 //! same Argon2id work in both cases, a CSRF token, 303 after the POST, and a renewed session id.
+//! Every attempt lands in the login history and the audit log; a `next` query parameter (a local
+//! path only) says where to go afterwards when no authorization request is waiting.
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
+use serde_json::json;
 use tower_sessions::Session;
 
-use super::{session, store};
+use super::{device, session, store};
 use crate::accounts;
 use crate::app::AppState;
+use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
 use crate::error::Result;
 use crate::oauth::authorize::see_other;
+use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::routes;
 use crate::web::page::{ASSET_VERSION, render};
+use crate::web::request_meta::RequestMeta;
 
 /// The one message for every failed login, so it does not reveal which emails have accounts.
 pub const LOGIN_FAILED: &str = "The email or password is not correct.";
+
+/// Longest `next` path accepted.
+const MAX_NEXT_LEN: usize = 2048;
 
 /// The login page.
 #[derive(Template)]
@@ -27,9 +35,11 @@ pub const LOGIN_FAILED: &str = "The email or password is not correct.";
 struct LoginPage<'a> {
     csrf: &'a str,
     authz: &'a str,
+    next: &'a str,
     email: &'a str,
     client_name: Option<&'a str>,
     error: Option<&'a str>,
+    signup_open: bool,
     asset_version: &'a str,
 }
 
@@ -39,6 +49,9 @@ pub struct LoginQuery {
     /// Pending authorization request, if the login is part of one.
     #[serde(default)]
     pub authz: String,
+    /// Local path to go to after the login when no authorization request is pending.
+    #[serde(default)]
+    pub next: String,
 }
 
 /// Fields of the login form.
@@ -49,22 +62,36 @@ pub struct LoginForm {
     csrf: String,
     #[serde(default)]
     authz: String,
+    #[serde(default)]
+    next: String,
     email: String,
     password: String,
 }
 
-async fn render_login(
-    state: &AppState,
-    session: &Session,
-    authz: &str,
-    email: Option<&str>,
-    error: Option<&str>,
-) -> Result<Response> {
+/// `next` when it is a path on this server (`/…`, not `//host`, no backslash or control
+/// character), so the login can never send the browser elsewhere (open redirect, CWE-601).
+pub fn local_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.len() <= MAX_NEXT_LEN
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    ok.then_some(next)
+}
+
+struct Form<'a> {
+    authz: &'a str,
+    next: &'a str,
+    email: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+async fn render_login(state: &AppState, session: &Session, form: Form<'_>) -> Result<Response> {
     let csrf = session::csrf_token(session).await?;
-    let pending = if authz.is_empty() {
+    let pending = if form.authz.is_empty() {
         None
     } else {
-        session::pending(session, authz).await?
+        session::pending(session, form.authz).await?
     };
     let client = match &pending {
         Some(req) => state.clients.find(&req.client_id).await?,
@@ -73,14 +100,16 @@ async fn render_login(
     let hint = pending.as_ref().and_then(|r| r.login_hint.as_deref());
     let page = LoginPage {
         csrf: &csrf,
-        authz: if pending.is_some() { authz } else { "" },
-        email: email.or(hint).unwrap_or_default(),
+        authz: if pending.is_some() { form.authz } else { "" },
+        next: local_next(form.next).unwrap_or_default(),
+        email: form.email.or(hint).unwrap_or_default(),
         client_name: client.as_ref().map(|c| c.name.as_str()),
-        error,
+        error: form.error,
+        signup_open: state.config.signup == SignupPolicy::Open,
         asset_version: ASSET_VERSION,
     };
     let mut response = render(&page);
-    if error.is_some() {
+    if form.error.is_some() {
         *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
     }
     Ok(response)
@@ -92,16 +121,25 @@ pub async fn login_page(
     session: Session,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response> {
-    render_login(&state, &session, &q.authz, None, None).await
+    let form = Form {
+        authz: &q.authz,
+        next: &q.next,
+        email: None,
+        error: None,
+    };
+    render_login(&state, &session, form).await
 }
 
-/// `POST /login`
+/// `POST /login`: verifies the password; records the attempt in the login history and the audit
+/// log (`login.succeeded` / `login.failed` with the typed email, never the password); on success
+/// renews the session, recognises the browser (new-device alert, [`device`]) and continues the
+/// pending authorization request, else goes to `next` or home.
 pub async fn login_submit(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    meta: RequestMeta,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    axum::Form(form): axum::Form<LoginForm>,
 ) -> Result<Response> {
     session::check_csrf(&session, &form.csrf).await?;
     let email = form.email.trim();
@@ -118,28 +156,70 @@ pub async fn login_submit(
     // Unknown users are verified against a dummy hash: the same work, no timing oracle.
     let verified = state.hasher.verify(&password, hash.as_deref()).await?;
     let user_id = user.as_ref().map(|u| u.id.clone());
-    let ip = peer.ip().to_string();
+    let ip = meta.ip.clone().unwrap_or_default();
     let event = store::LoginEvent {
         user_id: user_id.as_deref(),
         email,
         ip: &ip,
-        user_agent: headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
+        user_agent: meta.user_agent.as_deref(),
     };
     let now = state.clock.now();
     let Some(user) = user.filter(|u| verified && !u.disabled) else {
-        store::record_login(&state.db.pool, &event, false, now).await?;
-        return render_login(
-            &state,
-            &session,
-            &form.authz,
-            Some(email),
-            Some(LOGIN_FAILED),
+        let mut tx = state.db.begin().await?;
+        store::record_login(&mut *tx, &event, false, now).await?;
+        let reason = match (&user_id, verified) {
+            (None, _) => "unknown_email",
+            (Some(_), true) => "account_disabled",
+            (Some(_), false) => "wrong_password",
+        };
+        let actor = Actor {
+            user_id: None,
+            client_id: None,
+            meta: meta.clone(),
+        };
+        audit::record(
+            &mut *tx,
+            &AuditEvent {
+                org_id: None,
+                actor: &actor,
+                action: action::LOGIN_FAILED,
+                target_type: user_id.as_ref().map(|_| "user"),
+                target_id: user_id.as_deref(),
+                details: json!({ "email": email.chars().take(254).collect::<String>(), "reason": reason }),
+            },
+            now,
         )
-        .await;
+        .await?;
+        tx.commit().await?;
+        let form = Form {
+            authz: &form.authz,
+            next: &form.next,
+            email: Some(email),
+            error: Some(LOGIN_FAILED),
+        };
+        return render_login(&state, &session, form).await;
     };
-    store::record_login(&state.db.pool, &event, true, now).await?;
+    let device_token = device::device_token(&headers, &state.config);
+    let mut tx = state.db.begin().await?;
+    store::record_login(&mut *tx, &event, true, now).await?;
+    audit::record(
+        &mut *tx,
+        &AuditEvent {
+            org_id: None,
+            actor: &Actor::user(user.id.clone(), meta.clone()),
+            action: action::LOGIN_SUCCEEDED,
+            target_type: Some("user"),
+            target_id: Some(&user.id),
+            details: json!({ "method": "pwd" }),
+        },
+        now,
+    )
+    .await?;
+    let alerted = device::recognise(&mut tx, &state, &user, &meta, &device_token, now).await?;
+    tx.commit().await?;
+    if alerted {
+        state.mailer.wake();
+    }
     session::sign_in(&session, &state.clock, &user.id, &["pwd"]).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
     let pending = if form.authz.is_empty() {
@@ -147,15 +227,42 @@ pub async fn login_submit(
     } else {
         session::pending(&session, &form.authz).await?
     };
-    if let Some(mut req) = pending {
+    let mut response = if let Some(mut req) = pending {
         // This login answers `prompt=login` / `max_age` of the request it was asked for.
         req.signed_in_for_request = true;
         session::save_pending(&session, &req).await?;
-        return Ok(see_other(&format!(
+        see_other(&format!(
             "{}?authz={}",
             routes::AUTHORIZE_CONTINUE,
             form.authz
-        )));
+        ))
+    } else {
+        see_other(local_next(&form.next).unwrap_or(routes::HOME))
+    };
+    device::set_cookie(response.headers_mut(), &state.config, &device_token);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_next;
+
+    #[test]
+    fn next_is_a_local_path_only() {
+        for ok in ["/", "/invitation", "/invitation?x=1&y=%2F", "/a/b#c"] {
+            assert_eq!(local_next(ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "invitation",
+            "//evil.example/x",
+            "/\\evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/a\nb",
+            " /x",
+        ] {
+            assert_eq!(local_next(bad), None, "{bad:?}");
+        }
     }
-    Ok(see_other(routes::HOME))
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub use store::queue;
-pub use template::{MailContext, compose};
+pub use template::{MailContext, compose, format_utc};
 
 /// One message to send.
 #[derive(Debug, Clone)]

@@ -76,3 +76,26 @@ pub fn compose(
         html: Some(html),
     })
 }
+
+/// `2026-11-29 14:05 UTC`: a time as mail bodies show it (mail readers are anywhere, so UTC, named).
+pub fn format_utc(unix_secs: i64) -> String {
+    let at = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(unix_secs).unwrap_or(0));
+    let rfc3339 = humantime::format_rfc3339_seconds(at).to_string();
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => rfc3339,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times_for_mail() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(1_795_000_000), "2026-11-18 11:06 UTC");
+        assert_eq!(format_utc(-5), "1970-01-01 00:00 UTC");
+    }
+}

@@ -196,3 +196,23 @@ pub async fn save_consent<'c>(
     .await?;
     Ok(())
 }
+
+/// Revokes every live refresh-token family of `user_id` (password reset: whoever held a refresh
+/// token may have held the old password too). Returns how many were revoked.
+pub async fn revoke_user_families<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_families set revoked_at = $1, revoked_reason = $2 \
+         where user_id = $3 and revoked_at is null",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,211 @@
+//! Step 1 of password reset: the "forgot your password?" form and the mail with the link.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::{LIMIT_WINDOW_SECS, MAX_PER_ACCOUNT, MAX_PER_IP, RESET_TTL_SECS, store};
+use crate::accounts::{self, User};
+use crate::app::AppState;
+use crate::crypto::tokens::random_token;
+use crate::error::{AppError, Result};
+use crate::login::session::{check_csrf, csrf_token};
+use crate::mail::{self, MailContext, compose};
+use crate::oauth::authorize::see_other;
+use crate::orgs::audit::{self, Actor, AuditEvent, action};
+use crate::routes;
+use crate::web::page::{ASSET_VERSION, render};
+use crate::web::request_meta::RequestMeta;
+
+/// Subject of the reset mail.
+pub const RESET_SUBJECT: &str = "Reset your password";
+
+/// The request form.
+#[derive(Template)]
+#[template(path = "pages/password_forgot.html")]
+struct ForgotPage<'a> {
+    csrf: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+    asset_version: &'a str,
+}
+
+/// The neutral page shown after a request, account or not.
+#[derive(Template)]
+#[template(path = "pages/password_forgot_sent.html")]
+struct SentPage<'a> {
+    minutes: i64,
+    asset_version: &'a str,
+}
+
+/// Text of the reset mail.
+#[derive(Template)]
+#[template(path = "mail/password_reset.txt")]
+struct ResetText<'a> {
+    ctx: &'a MailContext,
+    link: &'a str,
+    minutes: i64,
+    ip: &'a str,
+}
+
+/// HTML of the reset mail.
+#[derive(Template)]
+#[template(path = "mail/password_reset.html")]
+struct ResetHtml<'a> {
+    ctx: &'a MailContext,
+    link: &'a str,
+    minutes: i64,
+    ip: &'a str,
+}
+
+/// Fields of the request form.
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    /// Defaulted so that a missing token is refused like a wrong one (400).
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+async fn render_form(session: &Session, email: &str, error: Option<&str>) -> Result<Response> {
+    let csrf = csrf_token(session).await?;
+    let mut response = render(&ForgotPage {
+        csrf: &csrf,
+        email,
+        error,
+        asset_version: ASSET_VERSION,
+    });
+    if error.is_some() {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
+}
+
+/// `GET /password/forgot`: the form.
+pub async fn forgot_page(session: Session) -> Result<Response> {
+    render_form(&session, "", None).await
+}
+
+/// `POST /password/forgot`: mails a reset link when the address belongs to an enabled account,
+/// then shows the same page in every case (303 to [`routes::PASSWORD_FORGOT_SENT`]).
+pub async fn forgot_submit(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response> {
+    check_csrf(&session, &form.csrf).await?;
+    let typed = form.email.trim();
+    if typed.is_empty() {
+        return render_form(
+            &session,
+            "",
+            Some("Enter the email address of your account."),
+        )
+        .await;
+    }
+    let now = state.clock.now();
+    let since = now - LIMIT_WINDOW_SECS;
+    if let Some(ip) = meta.ip.as_deref()
+        && store::count_for_ip(&state.db.pool, ip, since).await? >= MAX_PER_IP
+    {
+        return Err(AppError::TooManyRequests(
+            "Too many password reset requests from your network. Wait a few minutes and try again."
+                .into(),
+        ));
+    }
+    let user = if typed.len() <= accounts::MAX_EMAIL_LEN {
+        accounts::store::find_by_email(&state.db.pool, typed).await?
+    } else {
+        None
+    };
+    if let Some(user) = user.filter(|u| !u.disabled) {
+        send_link(&state, &user, &meta, now).await?;
+    }
+    Ok(see_other(routes::PASSWORD_FORGOT_SENT))
+}
+
+/// Issues a token and queues its mail, unless the account had [`MAX_PER_ACCOUNT`] links already in
+/// the window (then nothing happens: the page stays the same, and the inbox is not flooded).
+async fn send_link(state: &AppState, user: &User, meta: &RequestMeta, now: i64) -> Result<()> {
+    let mut tx = state.db.begin().await?;
+    let recent = store::count_for_user(&mut *tx, &user.id, now - LIMIT_WINDOW_SECS).await?;
+    if recent >= MAX_PER_ACCOUNT {
+        tracing::info!(user_id = %user.id, "password reset limit reached; no mail");
+        return Ok(());
+    }
+    let token = random_token();
+    let hash = token.hash();
+    store::insert_token(
+        &mut *tx,
+        &store::NewResetToken {
+            hash: &hash,
+            user_id: &user.id,
+            requested_ip: meta.ip.as_deref(),
+            created_at: now,
+            expires_at: now + RESET_TTL_SECS,
+        },
+    )
+    .await?;
+    let ctx = MailContext::new(&state.config);
+    let link = ctx.link(&format!(
+        "{}?token={}",
+        routes::PASSWORD_RESET,
+        token.expose()
+    ));
+    let ip = meta.ip.as_deref().unwrap_or("an unknown address");
+    let minutes = RESET_TTL_SECS / 60;
+    let text = ResetText {
+        ctx: &ctx,
+        link: &link,
+        minutes,
+        ip,
+    };
+    let html = ResetHtml {
+        ctx: &ctx,
+        link: &link,
+        minutes,
+        ip,
+    };
+    mail::queue(
+        &mut *tx,
+        &compose(&user.email, RESET_SUBJECT, &text, &html)?,
+        now,
+    )
+    .await?;
+    let actor = Actor {
+        user_id: None,
+        client_id: None,
+        meta: meta.clone(),
+    };
+    audit::record(
+        &mut *tx,
+        &AuditEvent {
+            org_id: None,
+            actor: &actor,
+            action: action::PASSWORD_RESET_REQUESTED,
+            target_type: Some("user"),
+            target_id: Some(&user.id),
+            details: json!({ "expires_at": now + RESET_TTL_SECS }),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+/// `GET /password/forgot/sent`: "if an account has this address, a link is on its way".
+pub async fn sent_page() -> Response {
+    render(&SentPage {
+        minutes: RESET_TTL_SECS / 60,
+        asset_version: ASSET_VERSION,
+    })
+}
