@@ -3,6 +3,7 @@
 pub mod access;
 pub mod api;
 pub mod audit;
+pub mod picker;
 pub mod roles;
 pub mod slug;
 pub mod stats;

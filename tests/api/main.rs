@@ -26,6 +26,7 @@ mod new_device;
 mod oidc_flow;
 mod oidc_metadata;
 mod recovery;
+mod org_login;
 mod refresh;
 mod revocation;
 mod rp;
