@@ -37,6 +37,8 @@ pub const END_SESSION: &str = "/logout";
 pub const LOGIN: &str = "/login";
 /// Consent page.
 pub const CONSENT: &str = "/consent";
+/// Organization picker shown during authorization to members of several organizations.
+pub const ORGANIZATION_PICKER: &str = "/organization";
 /// Sign-up page (when `LATCHKEY_SIGNUP=open`).
 pub const SIGNUP: &str = "/signup";
 /// "Check your inbox" page shown to a new account after the sign-up form.
