@@ -3,16 +3,14 @@
 //! form cannot send without a CORS preflight, so no CSRF token is needed.
 //!
 //! Errors are RFC 9457 problem+json with a stable `type` (`urn:latchkey:problem:<code>`):
-//! `signup-disabled` (403), `unsupported-media-type` (415), `body-too-large` (413), `malformed-json`
-//! (400, not JSON), `invalid-body` (400, wrong types or missing fields), `unknown-field` (400),
-//! `invalid-email`, `invalid-name`, `weak-password`, `invalid-organization-name` (400) and
-//! `email-taken` (409).
+//! `signup-disabled` (403); the body errors of [`ApiJson`] (`missing-body`, `malformed-json`,
+//! `invalid-body` for wrong types, missing or unknown fields, `unsupported-media-type`,
+//! `payload-too-large`); `invalid-email`, `invalid-name`, `weak-password`,
+//! `invalid-organization-name` (400) and `email-taken` (409).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +19,7 @@ use crate::app::AppState;
 use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
 use crate::error::{AppError, Result};
+use crate::orgs::api::ApiJson;
 use crate::web::request_meta::RequestMeta;
 
 /// Body of `POST /api/v1/signup`.
@@ -66,9 +65,9 @@ pub struct SignupResponse {
 pub async fn signup(
     State(state): State<AppState>,
     meta: RequestMeta,
-    headers: HeaderMap,
-    body: std::result::Result<Bytes, BytesRejection>,
+    body: std::result::Result<ApiJson<SignupRequest>, AppError>,
 ) -> Result<Response> {
+    // The policy first: an invite-only server says so whatever the body.
     if state.config.signup == SignupPolicy::InviteOnly {
         return Err(AppError::problem(
             StatusCode::FORBIDDEN,
@@ -76,7 +75,7 @@ pub async fn signup(
             "sign-up on this server is by invitation only",
         ));
     }
-    let request = parse(&headers, body)?;
+    let ApiJson(request) = body?;
     let password = Password::new(request.password);
     let input = SignupInput {
         email: &request.email,
@@ -101,55 +100,4 @@ pub async fn signup(
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     crate::web::headers::forbid_caching(&mut response);
     Ok(response)
-}
-
-/// Checks the content type and decodes the body, mapping each failure to its problem type.
-fn parse(
-    headers: &HeaderMap,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<SignupRequest> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| {
-            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-        });
-    if !json {
-        return Err(AppError::problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "send the body as application/json",
-        ));
-    }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "the request body is too large",
-            )
-        } else {
-            AppError::problem(
-                StatusCode::BAD_REQUEST,
-                "malformed-json",
-                "the request body could not be read",
-            )
-        }
-    })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        use serde_json::error::Category;
-        let message = e.to_string();
-        let code = match e.classify() {
-            Category::Data if message.starts_with("unknown field") => "unknown-field",
-            Category::Data => "invalid-body",
-            Category::Syntax | Category::Eof | Category::Io => "malformed-json",
-        };
-        AppError::problem(
-            StatusCode::BAD_REQUEST,
-            code,
-            format!("invalid request body: {message}"),
-        )
-    })
 }

@@ -22,9 +22,6 @@ use crate::routes;
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
-/// Where people who forgot their password go (the recovery feature's request page).
-const PASSWORD_FORGOT: &str = "/password/forgot";
-
 /// The sign-up page, also in its "by invitation only" and "email taken" forms.
 #[derive(Template)]
 #[template(path = "pages/signup.html")]
@@ -137,7 +134,7 @@ async fn render_signup(
         invite_only: status == StatusCode::FORBIDDEN,
         email_taken: status == StatusCode::CONFLICT,
         login_url: &login_url,
-        forgot_url: PASSWORD_FORGOT,
+        forgot_url: routes::PASSWORD_FORGOT,
         min_password: crate::crypto::password::MIN_PASSWORD_CHARS,
         asset_version: ASSET_VERSION,
     };

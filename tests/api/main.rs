@@ -33,4 +33,5 @@ mod rp;
 mod serve;
 mod sessions;
 mod signup;
+mod signup_api;
 mod token_rules;
