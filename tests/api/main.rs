@@ -27,6 +27,7 @@ mod oidc_flow;
 mod oidc_metadata;
 mod recovery;
 mod org_login;
+mod org_login_tokens;
 mod refresh;
 mod revocation;
 mod rp;

@@ -1,12 +1,8 @@
-//! Choosing the organization at login and the organization claims of every token (CONTRACT.md
-//! "Organizations and roles in tokens"): auto-selection, the picker, `organization=`, `--require-org`,
-//! `prompt=select_account`, and a role re-read on every refresh.
+//! Choosing the organization at login (CONTRACT.md "Organizations and roles in tokens"): automatic
+//! selection, the picker and its remembered choice, `organization=`, `--require-org`,
+//! `prompt=select_account` and `prompt=none`, and the consent page naming the organization. The
+//! claims themselves, refresh and userinfo are in `org_login_tokens`.
 
-use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{
-    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, Scope,
-    TokenResponse,
-};
 use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp};
@@ -16,27 +12,23 @@ use crate::rp::{
 };
 
 on_both_databases!(
-    single_membership_is_selected_and_its_claims_are_in_every_token,
     several_memberships_ask_and_the_last_choice_is_preselected,
     organization_parameter_by_slug_or_id_skips_the_picker,
     organization_the_user_is_not_in_is_access_denied,
     malformed_organization_parameter_is_invalid_request,
-    no_membership_means_no_org_claims,
     require_org_client_without_membership_shows_a_page_and_no_code,
     prompt_select_account_reopens_the_picker,
     prompt_none_with_several_memberships_is_interaction_required,
     picker_refuses_foreign_org_missing_choice_and_bad_csrf,
     consent_page_names_the_organization,
-    refresh_rereads_the_role_and_a_removed_member_gets_invalid_grant,
-    code_of_a_member_removed_before_redemption_is_invalid_grant,
 );
 
-const EMAIL: &str = "ada@example.com";
-const OTHER: &str = "grace@example.com";
-const SCOPE: &str = "openid email offline_access";
+pub(crate) const EMAIL: &str = "ada@example.com";
+pub(crate) const OTHER: &str = "grace@example.com";
+pub(crate) const SCOPE: &str = "openid email offline_access";
 
 /// `latchkey org create`: the new organization's id.
-async fn create_org(app: &TestApp, name: &str, slug: &str, owner: &str) -> String {
+pub(crate) async fn create_org(app: &TestApp, name: &str, slug: &str, owner: &str) -> String {
     let out = app
         .cli(&[
             "org", "create", "--name", name, "--slug", slug, "--owner", owner,
@@ -47,7 +39,7 @@ async fn create_org(app: &TestApp, name: &str, slug: &str, owner: &str) -> Strin
 }
 
 /// `latchkey org add-member`.
-async fn add_member(app: &TestApp, org: &str, email: &str, role: &str) {
+pub(crate) async fn add_member(app: &TestApp, org: &str, email: &str, role: &str) {
     let out = app
         .cli(&[
             "org",
@@ -65,7 +57,10 @@ async fn add_member(app: &TestApp, org: &str, email: &str, role: &str) {
 }
 
 /// An app with Ada and a confidential client registered with `client_args`.
-async fn setup(backend: Backend, client_args: &[&str]) -> (TestApp, RegisteredClient, String) {
+pub(crate) async fn setup(
+    backend: Backend,
+    client_args: &[&str],
+) -> (TestApp, RegisteredClient, String) {
     let app = TestApp::spawn(backend).await;
     let ada = app.create_person(EMAIL, "Ada").await;
     let client = app.register_client(client_args).await;
@@ -73,7 +68,7 @@ async fn setup(backend: Backend, client_args: &[&str]) -> (TestApp, RegisteredCl
 }
 
 /// An authorization URL for `client` with [`SCOPE`], state `st` and `extra` parameters.
-fn url(app: &TestApp, client: &RegisteredClient, extra: &[(&str, &str)]) -> String {
+pub(crate) fn url(app: &TestApp, client: &RegisteredClient, extra: &[(&str, &str)]) -> String {
     let mut params = vec![
         ("response_type", "code"),
         ("client_id", client.id.as_str()),
@@ -86,7 +81,11 @@ fn url(app: &TestApp, client: &RegisteredClient, extra: &[(&str, &str)]) -> Stri
 }
 
 /// Redeems `journey`'s code: the token response.
-async fn redeem(app: &TestApp, client: &RegisteredClient, journey: &Journey) -> reqwest::Response {
+pub(crate) async fn redeem(
+    app: &TestApp,
+    client: &RegisteredClient,
+    journey: &Journey,
+) -> reqwest::Response {
     let code = journey.callback.code();
     app.post_token(
         Some((&client.id, client.secret())),
@@ -100,7 +99,7 @@ async fn redeem(app: &TestApp, client: &RegisteredClient, journey: &Journey) -> 
 }
 
 /// Claims of the access and ID tokens of a token response (signatures checked with the JWKS).
-async fn token_claims(app: &TestApp, tokens: &Value) -> (Value, Value) {
+pub(crate) async fn token_claims(app: &TestApp, tokens: &Value) -> (Value, Value) {
     let (_, at) = app
         .verify_jwt(tokens["access_token"].as_str().unwrap())
         .await;
@@ -109,7 +108,7 @@ async fn token_claims(app: &TestApp, tokens: &Value) -> (Value, Value) {
 }
 
 /// The organization claims of a claim set, as `(org_id, org_slug, roles)`.
-fn org_of(claims: &Value) -> (Value, Value, Value) {
+pub(crate) fn org_of(claims: &Value) -> (Value, Value, Value) {
     (
         claims["org_id"].clone(),
         claims["org_slug"].clone(),
@@ -117,7 +116,7 @@ fn org_of(claims: &Value) -> (Value, Value, Value) {
     )
 }
 
-fn expected(org_id: &str, slug: &str, role: &str) -> (Value, Value, Value) {
+pub(crate) fn expected(org_id: &str, slug: &str, role: &str) -> (Value, Value, Value) {
     (
         Value::from(org_id),
         Value::from(slug),
@@ -125,7 +124,7 @@ fn expected(org_id: &str, slug: &str, role: &str) -> (Value, Value, Value) {
     )
 }
 
-async fn userinfo(app: &TestApp, access_token: &str) -> Value {
+pub(crate) async fn userinfo(app: &TestApp, access_token: &str) -> Value {
     let response = rp::rp_http()
         .get(app.url("/userinfo"))
         .bearer_auth(access_token)
@@ -133,71 +132,6 @@ async fn userinfo(app: &TestApp, access_token: &str) -> Value {
         .await
         .unwrap();
     json_with_status(response, 200).await
-}
-
-async fn single_membership_is_selected_and_its_claims_are_in_every_token(backend: Backend) {
-    let app = TestApp::spawn_with_own_issuer(backend, &[]).await;
-    let ada = app.create_person(EMAIL, "Ada").await;
-    let client = app.register_client(&["--first-party"]).await;
-    let org = create_org(&app, "Acme Corp", "acme", EMAIL).await;
-    let rp = app.relying_party(&client).await;
-
-    // The openidconnect RP validates the ID token (signature, iss, aud, nonce, at_hash).
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, _csrf, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("email".to_owned()))
-        .set_pkce_challenge(challenge)
-        .url();
-    let journey = rp::authorize(
-        &app,
-        &rp::browser(),
-        auth_url.as_str(),
-        EMAIL,
-        Consent::Allow,
-    )
-    .await;
-    assert!(!journey.saw_picker(), "one membership: no picker");
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(journey.callback.code()))
-        .set_pkce_verifier(verifier)
-        .request_async(&rp::rp_http())
-        .await
-        .expect("the code is exchanged");
-    let id_token = tokens.id_token().expect("an ID token");
-    id_token
-        .claims(&rp.id_token_verifier(), &nonce)
-        .expect("the ID token validates");
-
-    let want = expected(&org, "acme", "owner");
-    let (_, id) = app.verify_jwt(&id_token.to_string()).await;
-    assert_eq!(id["sub"], ada.as_str());
-    assert_eq!(org_of(&id), want, "ID token");
-    let access = tokens.access_token().secret();
-    let (_, at) = app.verify_jwt(access).await;
-    assert_eq!(org_of(&at), want, "access token");
-    assert_eq!(org_of(&userinfo(&app, access).await), want, "userinfo");
-
-    // Discovery advertises the claims.
-    let discovery: Value = app
-        .get("/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .unwrap();
-    for claim in ["org_id", "org_slug", "roles"] {
-        assert!(
-            discovery["claims_supported"]
-                .as_array()
-                .unwrap()
-                .contains(&Value::from(claim)),
-            "{claim}"
-        );
-    }
 }
 
 async fn several_memberships_ask_and_the_last_choice_is_preselected(backend: Backend) {
@@ -317,27 +251,6 @@ async fn malformed_organization_parameter_is_invalid_request(backend: Backend) {
         };
         assert_eq!(callback.error(), "invalid_request");
         assert_eq!(callback.get("state").as_deref(), Some("st"));
-    }
-}
-
-async fn no_membership_means_no_org_claims(backend: Backend) {
-    let (app, client, _) = setup(backend, &["--first-party"]).await;
-    let journey = rp::authorize(
-        &app,
-        &rp::browser(),
-        &url(&app, &client, &[]),
-        EMAIL,
-        Consent::Allow,
-    )
-    .await;
-    assert!(!journey.saw_picker());
-    let tokens = json_with_status(redeem(&app, &client, &journey).await, 200).await;
-    let (at, id) = token_claims(&app, &tokens).await;
-    let info = userinfo(&app, tokens["access_token"].as_str().unwrap()).await;
-    for claims in [&at, &id, &info] {
-        for name in ["org_id", "org_slug", "roles"] {
-            assert!(claims.get(name).is_none(), "{name} in {claims}");
-        }
     }
 }
 
@@ -548,96 +461,4 @@ async fn consent_page_names_the_organization(backend: Backend) {
         html.contains("Read your organizations and their members"),
         "{html}"
     );
-}
-
-/// `POST /token` with `grant_type=refresh_token`.
-async fn refresh(app: &TestApp, client: &RegisteredClient, token: &str) -> reqwest::Response {
-    app.post_token(
-        Some((&client.id, client.secret())),
-        &[("grant_type", "refresh_token"), ("refresh_token", token)],
-    )
-    .await
-}
-
-async fn set_role(app: &TestApp, org: &str, user: &str, role: &str) {
-    sqlx::query("update memberships set role = $1 where org_id = $2 and user_id = $3")
-        .bind(role)
-        .bind(org)
-        .bind(user)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-}
-
-async fn remove_member(app: &TestApp, org: &str, user: &str) {
-    sqlx::query("delete from memberships where org_id = $1 and user_id = $2")
-        .bind(org)
-        .bind(user)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-}
-
-async fn refresh_rereads_the_role_and_a_removed_member_gets_invalid_grant(backend: Backend) {
-    let (app, client, ada) = setup(backend, &["--first-party"]).await;
-    app.create_person(OTHER, "Grace").await;
-    let org = create_org(&app, "Globex", "globex", OTHER).await;
-    add_member(&app, "globex", EMAIL, "admin").await;
-    let journey = rp::authorize(
-        &app,
-        &rp::browser(),
-        &url(&app, &client, &[]),
-        EMAIL,
-        Consent::Allow,
-    )
-    .await;
-    let tokens = json_with_status(redeem(&app, &client, &journey).await, 200).await;
-    assert_eq!(
-        org_of(&token_claims(&app, &tokens).await.0),
-        expected(&org, "globex", "admin")
-    );
-
-    set_role(&app, &org, &ada, "viewer").await;
-    let refreshed = refresh(&app, &client, tokens["refresh_token"].as_str().unwrap()).await;
-    let refreshed = json_with_status(refreshed, 200).await;
-    let (at, id) = token_claims(&app, &refreshed).await;
-    assert_eq!(
-        org_of(&at),
-        expected(&org, "globex", "viewer"),
-        "the demotion shows"
-    );
-    assert_eq!(org_of(&id), expected(&org, "globex", "viewer"));
-    let access = refreshed["access_token"].as_str().unwrap();
-    assert_eq!(
-        org_of(&userinfo(&app, access).await),
-        expected(&org, "globex", "viewer")
-    );
-
-    remove_member(&app, &org, &ada).await;
-    assert!(
-        userinfo(&app, access).await.get("org_id").is_none(),
-        "userinfo reads live"
-    );
-    let body = json_with_status(
-        refresh(&app, &client, refreshed["refresh_token"].as_str().unwrap()).await,
-        400,
-    )
-    .await;
-    assert_eq!(body["error"], "invalid_grant");
-}
-
-async fn code_of_a_member_removed_before_redemption_is_invalid_grant(backend: Backend) {
-    let (app, client, ada) = setup(backend, &["--first-party"]).await;
-    let org = create_org(&app, "Acme Corp", "acme", EMAIL).await;
-    let journey = rp::authorize(
-        &app,
-        &rp::browser(),
-        &url(&app, &client, &[]),
-        EMAIL,
-        Consent::Allow,
-    )
-    .await;
-    remove_member(&app, &org, &ada).await;
-    let body = json_with_status(redeem(&app, &client, &journey).await, 400).await;
-    assert_eq!(body["error"], "invalid_grant");
 }
