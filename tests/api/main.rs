@@ -29,6 +29,7 @@ mod recovery;
 mod org_login;
 mod org_login_tokens;
 mod refresh;
+mod resource_server;
 mod revocation;
 mod rp;
 mod serve;
