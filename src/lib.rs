@@ -22,7 +22,7 @@
 //! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store, and the in-memory keyring |
 //! | [`accounts`] | users: validation, creation, lookup |
-//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs |
+//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, the audit log, operator stats, and the management API (`orgs::api`, `/api/v1`) |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
