@@ -21,7 +21,7 @@
 //! | [`clock`] | injectable time |
 //! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store, and the in-memory keyring |
-//! | [`accounts`] | users: validation, creation, lookup |
+//! | [`accounts`] | users: validation, creation, lookup; sign-up (page and JSON API) and email verification |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, the audit log, operator stats, and the management API (`orgs::api`, `/api/v1`) |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |

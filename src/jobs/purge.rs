@@ -6,6 +6,9 @@ use crate::db::Database;
 /// Rows that stay this long after expiry, so that a late replay still finds (and is refused by) them.
 const GRACE_SECS: i64 = 60 * 60;
 
+// The purge of given-up mail spells the attempt limit out in SQL.
+const _: () = assert!(crate::mail::delivery::MAX_ATTEMPTS == 20);
+
 /// What one purge removed, per table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Purged {
@@ -15,7 +18,7 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 8] = [
+    let statements: [(&'static str, &str, i64); 9] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
@@ -54,6 +57,13 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
         (
             "mail_outbox",
             "delete from mail_outbox where sent_at is not null and sent_at < $1",
+            now - 7 * 24 * 60 * 60,
+        ),
+        // Mail the delivery loop gave up on (after `mail::delivery::MAX_ATTEMPTS` failures, each
+        // logged) goes a week after it was queued.
+        (
+            "mail_outbox",
+            "delete from mail_outbox where sent_at is null and attempts >= 20 and created_at < $1",
             now - 7 * 24 * 60 * 60,
         ),
     ];
