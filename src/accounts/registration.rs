@@ -224,20 +224,9 @@ async fn create_owned_org(
 /// Names that give no usable slug (too short, reserved, no Latin letters) fall back to `<slug>-org`
 /// or `organization`.
 async fn free_slug(ex: &mut AnyConnection, name: &str) -> Result<String, SignupError> {
-    let derived = slug::from_name(name);
-    let base = [derived.clone(), format!("{derived}-org")]
-        .into_iter()
-        .find(|s| slug::validate(s).is_ok())
-        .unwrap_or_else(|| "organization".to_owned());
+    let base = base_slug(name);
     for n in 1..=MAX_SLUG_SUFFIX {
-        let candidate = if n == 1 {
-            base.clone()
-        } else {
-            let suffix = format!("-{n}");
-            let keep = slug::MAX_SLUG_LEN - suffix.len();
-            let stem: String = base.chars().take(keep).collect();
-            format!("{}{suffix}", stem.trim_end_matches('-'))
-        };
+        let candidate = candidate(&base, n);
         if slug::validate(&candidate).is_ok() && !slug_taken(&mut *ex, &candidate).await? {
             return Ok(candidate);
         }
@@ -249,4 +238,75 @@ async fn free_slug(ex: &mut AnyConnection, name: &str) -> Result<String, SignupE
 
 async fn slug_taken<'c>(ex: impl Exec<'c>, candidate: &str) -> Result<bool, sqlx::Error> {
     Ok(orgs::store::find_org(ex, candidate).await?.is_some())
+}
+
+/// The slug derived from `name`, or `<slug>-org` when that is too short or reserved, or
+/// `organization` when the name has no ASCII letters or digits.
+fn base_slug(name: &str) -> String {
+    let derived = slug::from_name(name);
+    [derived.clone(), format!("{derived}-org")]
+        .into_iter()
+        .find(|s| slug::validate(s).is_ok())
+        .unwrap_or_else(|| "organization".to_owned())
+}
+
+/// The `n`-th slug to try: `base` itself, then `base-2`, `base-3`, ... within the length limit.
+fn candidate(base: &str, n: u32) -> String {
+    if n <= 1 {
+        return base.to_owned();
+    }
+    let suffix = format!("-{n}");
+    let keep = slug::MAX_SLUG_LEN.saturating_sub(suffix.len());
+    let stem: String = base.chars().take(keep).collect();
+    format!("{}{suffix}", stem.trim_end_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_slugs_are_always_valid() {
+        assert_eq!(base_slug("Acme Corp"), "acme-corp");
+        assert_eq!(base_slug("IO"), "io-org");
+        assert_eq!(base_slug("API"), "api-org");
+        assert_eq!(base_slug("日本"), "organization");
+        assert_eq!(base_slug("!!!"), "organization");
+        for name in [
+            "Acme Corp",
+            "IO",
+            "API",
+            "日本",
+            "x",
+            &"long name ".repeat(20),
+        ] {
+            assert!(slug::validate(&base_slug(name)).is_ok(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn candidates_add_a_numeric_suffix_within_the_length_limit() {
+        assert_eq!(candidate("acme", 1), "acme");
+        assert_eq!(candidate("acme", 2), "acme-2");
+        let long = base_slug(&"word ".repeat(30));
+        let tenth = candidate(&long, 10);
+        assert!(
+            tenth.ends_with("-10") && tenth.len() <= slug::MAX_SLUG_LEN,
+            "{tenth}"
+        );
+        assert!(slug::validate(&tenth).is_ok());
+    }
+
+    #[test]
+    fn each_refusal_has_its_own_problem_type() {
+        let code = |e: SignupError| e.into_problem().code();
+        assert_eq!(code(SignupError::EmailTaken), "email-taken");
+        assert_eq!(code(SignupError::WeakPassword("x".into())), "weak-password");
+        assert_eq!(code(SignupError::InvalidEmail("x".into())), "invalid-email");
+        assert_eq!(code(SignupError::InvalidName("x".into())), "invalid-name");
+        assert_eq!(
+            code(SignupError::InvalidOrganization("x".into())),
+            "invalid-organization-name"
+        );
+    }
 }

@@ -244,3 +244,18 @@ fn capitalized(message: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::capitalized;
+
+    #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(
+            capitalized("the two passwords do not match"),
+            "The two passwords do not match."
+        );
+        assert_eq!(capitalized("done."), "Done.");
+        assert_eq!(capitalized(""), ".");
+    }
+}
