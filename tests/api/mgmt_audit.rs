@@ -11,6 +11,7 @@ on_both_databases!(
     api_writes_are_audited_with_who_what_and_where,
     the_log_is_filtered_and_paginated_newest_first,
     cli_commands_and_key_rotation_are_audited_for_operators,
+    scheduled_key_rotation_is_audited,
 );
 
 /// The `action`s of a log page, in order.
@@ -267,4 +268,39 @@ async fn cli_commands_and_key_rotation_are_audited_for_operators(backend: Backen
     )
     .await;
     assert_eq!(actions(only.ok(200)), vec!["signing_key.rotated"]);
+}
+
+async fn scheduled_key_rotation_is_audited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("LATCHKEY_KEY_ROTATION", "1d")]).await;
+    let config =
+        latchkey::config::Config::from_lookup(|k| app.env.get(k).cloned()).expect("configuration");
+    let lead = latchkey::crypto::key_store::publish_lead(&config);
+    app.clock.advance(24 * 3600 - lead + 1);
+    latchkey::crypto::key_store::rotate_due(&app.db, &config, &app.clock)
+        .await
+        .expect("published");
+    app.clock.advance(lead);
+    let report = latchkey::crypto::key_store::rotate_due(&app.db, &config, &app.clock)
+        .await
+        .expect("rotated");
+    assert_eq!(report.activated.len(), 2, "{report:?}");
+
+    let operator = m::operator_token(&app).await;
+    let log = get(
+        &app,
+        "/api/v1/audit-log?action=signing_key.rotated",
+        &operator,
+    )
+    .await;
+    let body = log.ok(200).clone();
+    let mut kids: Vec<String> = ids(&body, "target_id");
+    kids.sort();
+    let mut activated = report.activated.clone();
+    activated.sort();
+    assert_eq!(kids, activated);
+    for event in body["items"].as_array().expect("items") {
+        assert_eq!(event["details"]["trigger"], "schedule");
+        assert_eq!(event["actor_user_id"], Value::Null);
+        assert_eq!(event["org_id"], Value::Null);
+    }
 }
