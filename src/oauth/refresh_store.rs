@@ -3,8 +3,10 @@
 
 use sqlx::Row;
 
+use crate::accounts::User;
 use crate::crypto::tokens::TokenHash;
 use crate::db::Exec;
+use crate::orgs::roles::Role;
 
 /// A new refresh-token family, born at a code redemption.
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub struct NewFamily<'a> {
     pub offline: bool,
     /// Original `auth_time`, kept in every ID token of the family (OIDC Core §12.2).
     pub auth_time: i64,
+    /// Authentication methods of the original login (`amr`), JSON array text.
+    pub amr: &'a str,
     /// Now.
     pub created_at: i64,
     /// Absolute end of the family.
@@ -56,6 +60,14 @@ pub struct TokenRow {
     pub session_id: Option<String>,
     /// Original `auth_time`.
     pub auth_time: i64,
+    /// Authentication methods of the original login.
+    pub amr: Vec<String>,
+    /// The family's user, as it is now (one query with the token, the hot path of the refresh grant).
+    pub user: User,
+    /// Slug of the family's organization, `None` when it has none or it is gone.
+    pub org_slug: Option<String>,
+    /// The user's current role in the family's organization, `None` when no longer a member.
+    pub org_role: Option<Role>,
     /// When this token was issued. While it is the family's current token this is the family's last
     /// successful use (birth or last rotation), which the idle limit counts from.
     pub issued_at: i64,
@@ -69,8 +81,8 @@ pub struct TokenRow {
 pub async fn insert_family<'c>(ex: impl Exec<'c>, f: &NewFamily<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into refresh_families (id, client_id, user_id, org_id, scope, session_id, offline, \
-         auth_time, created_at, last_used_at, expires_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         auth_time, amr, created_at, last_used_at, expires_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
     )
     .bind(f.id)
     .bind(f.client_id)
@@ -80,7 +92,7 @@ pub async fn insert_family<'c>(ex: impl Exec<'c>, f: &NewFamily<'_>) -> Result<(
     .bind(f.session_id)
     .bind(crate::db::flag(f.offline))
     .bind(f.auth_time)
-    .bind(f.created_at)
+    .bind(f.amr)
     .bind(f.created_at)
     .bind(f.expires_at)
     .execute(ex)
@@ -115,9 +127,16 @@ pub async fn find_token<'c>(
 ) -> Result<Option<TokenRow>, sqlx::Error> {
     let row = sqlx::query(
         "select t.token_hash, t.generation, t.rotated_at, t.successor_sealed, f.id as family_id, \
-         f.client_id, f.user_id, f.org_id, f.scope, f.session_id, f.auth_time, t.created_at as issued_at, \
-         f.expires_at, f.revoked_at \
-         from refresh_tokens t join refresh_families f on f.id = t.family_id where t.token_hash = $1",
+         f.client_id, f.user_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
+         t.created_at as issued_at, f.expires_at, f.revoked_at, \
+         u.email, u.name, u.email_verified, u.disabled, u.created_at as user_created_at, \
+         o.slug as org_slug, m.role as org_role \
+         from refresh_tokens t \
+         join refresh_families f on f.id = t.family_id \
+         join users u on u.id = f.user_id \
+         left join memberships m on m.org_id = f.org_id and m.user_id = f.user_id \
+         left join organizations o on o.id = m.org_id \
+         where t.token_hash = $1",
     )
     .bind(hash.as_str())
     .fetch_optional(ex)
@@ -135,6 +154,20 @@ pub async fn find_token<'c>(
         scope: r.try_get("scope")?,
         session_id: r.try_get("session_id")?,
         auth_time: r.try_get("auth_time")?,
+        amr: serde_json::from_str(&r.try_get::<String, _>("amr")?).unwrap_or_default(),
+        user: User {
+            id: r.try_get("user_id")?,
+            email: r.try_get("email")?,
+            name: r.try_get("name")?,
+            email_verified: r.try_get::<i64, _>("email_verified")? != 0,
+            disabled: r.try_get::<i64, _>("disabled")? != 0,
+            created_at: r.try_get("user_created_at")?,
+        },
+        org_slug: r.try_get("org_slug")?,
+        // The check constraint guarantees a known role; an unknown one reads as no membership.
+        org_role: r
+            .try_get::<Option<String>, _>("org_role")?
+            .and_then(|role| role.parse().ok()),
         issued_at: r.try_get("issued_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,

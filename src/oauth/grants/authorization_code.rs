@@ -100,6 +100,7 @@ pub async fn exchange(
             session_id: row.session_id.as_deref(),
             offline: claims::has_scope(&row.scope, "offline_access"),
             auth_time: row.auth_time,
+            amr: &row.amr,
             created_at: now,
             expires_at: refresh::family_expiry(state, now),
         };

@@ -35,14 +35,17 @@ pub async fn org_claims(
     };
     let (org, role) = orgs::store::find_org_with_role(&state.db.pool, org_id, user_id)
         .await?
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("the user is no longer a member of the organization")
-        })?;
+        .ok_or_else(no_longer_member)?;
     Ok(Some(OrgClaims {
         id: org.id,
         slug: org.slug,
         roles: vec![role.as_str().to_owned()],
     }))
+}
+
+/// `invalid_grant` for a grant whose user has left the selected organization (or which was deleted).
+pub fn no_longer_member() -> OAuthError {
+    OAuthError::invalid_grant("the user is no longer a member of the organization")
 }
 
 /// What a user-facing grant (code or refresh) issues tokens for.

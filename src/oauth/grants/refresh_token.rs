@@ -4,6 +4,7 @@
 
 use super::{UserGrant, UserTokens};
 use crate::app::AppState;
+use crate::oauth::access_token::OrgClaims;
 use crate::crypto::tokens::TokenHash;
 use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
@@ -33,20 +34,32 @@ pub async fn exchange(
     let now = state.clock.now();
     refresh::check_family(&row, now)?;
     let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
-    let user = super::active_user(state, &row.user_id).await?;
-    // The organization stays; the role is read again (a removed member gets invalid_grant).
-    let org = super::org_claims(state, row.org_id.as_deref(), &user.id).await?;
+    // The user and their membership were read with the token (one query on the hot path): a
+    // disabled user, or a member removed since, gets invalid_grant; the role is the current one.
+    if row.user.disabled {
+        return Err(OAuthError::invalid_grant("the user can no longer sign in"));
+    }
+    let user = &row.user;
+    let org = match (&row.org_id, &row.org_slug, row.org_role) {
+        (None, _, _) => None,
+        (Some(id), Some(slug), Some(role)) => Some(OrgClaims {
+            id: id.clone(),
+            slug: slug.clone(),
+            roles: vec![role.as_str().to_owned()],
+        }),
+        (Some(_), _, _) => return Err(super::no_longer_member()),
+    };
     // Everything that can fail is minted before rotating, so a failure leaves the token usable.
     let UserTokens { access, id_token } = super::mint_user_tokens(
         state,
         &UserGrant {
-            user: &user,
+            user,
             client: &client.client,
             scope: &scope,
             auth_time: row.auth_time,
             sid: row.session_id.as_deref(),
             nonce: None,
-            amr: &[],
+            amr: &row.amr,
             org: org.as_ref(),
         },
     )?;
