@@ -13,6 +13,7 @@ on_both_databases!(
     slugs_and_names_are_validated,
     malformed_bodies_are_problems_with_types,
     organizations_and_members_are_paginated,
+    deleting_an_organization_ends_its_refresh_tokens,
 );
 
 async fn creating_an_organization_makes_the_caller_its_owner(backend: Backend) {
@@ -386,4 +387,56 @@ async fn organizations_and_members_are_paginated(backend: Backend) {
     get(&app, "/api/v1/orgs/org-0/members?cursor=", &token)
         .await
         .problem(400, "invalid-cursor");
+}
+
+async fn deleting_an_organization_ends_its_refresh_tokens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = m::org_client(&app).await;
+    let (_, token) = m::person(&app, &client, "ada@example.com").await;
+    let org = post(&app, "/api/v1/orgs", &token, json!({"name": "Acme"})).await;
+    let org_id = org.ok(201)["id"].as_str().expect("id").to_owned();
+    // Signed in again, ada is in one organization: her tokens speak for it.
+    let (code, verifier) =
+        crate::rp::code_with_pkce(&app, &crate::rp::browser(), &client, "ada@example.com").await;
+    let tokens = crate::rp::json_with_status(
+        app.post_token(
+            Some((&client.id, client.secret())),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &verifier),
+                ("redirect_uri", crate::rp::REDIRECT_URI),
+            ],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let (_, claims) = crate::rp::decode_jwt(tokens["access_token"].as_str().expect("access"));
+    assert_eq!(claims["org_id"], org_id.as_str());
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token");
+    let families = "select count(*) from refresh_families where org_id = $1";
+    let count = || async {
+        sqlx::query_scalar::<_, i64>(families)
+            .bind(&org_id)
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("count")
+    };
+    assert_eq!(count().await, 1);
+
+    assert_eq!(delete(&app, "/api/v1/orgs/acme", &token).await.status, 204);
+    assert_eq!(
+        count().await,
+        0,
+        "the organization's refresh families went with it"
+    );
+    let refused = app
+        .post_token(
+            Some((&client.id, client.secret())),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    let body = crate::rp::json_with_status(refused, 400).await;
+    assert_eq!(body["error"], "invalid_grant");
 }
