@@ -33,12 +33,13 @@ pub const RESEND_INTERVAL_SECS: i64 = 60;
 /// Subject of the verification mail.
 pub const VERIFICATION_SUBJECT: &str = "Confirm your email address";
 
-/// Plain-text body of the verification mail.
+/// Plain-text body of the verification mail. It carries nothing the signer-up typed (no name, no
+/// organization): the address is not proven yet, so the form must not become a way to mail arbitrary
+/// text to strangers.
 #[derive(Template)]
 #[template(path = "mail/verify_email.txt")]
 struct VerifyMailText<'a> {
     ctx: &'a MailContext,
-    name: &'a str,
     link: &'a str,
     hours: i64,
 }
@@ -48,7 +49,6 @@ struct VerifyMailText<'a> {
 #[template(path = "mail/verify_email.html")]
 struct VerifyMailHtml<'a> {
     ctx: &'a MailContext,
-    name: &'a str,
     link: &'a str,
     hours: i64,
 }
@@ -79,13 +79,11 @@ pub async fn issue(
     let hours = VERIFICATION_TTL_SECS / 3600;
     let text = VerifyMailText {
         ctx: &ctx,
-        name: &user.name,
         link: &link,
         hours,
     };
     let html = VerifyMailHtml {
         ctx: &ctx,
-        name: &user.name,
         link: &link,
         hours,
     };

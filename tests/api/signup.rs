@@ -184,6 +184,8 @@ async fn page_signup_signs_in_and_the_mailed_link_verifies_the_address(backend: 
         mail.text
     );
     assert!(mail.html.contains("Confirm my email address"));
+    // Nothing the signer-up typed reaches an address nobody has proven yet.
+    assert!(!mail.text.contains("Grace Hopper") && !mail.html.contains("Grace Hopper"));
     let link = mail.link("/verify-email");
     assert!(link.starts_with(&app.issuer()), "{link}");
     // Opening the link (as a mail scanner would) spends nothing.
