@@ -127,6 +127,16 @@ async fn write_eml(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     tokio::fs::rename(&partial, dir.join(format!("{name}.eml"))).await
 }
 
+/// A unique `Message-ID` (RFC 5322 §3.6.4) in the sender's domain, so it says who sent it (not
+/// the name of whatever host the process runs on).
+fn message_id(from: &Mailbox) -> String {
+    format!(
+        "<{}@{}>",
+        uuid::Uuid::new_v4().simple(),
+        from.email.domain()
+    )
+}
+
 /// Builds the MIME message: From the configured sender, a Message-ID, the Date of the action, and a
 /// `multipart/alternative` body (text first, then HTML; RFC 2046 §5.1.4) when there is HTML.
 pub fn build_message(from: &Mailbox, mail: &Mail, date_unix: i64) -> Result<Message, SendError> {
@@ -139,7 +149,7 @@ pub fn build_message(from: &Mailbox, mail: &Mail, date_unix: i64) -> Result<Mess
         .from(from.clone())
         .to(to)
         .subject(mail.subject.clone())
-        .message_id(None)
+        .message_id(Some(message_id(from)))
         .date(date);
     let built = match &mail.html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(

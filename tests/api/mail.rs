@@ -79,6 +79,7 @@ async fn smtp_backend_hands_over_text_and_html(backend: Backend) {
 
     let got = sink.wait_for("dana@example.test", "Over SMTP").await;
     assert_eq!(got.from, "Acme ID <id@acme.test>");
+    assert!(got.message_id.ends_with("@acme.test"), "{}", got.message_id);
     assert!(
         got.text.contains("Second line with ünïcode"),
         "{}",

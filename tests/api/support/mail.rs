@@ -20,6 +20,8 @@ pub struct ReceivedMail {
     pub subject: String,
     /// The `From` header as written (`Name <address>`).
     pub from: String,
+    /// The `Message-ID`, without angle brackets.
+    pub message_id: String,
     /// The plain-text body.
     pub text: String,
     /// The HTML body (empty when the message has none).
@@ -70,6 +72,7 @@ pub fn parse(raw: &[u8]) -> ReceivedMail {
         to,
         subject: message.subject().unwrap_or_default().to_owned(),
         from: address(message.from()),
+        message_id: message.message_id().unwrap_or_default().to_owned(),
         text: message
             .body_text(0)
             .map(|t| t.into_owned())
