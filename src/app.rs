@@ -32,7 +32,7 @@ use crate::login::session::{self, IDLE_TIMEOUT};
 use crate::login::session_store::DbSessionStore;
 use crate::oidc::discovery::Discovery;
 use crate::web::{self, page::ASSET_VERSION};
-use crate::{accounts, login, oauth, oidc, orgs, routes};
+use crate::{accounts, invitations, login, oauth, oidc, orgs, routes};
 
 /// Largest request body an extractor reads: forms and JSON are small; anything bigger is refused
 /// with 413 by the extractor, so each endpoint answers in its own error format.
@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::HOME, get(home))
         .merge(login::router())
         .merge(crate::recovery::router())
+        .merge(invitations::router())
         .merge(accounts::router())
         .merge(oauth::authorize_router())
         .merge(orgs::picker::router())
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router {
     // problem+json through the rendering middleware.
     let api = Router::new()
         .merge(orgs::api_router())
+        .merge(invitations::api_router())
         .merge(accounts::api_router())
         .layer(axum::middleware::from_fn(web::errors::render));
     let mut router = Router::new()

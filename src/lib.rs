@@ -23,6 +23,7 @@
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store, and the in-memory keyring |
 //! | [`accounts`] | users: validation, creation, lookup; sign-up (page and JSON API) and email verification |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, the audit log, operator stats, and the management API (`orgs::api`, `/api/v1`) |
+//! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
@@ -45,6 +46,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod invitations;
 pub mod jobs;
 pub mod login;
 pub mod mail;

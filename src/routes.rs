@@ -70,6 +70,17 @@ pub const API_ROLES: &str = "/api/v1/roles";
 /// Management API: usage statistics (operators).
 pub const API_STATS: &str = "/api/v1/stats";
 
+/// Invitations of one organization (management API): create with POST, list pending with GET.
+pub const API_ORG_INVITATIONS: &str = "/api/v1/orgs/{org}/invitations";
+/// One invitation of an organization (management API): revoke with DELETE.
+pub const API_ORG_INVITATION: &str = "/api/v1/orgs/{org}/invitations/{id}";
+/// Invitation accept page; the mailed link is `INVITATION?token=…` (the token moves to the session).
+pub const INVITATION: &str = "/invitation";
+/// Where a new person's name and password form posts (account created, invitation accepted).
+pub const INVITATION_REGISTER: &str = "/invitation/register";
+/// The "you joined" page shown after an invitation was accepted.
+pub const INVITATION_ACCEPTED: &str = "/invitation/accepted";
+
 /// Password reset, step 1: the form that asks for an email address (and mails a link).
 pub const PASSWORD_FORGOT: &str = "/password/forgot";
 /// Password reset, the neutral "check your inbox" page shown after step 1, account or not.

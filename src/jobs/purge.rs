@@ -5,6 +5,9 @@ use crate::db::Database;
 
 /// Rows that stay this long after expiry, so that a late replay still finds (and is refused by) them.
 const GRACE_SECS: i64 = 60 * 60;
+/// Expired invitations stay this long, so that a late click gets "this invitation has expired"
+/// rather than "not valid".
+const EXPIRED_INVITATION_KEEP_SECS: i64 = 30 * 24 * 60 * 60;
 
 // The purge of given-up mail spells the attempt limit out in SQL.
 const _: () = assert!(crate::mail::delivery::MAX_ATTEMPTS == 20);
@@ -52,7 +55,7 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
         (
             "invitations",
             "delete from invitations where state = 'pending' and expires_at < $1",
-            now - GRACE_SECS,
+            now - EXPIRED_INVITATION_KEEP_SECS,
         ),
         (
             "mail_outbox",

@@ -12,6 +12,8 @@ mod cli;
 mod config;
 mod email_verification;
 mod health;
+mod invitations;
+mod invitations_pages;
 mod jobs;
 mod logout;
 mod mail;
