@@ -100,21 +100,22 @@ fn smtp(url: &SmtpUrl) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
         .tls(tls)
         .timeout(Some(SMTP_TIMEOUT));
     if !parsed.username().is_empty() {
-        // User info is percent-encoded (RFC 3986 §3.2.1); form decoding does that once `+` and `&`
-        // (literal there, special in forms) are escaped.
-        let decode = |s: &str| {
-            let escaped = s.replace('+', "%2B").replace('&', "%26");
-            url::form_urlencoded::parse(format!("x={escaped}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
         builder = builder.credentials(Credentials::new(
-            decode(parsed.username()),
-            decode(parsed.password().unwrap_or("")),
+            decode_userinfo(parsed.username()),
+            decode_userinfo(parsed.password().unwrap_or("")),
         ));
     }
     Ok(builder.build())
+}
+
+/// Decodes a percent-encoded user or password of a URL (RFC 3986 §3.2.1). Form decoding does that
+/// once `+` and `&`, literal in user info but special in forms, are escaped.
+fn decode_userinfo(s: &str) -> String {
+    let escaped = s.replace('+', "%2B").replace('&', "%26");
+    url::form_urlencoded::parse(format!("x={escaped}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// Writes `bytes` as `<uuid>.eml` in `dir` (created if missing), through a temporary name and a
@@ -163,4 +164,64 @@ pub fn build_message(from: &Mailbox, mail: &Mail, date_unix: i64) -> Result<Mess
         ),
     };
     built.map_err(|e| SendError::Permanent(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_percent_decoded() {
+        assert_eq!(decode_userinfo("user%40example.com"), "user@example.com");
+        assert_eq!(decode_userinfo("p%3Ass+w&rd%25"), "p:ss+w&rd%");
+        assert_eq!(decode_userinfo("plain"), "plain");
+        assert_eq!(decode_userinfo(""), "");
+    }
+
+    #[test]
+    fn smtp_and_smtps_urls_build_transports() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.example.com?tls=required",
+            "smtps://u%40x:p%2Fw@mail.example.com",
+            "smtps://[::1]:465",
+        ] {
+            let parsed = crate::config::Config::from_lookup(|k| {
+                (k == "LATCHKEY_SMTP_URL").then(|| url.to_owned())
+            })
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let transport =
+                Transport::from_config(&parsed).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(matches!(transport, Transport::Smtp(_)), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_recipient_is_a_permanent_failure() {
+        let from: Mailbox = "Latchkey <no-reply@example.com>"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        let mail = Mail {
+            to: "not an address".into(),
+            subject: "s".into(),
+            text: "t".into(),
+            html: None,
+        };
+        assert!(matches!(
+            build_message(&from, &mail, 0),
+            Err(SendError::Permanent(_))
+        ));
+        let ok = Mail {
+            to: "a@example.com".into(),
+            ..mail
+        };
+        let message = build_message(&from, &ok, 1_700_000_000).unwrap_or_else(|e| panic!("{e}"));
+        let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
+        assert!(raw.contains("Message-ID: <"), "{raw}");
+        assert!(raw.contains("@example.com>"), "{raw}");
+        assert!(
+            raw.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000"),
+            "{raw}"
+        );
+    }
 }
