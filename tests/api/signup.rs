@@ -420,6 +420,14 @@ async fn page_refusals_show_the_form_again_without_the_password(backend: Backend
     assert_eq!(response.status(), 400);
     assert_eq!(app.count("users").await, 0);
     assert_eq!(app.count("mail_outbox").await, 0);
+    // Nobody signed in: the welcome page sends the browser to the login page.
+    let welcome = browser
+        .get(app.url("/signup/welcome"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(welcome.status(), 303);
+    assert_eq!(location(&app, &welcome).path(), "/login");
 }
 
 async fn page_refuses_a_taken_email_in_any_case_with_links(backend: Backend) {
