@@ -1,7 +1,7 @@
 //! The mail delivery loop: `.eml` files without SMTP, a real SMTP exchange, retries with backoff while
 //! the server is down, and one delivery per message when two processes share the outbox.
 
-use latchkey::mail::delivery::{Deliverer, Delivery};
+use latchkey::mail::delivery::{Deliverer, Delivery, MAX_ATTEMPTS};
 use latchkey::mail::transport::Transport;
 use latchkey::mail::{self, Mail, Mailer};
 
@@ -14,6 +14,7 @@ on_both_databases!(
     smtp_backend_hands_over_text_and_html,
     smtp_down_then_back_still_delivers,
     two_processes_send_each_message_once,
+    delivery_gives_up_after_the_last_attempt,
 );
 
 fn sample(to: &str, subject: &str) -> Mail {
@@ -163,4 +164,36 @@ async fn two_processes_send_each_message_once(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     other.stop().await;
     assert_eq!(sink.received().len(), 20, "a message was sent twice");
+}
+
+async fn delivery_gives_up_after_the_last_attempt(backend: Backend) {
+    // Nothing listens on the sink's port once it is stopped: every attempt fails at once.
+    let mut sink = SmtpSink::start().await;
+    sink.stop();
+    let app = TestApp::spawn_with(backend, &[("LATCHKEY_SMTP_URL", sink.url().as_str())]).await;
+    let config = latchkey::config::Config::from_lookup(|k| app.env.get(k).cloned()).unwrap();
+    let deliverer = Deliverer {
+        transport: Transport::from_config(&config).unwrap(),
+        db: app.db.clone(),
+        clock: app.clock.clone(),
+        from: config.mail_from.clone(),
+    };
+    queue(&app, &sample("gus@example.test", "Never delivered")).await;
+    let (_, keep_going) = tokio::sync::watch::channel(false);
+    for _ in 0..200 {
+        let (attempts, _, _) = outbox_row(&app).await;
+        if attempts >= MAX_ATTEMPTS {
+            break;
+        }
+        deliverer.deliver_due(&keep_going).await.unwrap();
+        app.clock.advance(601);
+    }
+    let (attempts, sent_at, error) = outbox_row(&app).await;
+    assert_eq!(attempts, MAX_ATTEMPTS);
+    assert!(sent_at.is_none());
+    assert!(error.is_some());
+    // Given up: later passes leave it alone.
+    app.clock.advance(3600);
+    deliverer.deliver_due(&keep_going).await.unwrap();
+    assert_eq!(outbox_row(&app).await.0, MAX_ATTEMPTS);
 }
