@@ -12,6 +12,7 @@ on_both_databases!(
     admins_manage_up_to_their_own_role_and_owners_manage_owners,
     the_last_owner_can_be_neither_demoted_nor_removed,
     roles_are_read_live_from_the_database,
+    two_owners_demoting_each_other_at_once_leave_one_owner,
 );
 
 /// One person of the organization `acme`: id and token.
@@ -269,4 +270,49 @@ async fn roles_are_read_live_from_the_database(backend: Backend) {
     get(&app, "/api/v1/orgs/acme", &admin.token)
         .await
         .problem(404, "organization-not-found");
+}
+
+async fn two_owners_demoting_each_other_at_once_leave_one_owner(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = m::org_client(&app).await;
+    let (a, a_token) = m::person(&app, &client, "a@example.com").await;
+    let (b, b_token) = m::person(&app, &client, "b@example.com").await;
+    m::cli_org(&app, "Acme", "acme", "a@example.com").await;
+    m::cli_member(&app, "acme", "b@example.com", "owner").await;
+    let (path_a, path_b) = (member_path(&a), member_path(&b));
+    for _ in 0..3 {
+        let (first, second) = tokio::join!(
+            patch(&app, &path_b, &a_token, json!({"role": "admin"})),
+            patch(&app, &path_a, &b_token, json!({"role": "admin"})),
+        );
+        let mut statuses = [first.status, second.status];
+        statuses.sort();
+        assert_eq!(statuses[0], 200, "{} {}", first.body, second.body);
+        assert!(
+            statuses[1] == 409 || statuses[1] == 403,
+            "{} {}",
+            first.body,
+            second.body
+        );
+        let owners: i64 =
+            sqlx::query_scalar("select count(*) from memberships where role = 'owner'")
+                .fetch_one(&app.db.pool)
+                .await
+                .expect("owners");
+        assert_eq!(owners, 1);
+        // Whoever is left as owner makes the other one owner again.
+        let (owner_token, other) = if first.status == 200 {
+            (&a_token, &b)
+        } else {
+            (&b_token, &a)
+        };
+        patch(
+            &app,
+            &member_path(other),
+            owner_token,
+            json!({"role": "owner"}),
+        )
+        .await
+        .ok(200);
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! Rules (CONTRACT.md): admins change roles and remove members up to their own role; only owners
 //! grant or take `owner`; a member may always leave; the last owner can be neither demoted nor
-//! removed (409 `last-owner`). Every change runs in one transaction that first locks the
-//! organization, so two concurrent demotions cannot leave it without an owner.
+//! removed (409 `last-owner`). Every change runs in one transaction that locks the organization and
+//! then re-reads the caller's role, so two concurrent demotions cannot leave it without an owner.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -86,11 +86,24 @@ pub struct UpdateMember {
     role: String,
 }
 
-/// Locks the organization and loads the target member inside `tx`.
-async fn lock_and_find(tx: &mut Tx, access: &OrgAccess, user_id: &str, now: i64) -> Result<Member> {
+/// Checks `permission` and takes the organization's lock inside `tx`, then checks again: a
+/// concurrent change may have demoted or removed the caller while this request waited for the lock.
+async fn authorize_locked(
+    tx: &mut Tx,
+    caller: &ApiCaller,
+    org_ref: &str,
+    permission: Permission,
+    now: i64,
+) -> Result<OrgAccess> {
+    let access = authorize(&mut **tx, caller, org_ref, permission).await?;
     if !store::lock_org(&mut **tx, &access.org.id, now).await? {
         return Err(crate::orgs::access::org_not_found());
     }
+    authorize(&mut **tx, caller, &access.org.id, permission).await
+}
+
+/// The member `user_id` of the organization, or 404 `member-not-found`.
+async fn find(tx: &mut Tx, access: &OrgAccess, user_id: &str) -> Result<Member> {
     store::find_member(&mut **tx, &access.org.id, user_id)
         .await?
         .ok_or_else(member_not_found)
@@ -105,14 +118,15 @@ pub async fn update(
     Path((org_ref, user_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateMember>,
 ) -> Result<Json<Member>> {
+    let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    let access = authorize(&mut *tx, &caller, &org_ref, Permission::ManageMembers).await?;
+    let access =
+        authorize_locked(&mut tx, &caller, &org_ref, Permission::ManageMembers, now).await?;
     let role: Role = body
         .role
         .parse()
         .map_err(|e: String| AppError::problem(StatusCode::BAD_REQUEST, "invalid-role", e))?;
-    let now = state.clock.now();
-    let mut member = lock_and_find(&mut tx, &access, &user_id, now).await?;
+    let mut member = find(&mut tx, &access, &user_id).await?;
     let actor_role = access.acts_as();
     if (role == Role::Owner || member.role == Role::Owner)
         && !actor_role.can(Permission::ManageOwners)
@@ -153,16 +167,16 @@ pub async fn remove(
     Path((org_ref, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     let leaving = caller.user_id() == Some(user_id.as_str());
+    let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let access = if leaving {
-        let access = authorize(&mut *tx, &caller, &org_ref, Permission::ReadOrg).await?;
+        let access = authorize_locked(&mut tx, &caller, &org_ref, Permission::ReadOrg, now).await?;
         caller.require_scope(SCOPE_ORG_WRITE)?;
         access
     } else {
-        authorize(&mut *tx, &caller, &org_ref, Permission::ManageMembers).await?
+        authorize_locked(&mut tx, &caller, &org_ref, Permission::ManageMembers, now).await?
     };
-    let now = state.clock.now();
-    let member = lock_and_find(&mut tx, &access, &user_id, now).await?;
+    let member = find(&mut tx, &access, &user_id).await?;
     if !leaving {
         let actor_role = access.acts_as();
         if member.role == Role::Owner && !actor_role.can(Permission::ManageOwners) {
