@@ -87,6 +87,7 @@ on_both_databases!(
     forms_without_csrf_are_refused,
     unknown_links_have_their_page,
     a_member_already_keeps_their_role,
+    invite_only_servers_admit_the_invited,
 );
 
 /// Creates the account on the page opened by `link` in a fresh browser; returns the browser.
@@ -140,9 +141,8 @@ async fn an_invitation_through_smtp_lets_a_new_person_in(backend: Backend) {
     )
     .await;
     let (_, access) = rp::decode_jwt(tokens["access_token"].as_str().unwrap());
-    if let Some(roles) = access.get("roles") {
-        assert_eq!(roles, &serde_json::json!(["member"]));
-    }
+    assert_eq!(access["roles"], serde_json::json!(["member"]), "{access}");
+    assert_eq!(access["org_slug"], "acme");
 }
 
 async fn a_new_person_creates_an_account_and_gets_the_invited_role(backend: Backend) {
@@ -205,8 +205,7 @@ async fn a_new_person_creates_an_account_and_gets_the_invited_role(backend: Back
         "{actions:?}"
     );
 
-    // Signed in by the acceptance: a code flow needs no login, and the tokens carry the role (once the
-    // organization claims are issued) or at least the user.
+    // Signed in by the acceptance; the tokens carry the invited role.
     let tokens = tokens_in(
         &org.app,
         &browser,
@@ -218,10 +217,10 @@ async fn a_new_person_creates_an_account_and_gets_the_invited_role(backend: Back
     let (_, id_token) = rp::decode_jwt(tokens["id_token"].as_str().unwrap());
     assert_eq!(id_token["email"], "Newcomer@Example.com");
     let (_, access) = rp::decode_jwt(tokens["access_token"].as_str().unwrap());
-    if let Some(roles) = access.get("roles") {
-        assert_eq!(roles, &serde_json::json!(["admin"]));
-        assert_eq!(access["org_id"], org.org_id.as_str());
-    }
+    assert_eq!(access["roles"], serde_json::json!(["admin"]), "{access}");
+    assert_eq!(access["org_id"], org.org_id.as_str());
+    let (_, id_token_claims) = rp::decode_jwt(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token_claims["roles"], serde_json::json!(["admin"]));
     // The new password works on the login page too.
     rp::sign_in(&org.app, &rp::browser(), "newcomer@example.com").await;
 }
@@ -283,7 +282,30 @@ async fn an_existing_user_logs_in_then_accepts(backend: Backend) {
         "no account form for an existing account"
     );
 
-    rp::sign_in(&org.app, &browser, "bob@example.com").await;
+    // The page's login link brings the person back to the invitation.
+    let login = browser
+        .get(org.app.url("/login?next=%2Finvitation"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(hidden_input(&login, "next"), "/invitation");
+    let response = post(
+        &org.app,
+        &browser,
+        "/login",
+        &[
+            ("csrf", &hidden_input(&login, "csrf")),
+            ("next", "/invitation"),
+            ("email", "bob@example.com"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&org.app, &response).path(), "/invitation");
     let (status, html) = page(&org.app, &browser).await;
     assert_eq!(status, 200);
     assert!(html.contains("Accept the invitation"), "{html}");
@@ -314,9 +336,7 @@ async fn an_existing_user_logs_in_then_accepts(backend: Backend) {
     let tokens: Value =
         tokens_in(&org.app, &browser, &org.client, "bob@example.com", "openid").await;
     let (_, access) = rp::decode_jwt(tokens["access_token"].as_str().unwrap());
-    if let Some(roles) = access.get("roles") {
-        assert_eq!(roles, &serde_json::json!(["viewer"]));
-    }
+    assert_eq!(access["roles"], serde_json::json!(["viewer"]), "{access}");
 }
 
 async fn another_account_is_told_and_nothing_changes(backend: Backend) {
@@ -500,4 +520,18 @@ async fn a_member_already_keeps_their_role(backend: Backend) {
         Some("admin")
     );
     assert_eq!(stored_state(&org.app).await, "accepted");
+}
+
+async fn invite_only_servers_admit_the_invited(backend: Backend) {
+    let org = Org::spawn_with(backend, &[("LATCHKEY_SIGNUP", "invite-only")]).await;
+    let link = invite(&org, "vip@example.com", "member").await;
+
+    register(&org.app, &link, "Vera Vip").await;
+
+    assert_eq!(
+        role_of(&org.app, &org.org_id, "vip@example.com")
+            .await
+            .as_deref(),
+        Some("member")
+    );
 }

@@ -13,6 +13,7 @@ mod config;
 mod email_verification;
 mod health;
 mod invitations;
+mod invitations_api;
 mod invitations_pages;
 mod jobs;
 mod logout;
