@@ -169,10 +169,14 @@ impl Database {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
         };
-        Ok(Tx {
-            tx: self.pool.begin().await?,
-            _gate: gate,
-        })
+        // SQLite: BEGIN IMMEDIATE takes the write lock at once. A deferred transaction that reads and
+        // then writes fails with SQLITE_BUSY_SNAPSHOT (517, no busy wait helps) when another
+        // connection (an autocommit write: the mail loop, the session store) committed in between.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { tx, _gate: gate })
     }
 
     /// Takes this process's SQLite write gate for a short run of autocommit writes that need no
