@@ -99,7 +99,7 @@ impl Org {
             .invite(token, &json!({"email": email, "role": role}))
             .await;
         let body = json_with_status(response, 201).await;
-        // SQLite: let the delivery loop finish its writes before the test's next one.
+        // The invitation's mail is handed over before the test looks for it.
         mail_drained(&self.app).await;
         body
     }
