@@ -27,6 +27,12 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMEDRIVER_READY: &str = "ChromeDriver was started successfully on port ";
 /// How long chromedriver and every page may take before the test gives up.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The window width of desktop screenshots (and of every page, between captures).
+const WIDE: u32 = 1280;
+/// The window width of phone screenshots (a common phone's CSS width).
+const NARROW: u32 = 390;
+/// The window height between captures.
+const HEIGHT: u32 = 900;
 /// Printed (or, under `CI=true`, panicked with) when the browser is missing.
 const SKIPPED: &str = "SKIPPED: chromium/chromedriver not installed; browser test did not run";
 
@@ -217,6 +223,65 @@ impl Browser {
         path
     }
 
+    /// Clicks the element matching the CSS `selector`.
+    pub async fn click(&self, selector: &str) {
+        self.wait_for(selector)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    }
+
+    /// Clicks the link whose visible text is exactly `text`, as a person would.
+    pub async fn click_link(&self, text: &str) {
+        self.client
+            .find(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|e| panic!("link {text:?} on the page: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click link {text:?}: {e}"));
+    }
+
+    /// Clicks the `<label>` whose text contains `text` (selecting its radio button or checkbox).
+    pub async fn click_label(&self, text: &str) {
+        let xpath = format!("//label[contains(normalize-space(.), '{text}')]");
+        self.client
+            .find(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("label {text:?} on the page: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click label {text:?}: {e}"));
+    }
+
+    /// Saves the whole page (not only the viewport) as `<name>.png` in a desktop-wide window and as
+    /// `<name>-narrow.png` in a phone-wide one, then restores the desktop window.
+    pub async fn capture(&self, name: &str) {
+        for (width, suffix) in [(WIDE, ""), (NARROW, "-narrow")] {
+            self.resize(width, HEIGHT).await;
+            let height = self
+                .client
+                .execute("return document.documentElement.scrollHeight;", vec![])
+                .await
+                .expect("page height")
+                .as_u64()
+                .and_then(|h| u32::try_from(h).ok())
+                .expect("page height is a number");
+            self.resize(width, height.max(HEIGHT)).await;
+            self.screenshot(&format!("{name}{suffix}")).await;
+        }
+        self.resize(WIDE, HEIGHT).await;
+    }
+
+    /// Sets the window size.
+    async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window resized");
+    }
+
     /// Ends the WebDriver session (Chromium exits), then chromedriver.
     pub async fn close(mut self) {
         self.client.close().await.expect("WebDriver session ends");
@@ -225,7 +290,7 @@ impl Browser {
 }
 
 /// The issuer the app was configured with (`iss` in authorization responses, RFC 9207).
-fn issuer(app: &TestApp) -> String {
+pub(crate) fn issuer(app: &TestApp) -> String {
     app.env
         .get("LATCHKEY_ISSUER")
         .cloned()
@@ -233,12 +298,13 @@ fn issuer(app: &TestApp) -> String {
 }
 
 /// A loopback port nothing listens on, so the browser's redirect to it fails fast (refused).
-fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }
 
-fn backend_name(backend: Backend) -> &'static str {
+/// `sqlite` or `postgres`, for screenshot names.
+pub(crate) fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",

@@ -8,6 +8,7 @@ mod support;
 
 mod authorize_rules;
 mod browser;
+mod browser_accounts;
 mod cli;
 mod config;
 mod email_verification;
