@@ -244,13 +244,13 @@ pub async fn create(
 }
 
 /// `GET /api/v1/orgs/{org}/invitations?limit=&cursor=`: pending, unexpired invitations, newest
-/// first, `{items, next_cursor}`. Needs `org:read` and a role that manages invitations (admin).
+/// first, as an array (next page in the `Link` header). Needs `org:read` and a role that manages invitations (admin).
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(org): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Listing<InvitationView>>> {
+) -> Result<Listing<InvitationView>> {
     let page = Page::new(query.limit, query.cursor.as_deref())?;
     // Listing is a read (`org:read`), but only for those who manage invitations.
     let access = access::authorize(&state.db.pool, &caller, &org, Permission::ReadOrg).await?;
@@ -270,11 +270,11 @@ pub async fn list(
         page.fetch(),
     )
     .await?;
-    Ok(Json(page.finish(
+    Ok(page.finish(
         rows,
         |inv| (inv.created_at, inv.id.clone()),
         |inv| InvitationView::new(&inv, now),
-    )))
+    ))
 }
 
 /// `DELETE /api/v1/orgs/{org}/invitations/{id}`: revokes a pending (or expired) invitation, so its

@@ -140,6 +140,8 @@ pub struct Answer {
     pub content_type: String,
     pub body: Value,
     pub location: String,
+    /// Path and query of the next page (the RFC 8288 `Link: <…>; rel="next"` of a list), if any.
+    pub next: Option<String>,
 }
 
 impl Answer {
@@ -195,6 +197,7 @@ pub async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
     let content_type = rp::header(&response, "content-type");
     let location = rp::header(&response, "location");
+    let next = next_link(&rp::header(&response, "link"));
     let text = response.text().await.expect("body");
     let body = if text.is_empty() {
         Value::Null
@@ -206,7 +209,25 @@ pub async fn answer(response: reqwest::Response) -> Answer {
         content_type,
         body,
         location,
+        next,
     }
+}
+
+/// The target of `rel="next"` in a `Link` header value.
+pub fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+    })
 }
 
 /// `GET path` with `token`.
@@ -231,8 +252,7 @@ pub async fn delete(app: &TestApp, path: &str, token: &str) -> Answer {
 
 /// The ids (field `field`) of a list answer's items, in order.
 pub fn ids(body: &Value, field: &str) -> Vec<String> {
-    body["items"]
-        .as_array()
+    body.as_array()
         .unwrap_or_else(|| panic!("a list: {body}"))
         .iter()
         .map(|i| i[field].as_str().expect("id").to_owned())

@@ -229,9 +229,10 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed(backend: Backend) {
         .problem(409, "last-owner");
     assert_eq!(delete(&app, &member_path(&owner.id), o).await.status, 204);
     let members = get(&app, "/api/v1/orgs/acme/members", &admin.token).await;
-    let roles: Vec<String> = members.ok(200)["items"]
+    let roles: Vec<String> = members
+        .ok(200)
         .as_array()
-        .expect("items")
+        .expect("a JSON array")
         .iter()
         .map(|m| format!("{}", m["role"]))
         .collect();

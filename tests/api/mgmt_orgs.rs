@@ -2,7 +2,7 @@
 //! pagination; and every malformed body answered by a problem with its own type.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
 use crate::mgmt_helpers::{self as m, call, delete, get, ids, patch, post};
@@ -31,14 +31,14 @@ async fn creating_an_organization_makes_the_caller_its_owner(backend: Backend) {
 
     let listed = get(&app, "/api/v1/orgs", &token).await;
     assert_eq!(ids(listed.ok(200), "id"), vec![id.to_owned()]);
-    assert_eq!(listed.body["next_cursor"], Value::Null);
+    assert_eq!(listed.next, None, "one page");
     for by in [id, "acme-corp"] {
         let read = get(&app, &format!("/api/v1/orgs/{by}"), &token).await;
         assert_eq!(read.ok(200)["id"], id);
         assert_eq!(read.body["role"], "owner");
     }
     let members = get(&app, "/api/v1/orgs/acme-corp/members", &token).await;
-    let items = members.ok(200)["items"].as_array().expect("items").clone();
+    let items = members.ok(200).as_array().expect("a JSON array").clone();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["user_id"], ada.as_str());
     assert_eq!(items[0]["email"], "ada@example.com");
@@ -47,6 +47,8 @@ async fn creating_an_organization_makes_the_caller_its_owner(backend: Backend) {
 
     let me = get(&app, "/api/v1/me", &token).await;
     assert_eq!(me.ok(200)["user"]["id"], ada.as_str());
+    assert_eq!(me.body["id"], ada.as_str(), "also at the top level");
+    assert_eq!(me.body["email"], "ada@example.com");
     assert_eq!(
         me.body["memberships"],
         json!([{"org_id": id, "org_slug": "acme-corp", "org_name": "Acme Corp", "role": "owner"}])
@@ -340,8 +342,11 @@ async fn organizations_and_members_are_paginated(backend: Backend) {
         assert!(items.len() <= 2);
         seen.extend(items);
         pages += 1;
-        match body["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/api/v1/orgs?limit=2&cursor={cursor}"),
+        match page.next {
+            Some(next) => {
+                assert!(next.starts_with("/api/v1/orgs?limit=2&cursor="), "{next}");
+                path = next;
+            }
             None => break,
         }
     }
@@ -373,16 +378,11 @@ async fn organizations_and_members_are_paginated(backend: Backend) {
     let first = get(&app, "/api/v1/orgs/org-0/members?limit=3", &token).await;
     let body = first.ok(200).clone();
     assert_eq!(ids(&body, "user_id").len(), 3);
-    let cursor = body["next_cursor"].as_str().expect("a next page");
-    let second = get(
-        &app,
-        &format!("/api/v1/orgs/org-0/members?limit=3&cursor={cursor}"),
-        &token,
-    )
-    .await;
+    let next = first.next.clone().expect("a next page");
+    let second = get(&app, &next, &token).await;
     let rest = ids(second.ok(200), "user_id");
     assert_eq!(rest.len(), 2);
-    assert_eq!(second.body["next_cursor"], Value::Null);
+    assert_eq!(second.next, None);
     assert!(rest.iter().all(|id| !ids(&body, "user_id").contains(id)));
     get(&app, "/api/v1/orgs/org-0/members?cursor=", &token)
         .await

@@ -3,13 +3,11 @@
 //! rotations and logins). Newest first, paginated, filtered by `action`, `from` and `to` (unix
 //! seconds, inclusive).
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::{ApiQuery, Page, invalid_query};
+use super::{ApiQuery, Listing, Page, invalid_query};
 use crate::app::AppState;
 use crate::error::{AppError, Result};
 use crate::orgs::access::authorize;
@@ -32,7 +30,11 @@ pub struct LogQuery {
     org_id: Option<String>,
 }
 
-async fn respond(state: &AppState, query: &LogQuery, org_id: Option<&str>) -> Result<Json<Value>> {
+async fn respond(
+    state: &AppState,
+    query: &LogQuery,
+    org_id: Option<&str>,
+) -> Result<Listing<AuditEntry>> {
     let page = Page::new(query.limit, query.cursor.as_deref())?;
     if let (Some(from), Some(to)) = (query.from, query.to)
         && from > to
@@ -57,8 +59,7 @@ async fn respond(state: &AppState, query: &LogQuery, org_id: Option<&str>) -> Re
         limit: page.fetch(),
     };
     let rows = audit::list(&state.db.pool, &filter).await?;
-    let listing = page.finish(rows, |e: &AuditEntry| (e.created_at, e.id.clone()), |e| e);
-    Ok(Json(json!(listing)))
+    Ok(page.finish(rows, |e: &AuditEntry| (e.created_at, e.id.clone()), |e| e))
 }
 
 /// `GET /api/v1/orgs/{org}/audit-log`: the organization's events, newest first (admin and up).
@@ -67,7 +68,7 @@ pub async fn org_log(
     caller: ApiCaller,
     Path(org_ref): Path<String>,
     ApiQuery(query): ApiQuery<LogQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Listing<AuditEntry>> {
     let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadAuditLog).await?;
     if query.org_id.is_some() {
         return Err(invalid_query("org_id is taken from the path here"));
@@ -81,7 +82,7 @@ pub async fn full_log(
     State(state): State<AppState>,
     caller: ApiCaller,
     ApiQuery(query): ApiQuery<LogQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Listing<AuditEntry>> {
     require_operator(&caller)?;
     respond(&state, &query, query.org_id.as_deref()).await
 }

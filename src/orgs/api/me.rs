@@ -27,16 +27,21 @@ pub async fn me(State(state): State<AppState>, caller: ApiCaller) -> Result<Json
             json!({"org_id": org.id, "org_slug": org.slug, "org_name": org.name, "role": role})
         })
         .collect();
-    Ok(Json(json!({
-        "user": {
-            "id": user.id,
-            "email": user.email,
-            "name": user.name,
-            "email_verified": user.email_verified,
-            "created_at": user.created_at,
-        },
-        "memberships": memberships,
-    })))
+    // The user's fields at the top level and again under `user`: CONTRACT.md says only "user and
+    // memberships", and clients read it both ways.
+    let profile = json!({
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "email_verified": user.email_verified,
+        "created_at": user.created_at,
+    });
+    let mut body = profile.clone();
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("user".into(), profile);
+        fields.insert("memberships".into(), Value::Array(memberships));
+    }
+    Ok(Json(body))
 }
 
 /// `GET /api/v1/roles`: every role, strongest first, with the permissions it holds, read from the

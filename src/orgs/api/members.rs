@@ -9,10 +9,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::orgs::ListQuery;
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiQuery, Listing};
 use crate::app::AppState;
 use crate::db::Tx;
 use crate::error::{AppError, Result};
@@ -50,20 +50,19 @@ fn too_strong(detail: &str) -> AppError {
     )
 }
 
-/// `GET /api/v1/orgs/{org}/members`: `{items: [{user_id, email, name, role, joined_at}],
-/// next_cursor}` in the order they joined (viewer and up).
+/// `GET /api/v1/orgs/{org}/members`: `[{user_id, email, name, role, joined_at}]` in the order they
+/// joined, paginated (viewer and up).
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(org_ref): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Listing<Member>> {
     let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadOrg).await?;
     let page = query.page()?;
     let rows =
         store::list_members(&state.db.pool, &access.org.id, page.after(), page.fetch()).await?;
-    let listing = page.finish(rows, |m: &Member| (m.joined_at, m.user_id.clone()), |m| m);
-    Ok(Json(json!(listing)))
+    Ok(page.finish(rows, |m: &Member| (m.joined_at, m.user_id.clone()), |m| m))
 }
 
 /// `GET /api/v1/orgs/{org}/members/{user_id}`: one member (viewer and up).

@@ -17,7 +17,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -208,13 +210,51 @@ impl Page {
     }
 }
 
-/// A page of a list: `{items, next_cursor}`; `next_cursor` is null on the last page.
-#[derive(Debug, Serialize)]
+/// A page of a list. It answers as a bare JSON array of the items (CONTRACT.md shows lists as arrays);
+/// when more follow, [`link_next_page`] adds `Link: <same path and query, with cursor=…>; rel="next"`
+/// (RFC 8288), the way GitHub's API paginates.
+#[derive(Debug)]
 pub struct Listing<T> {
     /// This page.
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page.
     pub next_cursor: Option<String>,
+}
+
+/// The cursor of the next page, handed from a [`Listing`] to [`link_next_page`].
+#[derive(Debug, Clone)]
+struct NextCursor(String);
+
+impl<T: Serialize> IntoResponse for Listing<T> {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(self.items).into_response();
+        if let Some(cursor) = self.next_cursor {
+            response.extensions_mut().insert(NextCursor(cursor));
+        }
+        response
+    }
+}
+
+/// Middleware of the API router: turns a list's next cursor into an RFC 8288 `Link` header that
+/// repeats the request's path and query (filters, `limit`) with the new `cursor`.
+pub async fn link_next_page(request: Request, next: Next) -> Response {
+    let uri = request.uri().clone();
+    let mut response = next.run(request).await;
+    let Some(NextCursor(cursor)) = response.extensions_mut().remove::<NextCursor>() else {
+        return response;
+    };
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if name != "cursor" {
+            query.append_pair(&name, &value);
+        }
+    }
+    query.append_pair("cursor", &cursor);
+    let link = format!("<{}?{}>; rel=\"next\"", uri.path(), query.finish());
+    if let Ok(value) = HeaderValue::from_str(&link) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    response
 }
 
 /// Cursors are opaque to clients: base64url of `time:id`.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiJson, ApiQuery, Page};
+use super::{ApiJson, ApiQuery, Listing, Page};
 use crate::app::AppState;
 use crate::error::{AppError, Result};
 use crate::orgs::access::authorize;
@@ -48,20 +48,18 @@ pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Listing<Value>> {
     let page = query.page()?;
     let key = |o: &Organization| (o.created_at, o.id.clone());
-    let listing = if caller.is_operator() {
+    if caller.is_operator() {
         let rows = store::list_all_orgs(&state.db.pool, page.after(), page.fetch()).await?;
-        json!(page.finish(rows, key, |o| org_json(&o, None)))
-    } else {
-        let user_id = caller.require_user()?;
-        caller.require_scope(SCOPE_ORG_READ)?;
-        let rows =
-            store::list_orgs_of_user(&state.db.pool, user_id, page.after(), page.fetch()).await?;
-        json!(page.finish(rows, |(o, _)| key(o), |(o, r)| org_json(&o, Some(r))))
-    };
-    Ok(Json(listing))
+        return Ok(page.finish(rows, key, |o| org_json(&o, None)));
+    }
+    let user_id = caller.require_user()?;
+    caller.require_scope(SCOPE_ORG_READ)?;
+    let rows =
+        store::list_orgs_of_user(&state.db.pool, user_id, page.after(), page.fetch()).await?;
+    Ok(page.finish(rows, |(o, _)| key(o), |(o, r)| org_json(&o, Some(r))))
 }
 
 /// Body of `POST /api/v1/orgs`.
