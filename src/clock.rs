@@ -27,6 +27,12 @@ impl Clock {
         system.saturating_add(self.offset_secs.load(Ordering::Relaxed))
     }
 
+    /// How far this clock is ahead of the system clock, in seconds (0 in production). Code handed
+    /// system times by a library (tower-sessions' session expiry) adds it to get this clock's time.
+    pub fn offset(&self) -> i64 {
+        self.offset_secs.load(Ordering::Relaxed)
+    }
+
     /// Moves this clock (and every clone of it) forward by `secs`.
     pub fn advance(&self, secs: i64) {
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);

@@ -1,8 +1,10 @@
 //! What the browser session holds, and the only code that reads or writes it: the signed-in user,
 //! CSRF tokens, and authorization requests waiting for a login or a consent.
 //!
-//! Sessions expire after [`IDLE_TIMEOUT`] without use (tower-sessions renews the expiry on each
-//! request) and at the latest [`ABSOLUTE_TIMEOUT`] after sign-in (OWASP ASVS V3.3).
+//! Sessions expire after [`IDLE_TIMEOUT`] without use and at the latest [`ABSOLUTE_TIMEOUT`] after
+//! sign-in (OWASP ASVS V3.3). tower-sessions renews a session's expiry only when it saves it, and it
+//! saves only modified sessions; so [`signed_in`] notes the time of use at most every
+//! [`RENEW_AFTER`], which keeps a session in use alive without a database write on every request.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +22,9 @@ use crate::oauth::request::AuthzRequest;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
 /// A session ends this long after sign-in, however active.
 pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// A signed-in session in use is renewed (written, with a new idle expiry) at most this often; the
+/// idle timeout is thus exact to within this much.
+pub const RENEW_AFTER: Duration = Duration::from_secs(5 * 60);
 /// Authorization requests kept per session (one per open tab); older ones are dropped.
 const MAX_PENDING: usize = 8;
 
@@ -29,6 +34,8 @@ const AUTH_TIME_KEY: &str = "auth_time";
 const SID_KEY: &str = "sid";
 /// Session key: authentication methods (`amr`).
 const AMR_KEY: &str = "amr";
+/// Session key: when the session was last renewed by use (unix seconds, see [`RENEW_AFTER`]).
+const SEEN_KEY: &str = "seen";
 /// Session key: the CSRF token of this session's forms.
 const CSRF_KEY: &str = "csrf";
 /// Session key: authorization requests waiting for login or consent, by id.
@@ -51,7 +58,8 @@ fn session_error(err: tower_sessions::session::Error) -> AppError {
     AppError::Internal(anyhow::anyhow!("session: {err}"))
 }
 
-/// The signed-in user, if any and within the absolute timeout.
+/// The signed-in user, if any and within the absolute timeout; renews the idle timeout when the last
+/// renewal is older than [`RENEW_AFTER`].
 pub async fn signed_in(session: &Session, clock: &Clock) -> Result<Option<SignedIn>> {
     let Some(user_id) = session
         .get::<String>(USER_ID_KEY)
@@ -65,9 +73,19 @@ pub async fn signed_in(session: &Session, clock: &Clock) -> Result<Option<Signed
         .await
         .map_err(session_error)?
         .unwrap_or(0);
-    if clock.now() - auth_time > clock::secs(ABSOLUTE_TIMEOUT) {
+    let now = clock.now();
+    if now - auth_time > clock::secs(ABSOLUTE_TIMEOUT) {
         session.flush().await.map_err(session_error)?;
         return Ok(None);
+    }
+    let seen = session
+        .get::<i64>(SEEN_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or(auth_time);
+    if now - seen >= clock::secs(RENEW_AFTER) {
+        // A modified session is saved at the end of the request, with a fresh idle expiry.
+        session.insert(SEEN_KEY, now).await.map_err(session_error)?;
     }
     let sid = session
         .get::<String>(SID_KEY)
@@ -116,6 +134,10 @@ pub async fn sign_in(
         .map_err(session_error)?;
     session
         .insert(AMR_KEY, &signed_in.amr)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(SEEN_KEY, signed_in.auth_time)
         .await
         .map_err(session_error)?;
     session

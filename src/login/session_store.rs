@@ -1,7 +1,12 @@
 //! Browser sessions kept in our own database: a [`SessionStore`] for tower-sessions on SQLite and
 //! PostgreSQL alike.
 //!
-//! A row of `sessions` holds the record's data as JSON text and its expiry in unix seconds. The
+//! A row of `sessions` holds the record's data as JSON text and its expiry in unix seconds of the
+//! server's [`Clock`]. tower-sessions computes a record's expiry from the system time
+//! (`now_utc() + idle timeout`), while every other expiry here follows the injectable clock, which
+//! tests move forward; so the store converts on the way in and out ([`DbSessionStore::to_clock`],
+//! [`DbSessionStore::to_system`]). Without it, a clock moved past the idle timeout would make every
+//! session, even a brand-new one, look expired. The
 //! signed-in user's id (the session key [`USER_ID_KEY`]) is copied into the `user_id` column, so that
 //! every session of a user can be ended at once, e.g. after a password reset
 //! ([`DbSessionStore::delete_for_user`]), and so that deleting a user deletes its sessions (the
@@ -60,6 +65,17 @@ impl DbSessionStore {
         Ok(result.rows_affected())
     }
 
+    /// A system time from tower-sessions (a record's expiry) as unix seconds of our clock.
+    fn to_clock(&self, system: OffsetDateTime) -> i64 {
+        system.unix_timestamp().saturating_add(self.clock.offset())
+    }
+
+    /// Unix seconds of our clock (a stored expiry) as the system time tower-sessions expects.
+    fn to_system(&self, clock_secs: i64) -> session_store::Result<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(clock_secs.saturating_sub(self.clock.offset()))
+            .map_err(|e| Error::Decode(e.to_string()))
+    }
+
     /// Inserts `record`, drawing a new id while the current one is taken.
     async fn insert_new(&self, record: &mut Record) -> session_store::Result<()> {
         let data = encode(record)?;
@@ -75,7 +91,7 @@ impl DbSessionStore {
             .bind(user_id.as_deref())
             .bind(&data)
             .bind(self.clock.now())
-            .bind(record.expiry_date.unix_timestamp())
+            .bind(self.to_clock(record.expiry_date))
             .execute(&self.db.pool)
             .await
             .map_err(backend)?;
@@ -95,7 +111,7 @@ impl DbSessionStore {
             .bind(record.id.to_string())
             .bind(encode(record)?)
             .bind(user_id_of(record))
-            .bind(record.expiry_date.unix_timestamp())
+            .bind(self.to_clock(record.expiry_date))
             .execute(&self.db.pool)
             .await
             .map_err(backend)?;
@@ -116,8 +132,7 @@ impl DbSessionStore {
             return Ok(None);
         };
         let data = serde_json::from_str(&data).map_err(|e| Error::Decode(e.to_string()))?;
-        let expiry_date = OffsetDateTime::from_unix_timestamp(expires_at)
-            .map_err(|e| Error::Decode(e.to_string()))?;
+        let expiry_date = self.to_system(expires_at)?;
         Ok(Some(Record {
             id: *id,
             data,

@@ -11,6 +11,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::Error;
 
 use crate::helpers::{Backend, TestApp};
+use crate::rp;
 
 on_both_databases!(
     created_sessions_load_back,
@@ -22,7 +23,10 @@ on_both_databases!(
     purge_removes_only_expired_sessions,
     create_draws_a_new_id_on_collision,
     unknown_user_id_is_a_backend_error,
-    undecodable_data_is_a_decode_error
+    undecodable_data_is_a_decode_error,
+    login_works_after_the_clock_moves_a_day,
+    an_idle_session_is_refused,
+    a_session_in_use_outlives_the_idle_timeout
 );
 
 /// A store on the app's database with a clock of its own.
@@ -254,4 +258,70 @@ async fn undecodable_data_is_a_decode_error(backend: Backend) {
     let err = store.load(&rec.id).await.unwrap_err();
 
     assert!(matches!(err, Error::Decode(_)), "{err:?}");
+}
+
+/// The idle timeout (8 h) and absolute timeout (24 h) of browser sessions, in seconds.
+const IDLE: i64 = 8 * 3600;
+const ABSOLUTE: i64 = 24 * 3600;
+
+/// Whether `browser`'s session is signed in, as the home page says.
+async fn signed_in(app: &TestApp, browser: &reqwest::Client) -> bool {
+    let response = browser.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap().contains("Signed in as")
+}
+
+/// Session expiry follows the server's clock, not the system's: after the clock moves a day (more
+/// than the idle timeout), a new login still gives a working session.
+async fn login_works_after_the_clock_moves_a_day(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_person("alice@example.com", "Alice").await;
+    app.clock.advance(25 * 3600);
+    let browser = rp::browser();
+
+    rp::sign_in(&app, &browser, "alice@example.com").await;
+
+    assert!(signed_in(&app, &browser).await, "the new session works");
+    app.clock.advance(IDLE - 60);
+    assert!(
+        signed_in(&app, &browser).await,
+        "and lasts its idle timeout"
+    );
+}
+
+async fn an_idle_session_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_person("alice@example.com", "Alice").await;
+    app.clock.advance(25 * 3600);
+    let browser = rp::browser();
+    rp::sign_in(&app, &browser, "alice@example.com").await;
+
+    app.clock.advance(IDLE + 1);
+
+    assert!(!signed_in(&app, &browser).await, "idle past the timeout");
+    // The stale cookie does not get in the way of signing in again.
+    rp::sign_in(&app, &browser, "alice@example.com").await;
+    assert!(signed_in(&app, &browser).await);
+}
+
+/// Each use renews the idle timeout, up to the absolute timeout after sign-in.
+async fn a_session_in_use_outlives_the_idle_timeout(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_person("alice@example.com", "Alice").await;
+    let browser = rp::browser();
+    rp::sign_in(&app, &browser, "alice@example.com").await;
+
+    for _ in 0..3 {
+        app.clock.advance(IDLE - 3600);
+        assert!(
+            signed_in(&app, &browser).await,
+            "used within the idle timeout"
+        );
+    }
+    app.clock.advance(ABSOLUTE - 3 * (IDLE - 3600) + 1);
+
+    assert!(
+        !signed_in(&app, &browser).await,
+        "past the absolute timeout"
+    );
 }
