@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::routes;
-use crate::web::page::{ASSET_VERSION, render};
+use crate::web::page::{ASSET_VERSION, mismatched, render};
 use crate::web::request_meta::RequestMeta;
 
 /// The sign-up page, also in its "by invitation only" and "email taken" forms.
@@ -73,8 +73,9 @@ pub struct SignupForm {
     name: String,
     #[serde(default)]
     password: String,
+    /// The page always sends it; a scripted client that leaves it out is not refused for that.
     #[serde(default)]
-    password_confirm: String,
+    password_confirm: Option<String>,
     #[serde(default)]
     organization: String,
 }
@@ -172,7 +173,7 @@ pub async fn signup_submit(
         name: form.name.trim(),
         organization: form.organization.trim(),
     };
-    if form.password != form.password_confirm {
+    if mismatched(&form.password, form.password_confirm.as_deref()) {
         let message = capitalized("the two passwords do not match");
         let mode = Mode::Form(Some(&message));
         return render_signup(&state, &session, &form.authz, &typed, mode).await;

@@ -22,7 +22,7 @@ use crate::oauth::authorize::see_other;
 use crate::oauth::store::revoke_user_families;
 use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::routes;
-use crate::web::page::{ASSET_VERSION, render};
+use crate::web::page::{ASSET_VERSION, mismatched, render};
 use crate::web::request_meta::RequestMeta;
 
 /// Subject of the notification sent after a reset.
@@ -95,8 +95,9 @@ pub struct ResetForm {
     token: String,
     #[serde(default)]
     password: String,
+    /// The page always sends it; a scripted client that leaves it out is not refused for that.
     #[serde(default)]
-    password_confirm: String,
+    password_confirm: Option<String>,
 }
 
 fn token_hash(token: &str) -> Option<TokenHash> {
@@ -178,7 +179,7 @@ pub async fn reset_submit(
         let message = format!("The new {e}.");
         return render_form(&session, token, &user.email, Some(&message)).await;
     }
-    if password.expose() != form.password_confirm {
+    if mismatched(password.expose(), form.password_confirm.as_deref()) {
         let message = "The two passwords are not the same.";
         return render_form(&session, token, &user.email, Some(message)).await;
     }

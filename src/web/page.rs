@@ -21,3 +21,9 @@ pub fn render(template: &impl Template) -> Response {
         Err(err) => AppError::Internal(err.into()).into_response(),
     }
 }
+
+/// True when a form's "confirm password" field was sent and differs from the password. Pages always
+/// send it (it catches a typo in a field nobody can see); a client posting without it is not refused.
+pub fn mismatched(password: &str, confirmation: Option<&str>) -> bool {
+    confirmation.is_some_and(|c| c != password)
+}

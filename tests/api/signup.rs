@@ -14,6 +14,7 @@ on_both_databases!(
     page_signup_continues_a_pending_authorization_request,
     page_refusals_show_the_form_again_without_the_password,
     page_refuses_a_taken_email_in_any_case_with_links,
+    page_signup_needs_the_confirmation_only_when_it_is_sent,
     invite_only_server_refuses_the_page_and_the_api,
 );
 
@@ -482,4 +483,41 @@ async fn invite_only_server_refuses_the_page_and_the_api(backend: Backend) {
     let problem = json_with_status(api, 403).await;
     assert_eq!(problem["type"], "urn:latchkey:problem:signup-disabled");
     assert_eq!(app.count("users").await, 0);
+}
+
+/// A person on the page always sends "confirm password"; a script posting the form without it is not
+/// refused for that, but a confirmation that differs is.
+async fn page_signup_needs_the_confirmation_only_when_it_is_sent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+
+    let mismatch = submit_signup(
+        &app,
+        &rp::browser(),
+        "",
+        &[
+            ("email", "eve@example.com"),
+            ("password", "a long password 1"),
+            ("password_confirm", "a long password 2"),
+        ],
+    )
+    .await;
+    assert_eq!(mismatch.status(), 400);
+    assert_eq!(app.count("users").await, 0);
+
+    let scripted = submit_signup(
+        &app,
+        &rp::browser(),
+        "",
+        &[
+            ("email", "eve@example.com"),
+            ("password", "a long password 1"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        scripted.status(),
+        303,
+        "signed up without the confirmation field"
+    );
+    assert_eq!(app.count("users").await, 1);
 }

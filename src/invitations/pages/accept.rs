@@ -26,7 +26,7 @@ use crate::oauth::authorize::see_other;
 use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::orgs::{Membership, store as org_store};
 use crate::routes;
-use crate::web::page::{ASSET_VERSION, render};
+use crate::web::page::{ASSET_VERSION, mismatched, render};
 use crate::web::request_meta::RequestMeta;
 
 /// Fields of the "Accept" form.
@@ -46,8 +46,9 @@ pub struct RegisterForm {
     name: String,
     #[serde(default)]
     password: String,
+    /// The page always sends it; a scripted client that leaves it out is not refused for that.
     #[serde(default)]
-    password_confirm: String,
+    password_confirm: Option<String>,
 }
 
 /// The "you joined" page.
@@ -181,7 +182,7 @@ pub async fn register(
         *response.status_mut() = StatusCode::BAD_REQUEST;
         Ok(response)
     };
-    if form.password != form.password_confirm {
+    if mismatched(&form.password, form.password_confirm.as_deref()) {
         return form_error("The two passwords do not match.");
     }
     // A cheap check first, so a taken address costs no Argon2 work; the unique index decides races.
