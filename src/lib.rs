@@ -19,10 +19,10 @@
 //! | [`error`] | [`error::AppError`], rendered as an HTML page or RFC 9457 problem+json |
 //! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
 //! | [`clock`] | injectable time |
-//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering |
+//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, the API's Bearer caller, request metadata |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store, and the in-memory keyring |
 //! | [`accounts`] | users: validation, creation, lookup; sign-up (page and JSON API) and email verification |
-//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, the audit log, operator stats, and the management API (`orgs::api`, `/api/v1`) |
+//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, the audit log, operator stats, the management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
@@ -32,8 +32,9 @@
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
 //! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |
 //!
-//! Outside `src/`: `migrations/{sqlite,postgres}` (same numbering), `templates/` (askama pages, one base
-//! layout), `static/` (embedded in the binary), `tests/api/` (one integration-test binary; every test
+//! Outside `src/`: `migrations/{sqlite,postgres}` (same numbering), `templates/` (askama pages on one base
+//! layout, and `mail/` text + HTML pairs), `static/` (embedded in the binary), `examples/`
+//! (`resource_server.rs`), `bench/` (load scripts), `tests/api/` (one integration-test binary; every test
 //! runs on SQLite and PostgreSQL), `.ci/run` (what CI runs).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
