@@ -138,7 +138,10 @@ async fn rotation_issues_a_new_token_and_the_old_one_then_fails(backend: Backend
     let (_, renewed) = app.verify_jwt(body["id_token"].as_str().unwrap()).await;
     assert_eq!(renewed["sub"], original["sub"]);
     assert_eq!(renewed["auth_time"], original["auth_time"]);
-    assert_eq!(renewed["amr"], original["amr"], "the original login's methods");
+    assert_eq!(
+        renewed["amr"], original["amr"],
+        "the original login's methods"
+    );
     assert_eq!(renewed["amr"], serde_json::json!(["pwd"]));
     assert!(renewed.get("nonce").is_none(), "{renewed}");
     // The old token is spent; the new one works.

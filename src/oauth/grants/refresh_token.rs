@@ -4,8 +4,8 @@
 
 use super::{UserGrant, UserTokens};
 use crate::app::AppState;
-use crate::oauth::access_token::OrgClaims;
 use crate::crypto::tokens::TokenHash;
+use crate::oauth::access_token::OrgClaims;
 use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
