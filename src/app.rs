@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::api_router())
         .merge(invitations::api_router())
         .merge(accounts::api_router())
+        .method_not_allowed_fallback(orgs::api::method_not_allowed)
         .layer(axum::middleware::from_fn(orgs::api::link_next_page))
         .layer(axum::middleware::from_fn(web::errors::render));
     let mut router = Router::new()

@@ -14,6 +14,7 @@ on_both_databases!(
     malformed_bodies_are_problems_with_types,
     organizations_and_members_are_paginated,
     deleting_an_organization_ends_its_refresh_tokens,
+    method_not_allowed_names_the_allowed_methods,
 );
 
 async fn creating_an_organization_makes_the_caller_its_owner(backend: Backend) {
@@ -439,4 +440,39 @@ async fn deleting_an_organization_ends_its_refresh_tokens(backend: Backend) {
         .await;
     let body = crate::rp::json_with_status(refused, 400).await;
     assert_eq!(body["error"], "invalid_grant");
+}
+
+/// RFC 9110 §15.5.6: a 405 answer carries `Allow` with the methods the resource supports; under
+/// /api it is a problem like every other error.
+async fn method_not_allowed_names_the_allowed_methods(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = m::operator_token(&app).await;
+    for (method, path, allowed) in [
+        (Method::PUT, "/api/v1/orgs", "GET,HEAD,POST"),
+        (Method::POST, "/api/v1/orgs/acme", "GET,HEAD,PATCH,DELETE"),
+        (Method::DELETE, "/api/v1/orgs/acme/members", "GET,HEAD"),
+        // The other routers under /api answer alike.
+        (
+            Method::PUT,
+            "/api/v1/orgs/acme/invitations",
+            "GET,HEAD,POST",
+        ),
+        (Method::GET, "/api/v1/orgs/acme/invitations/x", "DELETE"),
+        (Method::GET, "/api/v1/signup", "POST"),
+    ] {
+        let response = crate::rp::rp_http()
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let allow = crate::rp::header(&response, "allow");
+
+        m::answer(response).await.problem(405, "method-not-allowed");
+        let mut methods: Vec<&str> = allow.split(',').map(str::trim).collect();
+        methods.sort_unstable();
+        let mut expected: Vec<&str> = allowed.split(',').collect();
+        expected.sort_unstable();
+        assert_eq!(methods, expected, "{method} {path}: Allow: {allow}");
+    }
 }

@@ -60,8 +60,11 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// 405 as problem+json (axum's own 405 has no body).
-async fn method_not_allowed() -> AppError {
+/// 405 as problem+json (axum's own 405 has no body), the method-not-allowed fallback of every route
+/// under /api (set here and, for the other features' API routes, in `app::router`). axum's method
+/// router adds the `Allow` header listing the route's methods that RFC 9110 §15.5.6 requires, and
+/// the error rendering middleware keeps it.
+pub async fn method_not_allowed() -> AppError {
     AppError::problem(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
