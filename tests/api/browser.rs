@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use axum::http::Method;
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use latchkey::config::DEFAULT_ISSUER;
 use serde_json::json;
@@ -27,11 +29,11 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMEDRIVER_READY: &str = "ChromeDriver was started successfully on port ";
 /// How long chromedriver and every page may take before the test gives up.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(30);
-/// The window width of desktop screenshots (and of every page, between captures).
+/// The viewport width of desktop captures.
 const WIDE: u32 = 1280;
-/// The window width of phone screenshots (a common phone's CSS width).
+/// The viewport width of phone captures (a common phone's CSS width).
 const NARROW: u32 = 390;
-/// The window height between captures.
+/// The smallest viewport height of captures (shorter pages get the background below them).
 const HEIGHT: u32 = 900;
 /// Printed (or, under `CI=true`, panicked with) when the browser is missing.
 const SKIPPED: &str = "SKIPPED: chromium/chromedriver not installed; browser test did not run";
@@ -212,6 +214,17 @@ impl Browser {
             .unwrap_or_else(|_| panic!("browser reaches {prefix}"))
     }
 
+    /// Waits until the page's `<title>` contains `text` (after a form post that stays at one URL).
+    pub async fn wait_for_title(&self, text: &str) {
+        let poll = async {
+            // Each check is a WebDriver round trip, so this loop does not spin.
+            while !self.title().await.contains(text) {}
+        };
+        tokio::time::timeout(BROWSER_TIMEOUT, poll)
+            .await
+            .unwrap_or_else(|_| panic!("a page titled {text:?} appears"));
+    }
+
     /// Saves a PNG of the viewport as `target/screenshots/<name>.png`; returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");
@@ -256,10 +269,10 @@ impl Browser {
     }
 
     /// Saves the whole page (not only the viewport) as `<name>.png` in a desktop-wide window and as
-    /// `<name>-narrow.png` in a phone-wide one, then restores the desktop window.
+    /// `<name>-narrow.png` as a phone would show it, then restores the desktop window.
     pub async fn capture(&self, name: &str) {
-        for (width, suffix) in [(WIDE, ""), (NARROW, "-narrow")] {
-            self.resize(width, HEIGHT).await;
+        for (width, mobile, suffix) in [(WIDE, false, ""), (NARROW, true, "-narrow")] {
+            self.emulate(width, HEIGHT, mobile).await;
             let height = self
                 .client
                 .execute("return document.documentElement.scrollHeight;", vec![])
@@ -268,24 +281,60 @@ impl Browser {
                 .as_u64()
                 .and_then(|h| u32::try_from(h).ok())
                 .expect("page height is a number");
-            self.resize(width, height.max(HEIGHT)).await;
+            // A viewport as tall as the page: the screenshot shows all of it.
+            self.emulate(width, height.max(HEIGHT), mobile).await;
             self.screenshot(&format!("{name}{suffix}")).await;
         }
-        self.resize(WIDE, HEIGHT).await;
+        self.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
+            .await;
     }
 
-    /// Sets the window size.
-    async fn resize(&self, width: u32, height: u32) {
+    /// Gives the page a `width` × `height` viewport; `mobile` also honours `<meta name=viewport>`.
+    async fn emulate(&self, width: u32, height: u32, mobile: bool) {
+        let metrics = json!({
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
+        });
+        self.cdp("Emulation.setDeviceMetricsOverride", metrics)
+            .await;
+    }
+
+    /// Runs a Chrome DevTools Protocol command through chromedriver.
+    async fn cdp(&self, cmd: &'static str, params: serde_json::Value) {
         self.client
-            .set_window_size(width, height)
+            .issue_cmd(Cdp { cmd, params })
             .await
-            .expect("window resized");
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     }
 
     /// Ends the WebDriver session (Chromium exits), then chromedriver.
     pub async fn close(mut self) {
         self.client.close().await.expect("WebDriver session ends");
         let _ = self.driver.kill().await;
+    }
+}
+
+/// A Chrome DevTools Protocol command, sent through chromedriver's `goog/cdp/execute` extension.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (Method::POST, Some(body.to_string()))
     }
 }
 
@@ -356,7 +405,7 @@ async fn login_page_signs_in_and_returns_to_the_client(backend: Backend) {
         browser.text().await.contains("Browser RP"),
         "the page names the client"
     );
-    browser.screenshot(&format!("login-{name}")).await;
+    browser.capture(&format!("login-{name}")).await;
 
     // A wrong password: the same page again, with the one failure message.
     browser.fill("email", "ada@example.com").await;
@@ -368,7 +417,7 @@ async fn login_page_signs_in_and_returns_to_the_client(backend: Backend) {
         text.contains("The email or password is not correct."),
         "failure message shown: {text}"
     );
-    browser.screenshot(&format!("login-error-{name}")).await;
+    browser.capture(&format!("login-error-{name}")).await;
 
     // The right password: back to the client with a code, its state and our issuer.
     browser.fill("email", "ada@example.com").await;
