@@ -40,7 +40,8 @@ pub mod action {
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     /// A login failed.
     pub const LOGIN_FAILED: &str = "login.failed";
-    /// A password-reset link was mailed.
+    /// A password-reset link was asked for (target: the account, or none for an unknown address;
+    /// the link itself is mailed unless the account's limit is reached).
     pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
     /// A password was changed through a reset link (sessions and refresh tokens revoked).
     pub const PASSWORD_RESET: &str = "password.reset";
@@ -75,6 +76,15 @@ impl Actor {
         Actor {
             user_id: caller.user_id().map(str::to_owned),
             client_id: Some(caller.token.client_id.clone()),
+            meta,
+        }
+    }
+
+    /// Someone not signed in, known only by the request (password-reset request, sign-up, ...).
+    pub fn anonymous(meta: RequestMeta) -> Actor {
+        Actor {
+            user_id: None,
+            client_id: None,
             meta,
         }
     }
@@ -132,6 +142,24 @@ pub async fn record<'c>(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Events of `action` recorded from `ip` at or after `since`: the count behind per-address rate
+/// limits (password-reset requests, sign-ups), read from the database so that every process agrees.
+pub async fn count_from_ip<'c>(
+    ex: impl Exec<'c>,
+    action: &str,
+    ip: &str,
+    since: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from audit_events where ip = $1 and action = $2 and created_at >= $3",
+    )
+    .bind(ip)
+    .bind(action)
+    .bind(since)
+    .fetch_one(ex)
+    .await
 }
 
 /// One audit event as the API shows it.

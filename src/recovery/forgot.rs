@@ -94,6 +94,13 @@ pub async fn forgot_page(session: Session) -> Result<Response> {
 
 /// `POST /password/forgot`: mails a reset link when the address belongs to an enabled account,
 /// then shows the same page in every case (303 to [`routes::PASSWORD_FORGOT_SENT`]).
+///
+/// The answer must not tell accounts apart by its timing either (OWASP Forgot Password Cheat Sheet:
+/// "return a consistent message for both existent and non-existent accounts" and "ensure that
+/// responses return in a consistent amount of time"). So before answering, both paths do the same
+/// work: look the address up, check and count the per-address limit, and write one audit event (the
+/// row that counts). Only then, and off the request, is the real account's link issued and its mail
+/// queued ([`send_link`] in a spawned task); the response never waits for it.
 pub async fn forgot_submit(
     State(state): State<AppState>,
     session: Session,
@@ -111,30 +118,63 @@ pub async fn forgot_submit(
         .await;
     }
     let now = state.clock.now();
-    let since = now - LIMIT_WINDOW_SECS;
+    let user = if typed.len() <= accounts::MAX_EMAIL_LEN {
+        accounts::store::find_by_email(&state.db.pool, typed).await?
+    } else {
+        None
+    };
+    let user = user.filter(|u| !u.disabled);
+    let mut tx = state.db.begin().await?;
+    // Every request counts, known address or not: a limit that only counted real accounts would
+    // itself reveal them (the refusal would come after the tenth real one).
     if let Some(ip) = meta.ip.as_deref()
-        && store::count_for_ip(&state.db.pool, ip, since).await? >= MAX_PER_IP
+        && audit::count_from_ip(
+            &mut *tx,
+            action::PASSWORD_RESET_REQUESTED,
+            ip,
+            now - LIMIT_WINDOW_SECS,
+        )
+        .await?
+            >= MAX_PER_IP
     {
         return Err(AppError::TooManyRequests(
             "Too many password reset requests from your network. Wait a few minutes and try again."
                 .into(),
         ));
     }
-    let user = if typed.len() <= accounts::MAX_EMAIL_LEN {
-        accounts::store::find_by_email(&state.db.pool, typed).await?
-    } else {
-        None
-    };
-    if let Some(user) = user.filter(|u| !u.disabled) {
-        send_link(&state, &user, &meta, now).await?;
+    let actor = Actor::anonymous(meta.clone());
+    audit::record(
+        &mut *tx,
+        &AuditEvent {
+            org_id: None,
+            actor: &actor,
+            action: action::PASSWORD_RESET_REQUESTED,
+            target_type: user.as_ref().map(|_| "user"),
+            target_id: user.as_ref().map(|u| u.id.as_str()),
+            details: json!({}),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(user) = user {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(err) = send_link(&state, &user, &meta, now).await {
+                tracing::error!(user_id = %user.id, error = %err, "password reset link not issued");
+            }
+        });
     }
     Ok(see_other(routes::PASSWORD_FORGOT_SENT))
 }
 
 /// Issues a token and queues its mail, unless the account had [`MAX_PER_ACCOUNT`] links already in
-/// the window (then nothing happens: the page stays the same, and the inbox is not flooded).
+/// the window (then nothing happens: the page was the same, and the inbox is not flooded). Runs after
+/// the answer; the account's row lock makes concurrent requests for one account take turns, so the
+/// count holds on PostgreSQL too.
 async fn send_link(state: &AppState, user: &User, meta: &RequestMeta, now: i64) -> Result<()> {
     let mut tx = state.db.begin().await?;
+    store::lock_user(&mut *tx, &user.id).await?;
     let recent = store::count_for_user(&mut *tx, &user.id, now - LIMIT_WINDOW_SECS).await?;
     if recent >= MAX_PER_ACCOUNT {
         tracing::info!(user_id = %user.id, "password reset limit reached; no mail");
@@ -176,24 +216,6 @@ async fn send_link(state: &AppState, user: &User, meta: &RequestMeta, now: i64) 
     mail::queue(
         &mut *tx,
         &compose(&user.email, RESET_SUBJECT, &text, &html)?,
-        now,
-    )
-    .await?;
-    let actor = Actor {
-        user_id: None,
-        client_id: None,
-        meta: meta.clone(),
-    };
-    audit::record(
-        &mut *tx,
-        &AuditEvent {
-            org_id: None,
-            actor: &actor,
-            action: action::PASSWORD_RESET_REQUESTED,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            details: json!({ "expires_at": now + RESET_TTL_SECS }),
-        },
         now,
     )
     .await?;

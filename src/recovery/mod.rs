@@ -2,9 +2,10 @@
 //!
 //! 1. [`forgot`]: `GET/POST /password/forgot` asks for an address. The answer is the same page
 //!    whether or not an account has it (no account enumeration); only a real, enabled account gets a
-//!    mail, with a single-use link valid [`RESET_TTL_SECS`]. Requests are limited per account
-//!    ([`MAX_PER_ACCOUNT`]) and per client address ([`MAX_PER_IP`]) within [`LIMIT_WINDOW_SECS`],
-//!    counted from `password_reset_tokens`.
+//!    mail, with a single-use link valid [`RESET_TTL_SECS`], issued after the answer so that its
+//!    timing tells nothing either. Requests are limited per account ([`MAX_PER_ACCOUNT`], counted
+//!    from `password_reset_tokens`) and per client address ([`MAX_PER_IP`], counted from the audit
+//!    events every request writes) within [`LIMIT_WINDOW_SECS`].
 //! 2. [`reset`]: `GET/POST /password/reset?token=…` sets a new password (policy of
 //!    [`crate::crypto::password::check_policy`]). In one transaction: the new hash, the token used,
 //!    every other open token of the account invalidated, every browser session ended and every
@@ -29,7 +30,8 @@ pub const RESET_TTL_SECS: i64 = 15 * 60;
 pub const LIMIT_WINDOW_SECS: i64 = 15 * 60;
 /// Reset mails per account per window; further requests get the same neutral page and no mail.
 pub const MAX_PER_ACCOUNT: i64 = 3;
-/// Reset mails requested from one address per window; further requests get a 429 page.
+/// Reset requests from one client address per window, whatever address they name (known or not);
+/// further requests get a 429 page.
 pub const MAX_PER_IP: i64 = 10;
 
 /// Routes of password reset (pages, under the browser session for CSRF).

@@ -52,15 +52,14 @@ pub async fn count_for_user<'c>(
     .await
 }
 
-/// Reset links requested from `ip` since `since`.
-pub async fn count_for_ip<'c>(ex: impl Exec<'c>, ip: &str, since: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "select count(*) from password_reset_tokens where requested_ip = $1 and created_at >= $2",
-    )
-    .bind(ip)
-    .bind(since)
-    .fetch_one(ex)
-    .await
+/// Takes the account's row lock (PostgreSQL; SQLite transactions are serialised already) by a
+/// no-op update, so that concurrent reset requests for one account count and issue links in turn.
+pub async fn lock_user<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set updated_at = updated_at where id = $1")
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(())
 }
 
 /// The user a token resets, when the token is unused and not expired at `now`.
