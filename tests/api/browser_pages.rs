@@ -1,8 +1,8 @@
 //! The pages off the happy paths, in a real browser (see [`crate::browser`]): error and notice pages,
 //! an address already taken, an invitation for an existing account and for another account, the
-//! logout confirmation, and the page for a user without an organization. Each is reached by clicking
-//! where a person would, checked by its title, and captured desktop- and phone-wide as
-//! `target/screenshots/pages-<step>-<backend>[-narrow].png`.
+//! start page, the logout confirmation, and the page for a user without an organization. Each is
+//! reached by clicking where a person would, checked by its title, and captured desktop- and
+//! phone-wide as `target/screenshots/pages-<step>-<backend>[-narrow].png`.
 
 use crate::browser::{Browser, backend_name, browser, closed_port};
 use crate::helpers::Backend;
@@ -79,6 +79,9 @@ async fn pages_off_the_happy_paths(backend: Backend) {
     b.click("button[value=yes]").await;
     b.wait_for_title("Signed out").await;
     shot(&b, backend, "signed-out", "Signed out").await;
+    // The start page, signed out: what the service is.
+    b.goto(&app.url("/")).await;
+    shot(&b, backend, "home", "Latchkey").await;
 
     // The right account accepts with one click.
     b.goto(&invitation).await;
