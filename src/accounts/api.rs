@@ -6,7 +6,9 @@
 //! `signup-disabled` (403); the body errors of [`ApiJson`] (`missing-body`, `malformed-json`,
 //! `invalid-body` for wrong types, missing or unknown fields, `unsupported-media-type`,
 //! `payload-too-large`); `invalid-email`, `invalid-name`, `weak-password`,
-//! `invalid-organization-name` (400) and `email-taken` (409).
+//! `invalid-organization-name` (400), `email-taken` (409) and `too-many-signups` (429: more than
+//! [`MAX_SIGNUPS_PER_IP`](super::registration::MAX_SIGNUPS_PER_IP) accounts from one address within
+//! the hour).
 
 use axum::Json;
 use axum::extract::State;

@@ -1,6 +1,10 @@
 //! Sign-up, shared by the page and the JSON API: one transaction creates the account, the optional
 //! organization (with the new user as owner), their audit events, and the verification token and
 //! mail, so either all of it happens or none of it.
+//!
+//! Sign-ups are limited per client address ([`MAX_SIGNUPS_PER_IP`] per [`SIGNUP_WINDOW_SECS`]),
+//! counted from the `user.signed_up` audit events in the database, so that every server process
+//! agrees (OWASP Automated Threats OAT-019 "Account Creation").
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -16,6 +20,11 @@ use crate::orgs::audit::{self, Actor, AuditEvent};
 use crate::orgs::roles::Role;
 use crate::orgs::{self, Membership, Organization, slug};
 use crate::web::request_meta::RequestMeta;
+
+/// Sign-ups from one client address per [`SIGNUP_WINDOW_SECS`]; further ones are refused (429).
+pub const MAX_SIGNUPS_PER_IP: i64 = 10;
+/// The window of [`MAX_SIGNUPS_PER_IP`].
+pub const SIGNUP_WINDOW_SECS: i64 = 60 * 60;
 
 /// Numeric suffixes tried (`acme-2`, `acme-3`, ...) before a name is declared too common.
 const MAX_SLUG_SUFFIX: u32 = 50;
@@ -56,6 +65,8 @@ pub enum SignupError {
     InvalidOrganization(String),
     /// An account with this address exists (in any letter case).
     EmailTaken,
+    /// [`MAX_SIGNUPS_PER_IP`] accounts were created from this address within the window.
+    TooMany,
     /// Anything else (database, hashing): an internal error.
     Other(AppError),
 }
@@ -69,6 +80,9 @@ impl SignupError {
             | SignupError::WeakPassword(m)
             | SignupError::InvalidOrganization(m) => m.clone(),
             SignupError::EmailTaken => "an account with this email address exists".to_owned(),
+            SignupError::TooMany => "too many accounts were created from your network; \
+                                     try again in an hour"
+                .to_owned(),
             SignupError::Other(e) => e.to_string(),
         }
     }
@@ -84,6 +98,7 @@ impl SignupError {
                 (StatusCode::BAD_REQUEST, "invalid-organization-name")
             }
             SignupError::EmailTaken => (StatusCode::CONFLICT, "email-taken"),
+            SignupError::TooMany => (StatusCode::TOO_MANY_REQUESTS, "too-many-signups"),
             SignupError::Other(e) => return e,
         };
         AppError::problem(status, code, message)
@@ -122,6 +137,8 @@ pub async fn register(
         ),
         None => None,
     };
+    // Before any hashing: a refused flood costs no Argon2 work. Checked again in the transaction.
+    check_limit(&state.db.pool, meta, state.clock.now()).await?;
     // A cheap look-up so a taken address costs no hashing; the unique index decides races.
     if store::find_by_email(&state.db.pool, &email)
         .await?
@@ -142,12 +159,26 @@ pub async fn register(
 
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
+    check_limit(&mut *tx, meta, now).await?;
     let user = super::insert_account(&mut *tx, &account, now)
         .await
         .map_err(|e| match e {
             AppError::Conflict(_) => SignupError::EmailTaken,
             other => SignupError::Other(other),
         })?;
+    audit::record(
+        &mut *tx,
+        &AuditEvent {
+            org_id: None,
+            actor: &Actor::anonymous(meta.clone()),
+            action: audit::action::USER_SIGNED_UP,
+            target_type: Some("user"),
+            target_id: Some(&user.id),
+            details: json!({"organization": org_name.is_some()}),
+        },
+        now,
+    )
+    .await?;
     let actor = Actor::user(user.id.clone(), meta.clone());
     let organization = match org_name {
         Some(org_name) => Some(create_owned_org(&mut tx, &org_name, &user, &actor, now).await?),
@@ -158,6 +189,26 @@ pub async fn register(
     state.mailer.wake();
     tracing::info!(user_id = %user.id, "account signed up");
     Ok(Registered { user, organization })
+}
+
+/// Refuses a sign-up from an address that created [`MAX_SIGNUPS_PER_IP`] accounts within the
+/// window. Requests without a known address are not limited (there is nothing to count them by).
+async fn check_limit<'c>(
+    ex: impl Exec<'c>,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(), SignupError> {
+    let Some(ip) = meta.ip.as_deref() else {
+        return Ok(());
+    };
+    let since = now - SIGNUP_WINDOW_SECS;
+    if audit::count_from_ip(ex, audit::action::USER_SIGNED_UP, ip, since).await?
+        >= MAX_SIGNUPS_PER_IP
+    {
+        tracing::info!(ip, "sign-up limit reached");
+        return Err(SignupError::TooMany);
+    }
+    Ok(())
 }
 
 /// Creates the organization `name` with `owner` as its owner, recording both audit events.
@@ -301,6 +352,7 @@ mod tests {
     fn each_refusal_has_its_own_problem_type() {
         let code = |e: SignupError| e.into_problem().code();
         assert_eq!(code(SignupError::EmailTaken), "email-taken");
+        assert_eq!(code(SignupError::TooMany), "too-many-signups");
         assert_eq!(code(SignupError::WeakPassword("x".into())), "weak-password");
         assert_eq!(code(SignupError::InvalidEmail("x".into())), "invalid-email");
         assert_eq!(code(SignupError::InvalidName("x".into())), "invalid-name");

@@ -15,7 +15,7 @@ use super::store;
 use crate::app::AppState;
 use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
-use crate::error::Result;
+use crate::error::{AppError, Result};
 use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::routes;
@@ -191,6 +191,10 @@ pub async fn signup_submit(
             return render_signup(&state, &session, &form.authz, &typed, Mode::EmailTaken).await;
         }
         Err(SignupError::Other(e)) => return Err(e),
+        // The per-address limit: a 429 page, nothing to correct in the form.
+        Err(too_many @ SignupError::TooMany) => {
+            return Err(AppError::TooManyRequests(capitalized(&too_many.message())));
+        }
         Err(refused) => {
             let message = capitalized(&refused.message());
             let mode = Mode::Form(Some(&message));

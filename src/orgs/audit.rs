@@ -45,6 +45,9 @@ pub mod action {
     pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
     /// A password was changed through a reset link (sessions and refresh tokens revoked).
     pub const PASSWORD_RESET: &str = "password.reset";
+    /// An account was created by sign-up (page or API); the actor is anonymous, the target the new
+    /// user. Counted per address for the sign-up limit.
+    pub const USER_SIGNED_UP: &str = "user.signed_up";
     /// A sign-in came from a browser the account had not used before (alert mailed if enabled).
     pub const NEW_DEVICE_SIGN_IN: &str = "login.new_device";
 }

@@ -6,13 +6,14 @@ use url::Url;
 
 use crate::helpers::{Backend, TestApp};
 use crate::rp::{self, PASSWORD, json_with_status};
-use crate::signup::{VERIFY_SUBJECT, claims};
+use crate::signup::{VERIFY_SUBJECT, claims, sign_up, submit_signup};
 use crate::support::mail::wait_for_mail;
 
 on_both_databases!(
     api_signup_answers_201_with_the_unverified_account,
     api_signup_refuses_malformed_and_invalid_bodies,
     invite_only_api_refuses_before_reading_the_body,
+    signups_are_limited_per_address,
 );
 
 /// `POST /api/v1/signup` with a JSON body.
@@ -195,4 +196,56 @@ async fn invite_only_api_refuses_before_reading_the_body(backend: Backend) {
 
     let problem = json_with_status(response, 403).await;
     assert_eq!(problem["type"], "urn:latchkey:problem:signup-disabled");
+}
+
+/// Ten sign-ups per address per hour, page and API together; the eleventh is a 429 (a problem with
+/// its own type for the API, a page for browsers); refusals for other reasons do not count.
+async fn signups_are_limited_per_address(backend: Backend) {
+    let app = TestApp::spawn_with_own_issuer(backend, &[]).await;
+    for n in 0..9 {
+        let body = json!({"email": format!("user{n}@example.com"), "password": PASSWORD});
+        json_with_status(api_signup(&app, &body).await, 201).await;
+    }
+    let taken = json!({"email": "user0@example.com", "password": PASSWORD});
+    json_with_status(api_signup(&app, &taken).await, 409).await;
+    sign_up(&app, &rp::browser(), "tenth@example.com", "").await;
+
+    let body = json!({"email": "eleventh@example.com", "password": PASSWORD});
+    let problem = json_with_status(api_signup(&app, &body).await, 429).await;
+    assert_eq!(problem["type"], "urn:latchkey:problem:too-many-signups");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("too many"),
+        "{problem}"
+    );
+    let page = submit_signup(
+        &app,
+        &rp::browser(),
+        "",
+        &[
+            ("email", "eleventh@example.com"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(page.status(), 429);
+    assert!(page.text().await.unwrap().contains("Too many accounts"));
+    assert_eq!(app.count("users").await, 10);
+    let audited: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "select actor_user_id, ip from audit_events where action = 'user.signed_up'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), 10);
+    assert!(
+        audited
+            .iter()
+            .all(|(actor, ip)| actor.is_none() && ip.as_deref() == Some("127.0.0.1")),
+        "{audited:?}"
+    );
+
+    // An hour later the address may sign up again.
+    app.clock.advance(60 * 60);
+    json_with_status(api_signup(&app, &body).await, 201).await;
 }
