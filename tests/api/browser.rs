@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use axum::http::Method;
-use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use latchkey::config::DEFAULT_ISSUER;
 use serde_json::json;
@@ -29,12 +27,6 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMEDRIVER_READY: &str = "ChromeDriver was started successfully on port ";
 /// How long chromedriver and every page may take before the test gives up.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(30);
-/// The viewport width of desktop captures.
-const WIDE: u32 = 1280;
-/// The viewport width of phone captures (a common phone's CSS width).
-const NARROW: u32 = 390;
-/// The smallest viewport height of captures (shorter pages get the background below them).
-const HEIGHT: u32 = 900;
 /// Printed (or, under `CI=true`, panicked with) when the browser is missing.
 const SKIPPED: &str = "SKIPPED: chromium/chromedriver not installed; browser test did not run";
 
@@ -268,73 +260,10 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click label {text:?}: {e}"));
     }
 
-    /// Saves the whole page (not only the viewport) as `<name>.png` in a desktop-wide window and as
-    /// `<name>-narrow.png` as a phone would show it, then restores the desktop window.
-    pub async fn capture(&self, name: &str) {
-        for (width, mobile, suffix) in [(WIDE, false, ""), (NARROW, true, "-narrow")] {
-            self.emulate(width, HEIGHT, mobile).await;
-            let height = self
-                .client
-                .execute("return document.documentElement.scrollHeight;", vec![])
-                .await
-                .expect("page height")
-                .as_u64()
-                .and_then(|h| u32::try_from(h).ok())
-                .expect("page height is a number");
-            // A viewport as tall as the page: the screenshot shows all of it.
-            self.emulate(width, height.max(HEIGHT), mobile).await;
-            self.screenshot(&format!("{name}{suffix}")).await;
-        }
-        self.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
-            .await;
-    }
-
-    /// Gives the page a `width` × `height` viewport; `mobile` also honours `<meta name=viewport>`.
-    async fn emulate(&self, width: u32, height: u32, mobile: bool) {
-        let metrics = json!({
-            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
-        });
-        self.cdp("Emulation.setDeviceMetricsOverride", metrics)
-            .await;
-    }
-
-    /// Runs a Chrome DevTools Protocol command through chromedriver.
-    async fn cdp(&self, cmd: &'static str, params: serde_json::Value) {
-        self.client
-            .issue_cmd(Cdp { cmd, params })
-            .await
-            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    }
-
     /// Ends the WebDriver session (Chromium exits), then chromedriver.
     pub async fn close(mut self) {
         self.client.close().await.expect("WebDriver session ends");
         let _ = self.driver.kill().await;
-    }
-}
-
-/// A Chrome DevTools Protocol command, sent through chromedriver's `goog/cdp/execute` extension.
-#[derive(Debug)]
-struct Cdp {
-    cmd: &'static str,
-    params: serde_json::Value,
-}
-
-impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _url: &url::Url) -> (Method, Option<String>) {
-        let body = json!({"cmd": self.cmd, "params": self.params});
-        (Method::POST, Some(body.to_string()))
     }
 }
 

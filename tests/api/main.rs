@@ -9,6 +9,7 @@ mod support;
 mod authorize_rules;
 mod browser;
 mod browser_accounts;
+mod browser_capture;
 mod browser_pages;
 mod cli;
 mod config;
