@@ -19,7 +19,7 @@ use crate::error::{AppError, Result};
 use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::routes;
-use crate::web::page::{ASSET_VERSION, mismatched, render};
+use crate::web::page::{ASSET_VERSION, mismatched, render, sentence};
 use crate::web::request_meta::RequestMeta;
 
 /// The sign-up page, also in its "by invitation only" and "email taken" forms.
@@ -174,7 +174,7 @@ pub async fn signup_submit(
         organization: form.organization.trim(),
     };
     if mismatched(&form.password, form.password_confirm.as_deref()) {
-        let message = capitalized("the two passwords do not match");
+        let message = sentence("the two passwords do not match");
         let mode = Mode::Form(Some(&message));
         return render_signup(&state, &session, &form.authz, &typed, mode).await;
     }
@@ -193,10 +193,10 @@ pub async fn signup_submit(
         Err(SignupError::Other(e)) => return Err(e),
         // The per-address limit: a 429 page, nothing to correct in the form.
         Err(too_many @ SignupError::TooMany) => {
-            return Err(AppError::TooManyRequests(capitalized(&too_many.message())));
+            return Err(AppError::TooManyRequests(sentence(&too_many.message())));
         }
         Err(refused) => {
-            let message = capitalized(&refused.message());
+            let message = sentence(&refused.message());
             let mode = Mode::Form(Some(&message));
             return render_signup(&state, &session, &form.authz, &typed, mode).await;
         }
@@ -235,32 +235,4 @@ pub async fn done_page(State(state): State<AppState>, session: Session) -> Resul
         csrf: &csrf,
         asset_version: ASSET_VERSION,
     }))
-}
-
-/// `message` with its first letter in upper case and a final period, for showing on a page.
-fn capitalized(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::capitalized;
-
-    #[test]
-    fn messages_read_as_sentences() {
-        assert_eq!(
-            capitalized("the two passwords do not match"),
-            "The two passwords do not match."
-        );
-        assert_eq!(capitalized("done."), "Done.");
-        assert_eq!(capitalized(""), ".");
-    }
 }

@@ -172,11 +172,7 @@ pub async fn login_submit(
             (Some(_), true) => "account_disabled",
             (Some(_), false) => "wrong_password",
         };
-        let actor = Actor {
-            user_id: None,
-            client_id: None,
-            meta: meta.clone(),
-        };
+        let actor = Actor::anonymous(meta.clone());
         audit::record(
             &mut *tx,
             &AuditEvent {

@@ -101,6 +101,50 @@ pub fn expired_request() -> AppError {
     )
 }
 
+/// The authorization request `authz` waiting in this session and the signed-in user it waits for,
+/// as the forms of the picker and consent pages need them; either missing (session expired, signed
+/// out, request answered in another tab) is [`expired_request`].
+pub async fn waiting_request(
+    state: &AppState,
+    session: &Session,
+    authz: &str,
+) -> Result<(AuthzRequest, SignedIn)> {
+    let req = session::pending(session, authz)
+        .await?
+        .ok_or_else(expired_request)?;
+    let signed = session::signed_in(session, &state.clock)
+        .await?
+        .ok_or_else(expired_request)?;
+    Ok((req, signed))
+}
+
+/// What the picker and consent pages show: the waiting request, the signed-in user's account and
+/// the requesting client.
+#[derive(Debug)]
+pub struct WaitingPage {
+    /// The waiting authorization request.
+    pub req: AuthzRequest,
+    /// The signed-in user.
+    pub user: User,
+    /// The client that sent the request.
+    pub client: Arc<Client>,
+}
+
+/// [`waiting_request`] with the user's account and the client looked up; an account or client gone
+/// meanwhile is [`expired_request`] too.
+pub async fn waiting_page(state: &AppState, session: &Session, authz: &str) -> Result<WaitingPage> {
+    let (req, signed) = waiting_request(state, session, authz).await?;
+    let user = accounts::store::find_by_id(&state.db.pool, &signed.user_id)
+        .await?
+        .ok_or_else(expired_request)?;
+    let client = state
+        .clients
+        .find(&req.client_id)
+        .await?
+        .ok_or_else(expired_request)?;
+    Ok(WaitingPage { req, user, client })
+}
+
 /// Decides what the request needs next: login, consent, or a code.
 pub async fn proceed(
     state: &AppState,

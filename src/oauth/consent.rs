@@ -10,10 +10,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::authorize::{self, ContinueQuery, error_redirect, expired_request};
+use super::authorize::{self, ContinueQuery, error_redirect};
 use super::error::{ErrorCode, OAuthError};
 use super::store;
-use crate::accounts;
 use crate::app::AppState;
 use crate::error::{AppError, Result};
 use crate::login::session;
@@ -54,20 +53,8 @@ pub async fn consent_page(
     session: Session,
     Query(q): Query<ContinueQuery>,
 ) -> Result<Response> {
-    let req = session::pending(&session, &q.authz)
-        .await?
-        .ok_or_else(expired_request)?;
-    let signed = session::signed_in(&session, &state.clock)
-        .await?
-        .ok_or_else(expired_request)?;
-    let user = accounts::store::find_by_id(&state.db.pool, &signed.user_id)
-        .await?
-        .ok_or_else(expired_request)?;
-    let client = state
-        .clients
-        .find(&req.client_id)
-        .await?
-        .ok_or_else(expired_request)?;
+    let authorize::WaitingPage { req, user, client } =
+        authorize::waiting_page(&state, &session, &q.authz).await?;
     let csrf = session::csrf_token(&session).await?;
     let mut scopes: Vec<&'static str> = req.scope.split(' ').map(describe).collect();
     scopes.dedup();
@@ -103,12 +90,7 @@ pub async fn consent_submit(
     Form(form): Form<ConsentForm>,
 ) -> Result<Response> {
     session::check_csrf(&session, &form.csrf).await?;
-    let mut req = session::pending(&session, &form.authz)
-        .await?
-        .ok_or_else(expired_request)?;
-    let signed = session::signed_in(&session, &state.clock)
-        .await?
-        .ok_or_else(expired_request)?;
+    let (mut req, signed) = authorize::waiting_request(&state, &session, &form.authz).await?;
     match form.decision.as_str() {
         "allow" => {
             let granted =

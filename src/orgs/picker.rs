@@ -23,13 +23,14 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::accounts;
 use crate::app::AppState;
 use crate::clients::Client;
 use crate::db::Pool;
 use crate::error::{AppError, Result};
 use crate::login::session;
-use crate::oauth::authorize::{ContinueQuery, expired_request, see_other};
+use crate::oauth::authorize::{
+    ContinueQuery, WaitingPage, see_other, waiting_page, waiting_request,
+};
 use crate::oauth::request::AuthzRequest;
 use crate::orgs::roles::Role;
 use crate::routes;
@@ -176,20 +177,7 @@ pub async fn picker_page(
     session: Session,
     Query(q): Query<ContinueQuery>,
 ) -> Result<Response> {
-    let req = session::pending(&session, &q.authz)
-        .await?
-        .ok_or_else(expired_request)?;
-    let signed = session::signed_in(&session, &state.clock)
-        .await?
-        .ok_or_else(expired_request)?;
-    let user = accounts::store::find_by_id(&state.db.pool, &signed.user_id)
-        .await?
-        .ok_or_else(expired_request)?;
-    let client = state
-        .clients
-        .find(&req.client_id)
-        .await?
-        .ok_or_else(expired_request)?;
+    let WaitingPage { req, user, client } = waiting_page(&state, &session, &q.authz).await?;
     let memberships = store::memberships_of(&state.db.pool, &user.id).await?;
     if memberships.is_empty() {
         // Nothing to pick (the last membership went meanwhile): the authorization flow decides.
@@ -240,12 +228,7 @@ pub async fn picker_submit(
     Form(form): Form<PickerForm>,
 ) -> Result<Response> {
     session::check_csrf(&session, &form.csrf).await?;
-    let mut req = session::pending(&session, &form.authz)
-        .await?
-        .ok_or_else(expired_request)?;
-    let signed = session::signed_in(&session, &state.clock)
-        .await?
-        .ok_or_else(expired_request)?;
+    let (mut req, signed) = waiting_request(&state, &session, &form.authz).await?;
     if form.org.is_empty() {
         return Err(AppError::invalid("Choose an organization."));
     }

@@ -27,3 +27,33 @@ pub fn render(template: &impl Template) -> Response {
 pub fn mismatched(password: &str, confirmation: Option<&str>) -> bool {
     confirmation.is_some_and(|c| c != password)
 }
+
+/// `message` as a sentence for a page: first letter in upper case and a final period ("password must
+/// be …" → "Password must be …."). Errors of shared checks are lower-case phrases, as API details.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence;
+
+    #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(
+            sentence("the two passwords do not match"),
+            "The two passwords do not match."
+        );
+        assert_eq!(sentence("done."), "Done.");
+        assert_eq!(sentence("élan"), "Élan.");
+        assert_eq!(sentence(""), ".");
+    }
+}

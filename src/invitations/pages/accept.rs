@@ -26,7 +26,7 @@ use crate::oauth::authorize::see_other;
 use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::orgs::{Membership, store as org_store};
 use crate::routes;
-use crate::web::page::{ASSET_VERSION, mismatched, render};
+use crate::web::page::{ASSET_VERSION, mismatched, render, sentence};
 use crate::web::request_meta::RequestMeta;
 
 /// Fields of the "Accept" form.
@@ -205,7 +205,7 @@ pub async fn register(
     .await;
     let prepared = match prepared {
         Ok(prepared) => prepared,
-        Err(AppError::Invalid(message)) => return form_error(&capitalize(&message)),
+        Err(AppError::Invalid(message)) => return form_error(&sentence(&message)),
         Err(other) => return Err(other),
     };
     let now = state.clock.now();
@@ -227,19 +227,6 @@ pub async fn register(
     tracing::info!(invitation_id = %inv.id, user_id = %user.id, "account created from invitation");
     session::sign_in(&session, &state.clock, &user.id, &["pwd"]).await?;
     finish(&session, &accepted).await
-}
-
-/// "password must be …" → "Password must be ….".
-fn capitalize(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }
 
 /// `GET /invitation/accepted`: "You joined <org> as <role>", with a link home; without a recent
