@@ -31,7 +31,9 @@ pub enum InsertError {
     Db(sqlx::Error),
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+/// A [`User`] from a row with the columns `id, email, name, email_verified, disabled, created_at`
+/// (also used by queries that join `users`, such as the refresh grant's one lookup).
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
         id: row.try_get("id")?,
         email: row.try_get("email")?,

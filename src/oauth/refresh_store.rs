@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::accounts::User;
+use crate::accounts::{self, User};
 use crate::crypto::tokens::TokenHash;
 use crate::db::Exec;
 use crate::orgs::roles::Role;
@@ -129,7 +129,7 @@ pub async fn find_token<'c>(
         "select t.token_hash, t.generation, t.rotated_at, t.successor_sealed, f.id as family_id, \
          f.client_id, f.user_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
          t.created_at as issued_at, f.expires_at, f.revoked_at, \
-         u.email, u.name, u.email_verified, u.disabled, u.created_at as user_created_at, \
+         u.id, u.email, u.name, u.email_verified, u.disabled, u.created_at, \
          o.slug as org_slug, m.role as org_role \
          from refresh_tokens t \
          join refresh_families f on f.id = t.family_id \
@@ -155,14 +155,7 @@ pub async fn find_token<'c>(
         session_id: r.try_get("session_id")?,
         auth_time: r.try_get("auth_time")?,
         amr: serde_json::from_str(&r.try_get::<String, _>("amr")?).unwrap_or_default(),
-        user: User {
-            id: r.try_get("user_id")?,
-            email: r.try_get("email")?,
-            name: r.try_get("name")?,
-            email_verified: r.try_get::<i64, _>("email_verified")? != 0,
-            disabled: r.try_get::<i64, _>("disabled")? != 0,
-            created_at: r.try_get("user_created_at")?,
-        },
+        user: accounts::store::user_from_row(&r)?,
         org_slug: r.try_get("org_slug")?,
         // The check constraint guarantees a known role; an unknown one reads as no membership.
         org_role: r
