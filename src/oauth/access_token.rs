@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::clock;
 use crate::crypto::tokens::new_id;
 use crate::error::{AppError, Result};
+use crate::orgs::roles::Role;
 
 /// RFC 9068 §2.1: the media type of JWT access tokens, used as the JOSE `typ`.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -24,6 +25,16 @@ pub struct OrgClaims {
 }
 
 impl OrgClaims {
+    /// The claims of a member of organization `id` (`slug`) holding `role`, read from the live
+    /// membership (CONTRACT.md: one role per member).
+    pub fn of_member(id: String, slug: String, role: Role) -> Self {
+        Self {
+            id,
+            slug,
+            roles: vec![role.as_str().to_owned()],
+        }
+    }
+
     /// Adds `org_id`, `org_slug` and `roles` to a claim set.
     pub fn add_to(&self, claims: &mut Map<String, Value>) {
         claims.insert("org_id".into(), json!(self.id));

@@ -156,12 +156,7 @@ async fn respond(state: &AppState, token: &str) -> Result<Response, BearerError>
     claims::add_user_claims(&mut body, &user, &scope);
     if let Some(org_id) = verified.claims.get("org_id").and_then(|v| v.as_str()) {
         match orgs::store::find_org_with_role(&state.db.pool, org_id, &user.id).await {
-            Ok(Some((org, role))) => OrgClaims {
-                id: org.id,
-                slug: org.slug,
-                roles: vec![role.as_str().to_owned()],
-            }
-            .add_to(&mut body),
+            Ok(Some((org, role))) => OrgClaims::of_member(org.id, org.slug, role).add_to(&mut body),
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "userinfo membership lookup failed");

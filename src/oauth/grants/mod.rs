@@ -36,11 +36,7 @@ pub async fn org_claims(
     let (org, role) = orgs::store::find_org_with_role(&state.db.pool, org_id, user_id)
         .await?
         .ok_or_else(no_longer_member)?;
-    Ok(Some(OrgClaims {
-        id: org.id,
-        slug: org.slug,
-        roles: vec![role.as_str().to_owned()],
-    }))
+    Ok(Some(OrgClaims::of_member(org.id, org.slug, role)))
 }
 
 /// `invalid_grant` for a grant whose user has left the selected organization (or which was deleted).

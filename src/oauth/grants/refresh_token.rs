@@ -42,11 +42,9 @@ pub async fn exchange(
     let user = &row.user;
     let org = match (&row.org_id, &row.org_slug, row.org_role) {
         (None, _, _) => None,
-        (Some(id), Some(slug), Some(role)) => Some(OrgClaims {
-            id: id.clone(),
-            slug: slug.clone(),
-            roles: vec![role.as_str().to_owned()],
-        }),
+        (Some(id), Some(slug), Some(role)) => {
+            Some(OrgClaims::of_member(id.clone(), slug.clone(), role))
+        }
         (Some(_), _, _) => return Err(super::no_longer_member()),
     };
     // Everything that can fail is minted before rotating, so a failure leaves the token usable.
