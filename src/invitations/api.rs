@@ -83,7 +83,7 @@ impl InvitationView {
 /// The audit actor of an API call.
 fn actor(caller: &ApiCaller, meta: RequestMeta) -> Actor {
     match &caller.kind {
-        CallerKind::User(id) => Actor::user(id.clone(), meta),
+        CallerKind::User(user) => Actor::user(user.id.clone(), meta),
         CallerKind::Client(id) => Actor {
             user_id: None,
             client_id: Some(id.clone()),
@@ -194,17 +194,9 @@ pub async fn create(
             (invitation, false)
         }
     };
-    let inviter = match caller.user_id() {
-        Some(id) => accounts::store::find_by_id(&mut *tx, id)
-            .await?
-            .map(|u| {
-                if u.name.is_empty() {
-                    u.email
-                } else {
-                    format!("{} ({})", u.name, u.email)
-                }
-            })
-            .unwrap_or_else(|| format!("An administrator of {}", org.name)),
+    let inviter = match caller.user() {
+        Some(u) if u.name.is_empty() => u.email.clone(),
+        Some(u) => format!("{} ({})", u.name, u.email),
         None => format!("An administrator of {}", org.name),
     };
     let actor = actor(&caller, meta);

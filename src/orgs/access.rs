@@ -72,8 +72,8 @@ pub async fn authorize<'c>(
         }
         // A client without `admin` belongs to no organization.
         CallerKind::Client(_) => return Err(org_not_found()),
-        CallerKind::User(user_id) => {
-            let (org, role) = store::find_org_with_role(ex, org_ref, user_id)
+        CallerKind::User(user) => {
+            let (org, role) = store::find_org_with_role(ex, org_ref, &user.id)
                 .await?
                 .ok_or_else(org_not_found)?;
             (org, Some(role))

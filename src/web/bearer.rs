@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::accounts;
+use crate::accounts::{self, User};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::oauth::access_token::VerifiedAccessToken;
@@ -25,10 +25,11 @@ pub const SCOPE_ORG_WRITE: &str = "org:write";
 pub const SCOPE_ADMIN: &str = "admin";
 
 /// Who presented the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum CallerKind {
-    /// A person, through a token from the code or refresh grant (`sub` = user id).
-    User(String),
+    /// A person, through a token from the code or refresh grant (`sub` = user id), as read when the
+    /// token was checked (handlers need not read the user again).
+    User(User),
     /// A client acting for itself (`client_credentials`, `sub` = client id).
     Client(String),
 }
@@ -46,7 +47,7 @@ impl ApiCaller {
     /// The user id, when a person is calling.
     pub fn user_id(&self) -> Option<&str> {
         match &self.kind {
-            CallerKind::User(id) => Some(id),
+            CallerKind::User(user) => Some(&user.id),
             CallerKind::Client(_) => None,
         }
     }
@@ -66,9 +67,17 @@ impl ApiCaller {
         }
     }
 
-    /// The user id of a person calling, or 403 for a client token (the endpoint is about "me").
-    pub fn require_user(&self) -> Result<&str, AppError> {
-        self.user_id().ok_or_else(|| {
+    /// The user, when a person is calling.
+    pub fn user(&self) -> Option<&User> {
+        match &self.kind {
+            CallerKind::User(user) => Some(user),
+            CallerKind::Client(_) => None,
+        }
+    }
+
+    /// The person calling, or 403 for a client token (the endpoint is about "me").
+    pub fn require_user(&self) -> Result<&User, AppError> {
+        self.user().ok_or_else(|| {
             AppError::problem(
                 StatusCode::FORBIDDEN,
                 "user-token-required",
@@ -140,7 +149,7 @@ impl FromRequestParts<AppState> for ApiCaller {
         } else {
             // A deleted or disabled user's tokens stop working at once, not when they expire.
             match accounts::store::find_by_id(&state.db.pool, &token.subject).await {
-                Ok(Some(user)) if !user.disabled => {}
+                Ok(Some(user)) if !user.disabled => CallerKind::User(user),
                 Ok(_) => {
                     return Err(invalid(
                         "the user of this token no longer exists or is disabled",
@@ -148,7 +157,6 @@ impl FromRequestParts<AppState> for ApiCaller {
                 }
                 Err(e) => return Err(BearerRejection(AppError::from(e))),
             }
-            CallerKind::User(token.subject.clone())
         };
         Ok(ApiCaller { kind, token })
     }

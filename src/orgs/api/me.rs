@@ -5,9 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::accounts;
 use crate::app::AppState;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::store;
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ};
@@ -15,12 +14,9 @@ use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ};
 /// `GET /api/v1/me`: the calling user and their memberships `[{org_id, org_slug, org_name, role}]`
 /// (CONTRACT.md). Needs a user token with `org:read`.
 pub async fn me(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
-    let user_id = caller.require_user()?;
+    let user = caller.require_user()?;
     caller.require_scope(SCOPE_ORG_READ)?;
-    let user = accounts::store::find_by_id(&state.db.pool, user_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("the user of this token no longer exists"))?;
-    let memberships: Vec<Value> = store::memberships_of_user(&state.db.pool, user_id)
+    let memberships: Vec<Value> = store::memberships_of_user(&state.db.pool, &user.id)
         .await?
         .into_iter()
         .map(|(org, role)| {

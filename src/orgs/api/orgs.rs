@@ -55,10 +55,10 @@ pub async fn list(
         let rows = store::list_all_orgs(&state.db.pool, page.after(), page.fetch()).await?;
         return Ok(page.finish(rows, key, |o| org_json(&o, None)));
     }
-    let user_id = caller.require_user()?;
+    let user = caller.require_user()?;
     caller.require_scope(SCOPE_ORG_READ)?;
     let rows =
-        store::list_orgs_of_user(&state.db.pool, user_id, page.after(), page.fetch()).await?;
+        store::list_orgs_of_user(&state.db.pool, &user.id, page.after(), page.fetch()).await?;
     Ok(page.finish(rows, |(o, _)| key(o), |(o, r)| org_json(&o, Some(r))))
 }
 
@@ -79,7 +79,7 @@ pub async fn create(
     meta: RequestMeta,
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<Response> {
-    let user_id = caller.require_user()?.to_owned();
+    let user_id = caller.require_user()?.id.clone();
     caller.require_scope(SCOPE_ORG_WRITE)?;
     let name = org_mod::validate_org_name(&body.name)?;
     let slug = org_mod::choose_slug(&name, body.slug.as_deref())?;
