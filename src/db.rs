@@ -165,10 +165,7 @@ impl Database {
 
     /// Starts a transaction (on SQLite after taking this process's write gate).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let gate = match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
-        };
+        let gate = self.write_gate().await;
         // SQLite: BEGIN IMMEDIATE takes the write lock at once. A deferred transaction that reads and
         // then writes fails with SQLITE_BUSY_SNAPSHOT (517, no busy wait helps) when another
         // connection (an autocommit write: the mail loop, the session store) committed in between.
