@@ -18,7 +18,12 @@ pub async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthE
     accounts::store::find_by_id(&state.db.pool, user_id)
         .await?
         .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))
+        .ok_or_else(user_gone)
+}
+
+/// `invalid_grant` for a grant whose user was deleted or disabled since it was issued.
+pub fn user_gone() -> OAuthError {
+    OAuthError::invalid_grant("the user can no longer sign in")
 }
 
 /// The organization claims of a grant whose authorization selected `org_id`, from the live membership

@@ -37,7 +37,7 @@ pub async fn exchange(
     // The user and their membership were read with the token (one query on the hot path): a
     // disabled user, or a member removed since, gets invalid_grant; the role is the current one.
     if row.user.disabled {
-        return Err(OAuthError::invalid_grant("the user can no longer sign in"));
+        return Err(super::user_gone());
     }
     let user = &row.user;
     let org = match (&row.org_id, &row.org_slug, row.org_role) {
