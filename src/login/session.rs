@@ -54,7 +54,9 @@ pub struct SignedIn {
     pub amr: Vec<String>,
 }
 
-fn session_error(err: tower_sessions::session::Error) -> AppError {
+/// A failure of the session store (a 500: the session row could not be read or written), for every
+/// feature that keeps its own keys in the session.
+pub fn session_error(err: tower_sessions::session::Error) -> AppError {
     AppError::Internal(anyhow::anyhow!("session: {err}"))
 }
 

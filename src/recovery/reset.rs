@@ -14,7 +14,7 @@ use crate::accounts;
 use crate::app::AppState;
 use crate::crypto::password::{Password, check_policy};
 use crate::crypto::tokens::TokenHash;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::login::session::{check_csrf, csrf_token};
 use crate::login::session_store::delete_user_sessions;
 use crate::mail::{self, MailContext, compose, format_utc};
@@ -243,7 +243,7 @@ pub async fn reset_submit(
     session
         .flush()
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+        .map_err(crate::login::session::session_error)?;
     tracing::info!(user_id = %user.id, sessions, families, "password reset");
     Ok(see_other(routes::PASSWORD_RESET_DONE))
 }

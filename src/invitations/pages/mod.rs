@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::Invitation;
-use crate::error::{AppError, Result};
+use crate::error::Result;
+use crate::login::session::session_error;
 use crate::web::page::{ASSET_VERSION, render};
 
 /// Session key: the SHA-256 (hex) of the token of the invitation being opened.
@@ -34,10 +35,6 @@ struct Accepted {
     role: String,
     /// True when the person was a member already and kept their role.
     kept_existing: bool,
-}
-
-fn session_error(err: tower_sessions::session::Error) -> AppError {
-    AppError::Internal(anyhow::anyhow!("session: {err}"))
 }
 
 /// The hash of the invitation token this session opened, if any.
