@@ -213,6 +213,15 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
+/// True when PostgreSQL refused a text parameter as invalid in its encoding (SQLSTATE 22021). Rust
+/// strings are valid UTF-8, so this is a NUL character (`%00` in a path or query), which PostgreSQL
+/// text cannot hold: the request is malformed, not the server broken.
+pub fn is_invalid_text(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "22021")
+}
+
 /// The outcome of an insert that a unique constraint may refuse: `Ok(false)` when it did (the slug,
 /// membership or key exists already), the error otherwise.
 pub fn inserted(

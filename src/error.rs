@@ -109,7 +109,16 @@ impl AppError {
 }
 
 impl From<sqlx::Error> for AppError {
+    /// A database failure is a 500, except text the database cannot store (a NUL character sent in
+    /// a path or query parameter, refused by PostgreSQL): a malformed request, 400 `invalid-text`.
     fn from(err: sqlx::Error) -> Self {
+        if crate::db::is_invalid_text(&err) {
+            return AppError::problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-text",
+                "the request contains a NUL character",
+            );
+        }
         AppError::Internal(err.into())
     }
 }
