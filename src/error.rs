@@ -108,6 +108,9 @@ impl AppError {
     }
 }
 
+/// Problem code of text the database cannot store (see [`crate::db::is_invalid_text`]).
+pub const INVALID_TEXT: &str = "invalid-text";
+
 impl From<sqlx::Error> for AppError {
     /// A database failure is a 500, except text the database cannot store (a NUL character sent in
     /// a path or query parameter, refused by PostgreSQL): a malformed request, 400 `invalid-text`.
@@ -115,7 +118,7 @@ impl From<sqlx::Error> for AppError {
         if crate::db::is_invalid_text(&err) {
             return AppError::problem(
                 StatusCode::BAD_REQUEST,
-                "invalid-text",
+                INVALID_TEXT,
                 "the request contains a NUL character",
             );
         }

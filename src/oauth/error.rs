@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::error::INVALID_TEXT;
+
 /// The registered error codes we use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -160,12 +162,17 @@ fn sanitize(text: &str) -> String {
 
 impl From<sqlx::Error> for OAuthError {
     fn from(err: sqlx::Error) -> Self {
-        OAuthError::server_error(err)
+        OAuthError::from(crate::error::AppError::from(err))
     }
 }
 
 impl From<crate::error::AppError> for OAuthError {
+    /// A server error, except text the database cannot store (a NUL character in a parameter,
+    /// [`crate::db::is_invalid_text`]): that request is malformed, `invalid_request`.
     fn from(err: crate::error::AppError) -> Self {
+        if err.code() == INVALID_TEXT {
+            return OAuthError::invalid_request(err.to_string());
+        }
         OAuthError::server_error(err)
     }
 }
