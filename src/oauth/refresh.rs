@@ -224,7 +224,7 @@ async fn reuse(
         &AuditEvent {
             org_id: row.org_id.as_deref(),
             actor: &Actor {
-                user_id: Some(row.user_id.clone()),
+                user_id: Some(row.user.id.clone()),
                 client_id: Some(row.client_id.clone()),
                 meta: Default::default(),
             },

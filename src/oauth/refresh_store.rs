@@ -50,8 +50,6 @@ pub struct TokenRow {
     pub family_id: String,
     /// Family client.
     pub client_id: String,
-    /// Family user.
-    pub user_id: String,
     /// Family organization.
     pub org_id: Option<String>,
     /// Family scope.
@@ -127,7 +125,7 @@ pub async fn find_token<'c>(
 ) -> Result<Option<TokenRow>, sqlx::Error> {
     let row = sqlx::query(
         "select t.token_hash, t.generation, t.rotated_at, t.successor_sealed, f.id as family_id, \
-         f.client_id, f.user_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
+         f.client_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
          t.created_at as issued_at, f.expires_at, f.revoked_at, \
          u.id, u.email, u.name, u.email_verified, u.disabled, u.created_at, \
          o.slug as org_slug, m.role as org_role \
@@ -149,7 +147,6 @@ pub async fn find_token<'c>(
         successor_sealed: r.try_get("successor_sealed")?,
         family_id: r.try_get("family_id")?,
         client_id: r.try_get("client_id")?,
-        user_id: r.try_get("user_id")?,
         org_id: r.try_get("org_id")?,
         scope: r.try_get("scope")?,
         session_id: r.try_get("session_id")?,
