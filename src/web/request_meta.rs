@@ -1,5 +1,6 @@
 //! Who is on the other end of a request, as far as we can tell: the peer address and the browser's
-//! `User-Agent`. Recorded in the audit log and the login history; never trusted for decisions.
+//! `User-Agent`. Recorded in the audit log and the login history; the address also keys the
+//! per-address limits of sign-up and password-reset requests, and nothing else is decided by it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
