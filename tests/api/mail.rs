@@ -129,8 +129,16 @@ async fn smtp_down_then_back_still_delivers(backend: Backend) {
         .wait_for("erin@example.test", "Despite an outage")
         .await;
     assert!(got.text.contains("Hello in text."));
-    let (_, sent_at, error) = outbox_row(&app).await;
-    assert!(sent_at.is_some());
+    // The loop marks the row sent just after the server took the message: wait for that.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let error = loop {
+        let (_, sent_at, error) = outbox_row(&app).await;
+        if sent_at.is_some() {
+            break error;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never marked sent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert!(error.is_none());
     assert_eq!(sink.received().len(), 1);
 }
