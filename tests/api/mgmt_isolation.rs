@@ -12,6 +12,7 @@ on_both_databases!(
     non_members_get_the_same_404_as_for_no_organization,
     bad_tokens_get_401_and_missing_scopes_403,
     operators_see_every_organization,
+    a_nul_byte_in_a_path_or_parameter_is_a_client_error,
 );
 
 /// Every route under `/api/v1/orgs/{org}`, with a body where one is needed; `{u}` is a member id.
@@ -266,4 +267,37 @@ async fn operators_see_every_organization(backend: Backend) {
         ids(get(&app, "/api/v1/orgs", &bob_token).await.ok(200), "slug").len(),
         0
     );
+}
+
+/// PostgreSQL refuses text with a NUL character (SQLSTATE 22021); that is the caller's bad input, not
+/// our failure: a 4xx in the endpoint's own error format, never a 500.
+async fn a_nul_byte_in_a_path_or_parameter_is_a_client_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = m::org_client(&app).await;
+    let (_, token) = m::person(&app, &client, "ada@example.com").await;
+
+    for path in ["/api/v1/orgs/a%00b", "/api/v1/orgs/a%00b/members"] {
+        let answer = get(&app, path, &token).await;
+        assert!(
+            answer.status == 400 || answer.status == 404,
+            "{path}: {} {}",
+            answer.status,
+            answer.body
+        );
+        assert_eq!(answer.content_type, "application/problem+json");
+    }
+    let response = app
+        .post_token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "a\u{0}b"),
+                ("client_secret", "x"),
+            ],
+        )
+        .await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("an OAuth error body");
+    assert!(status == 400 || status == 401, "{status} {body}");
+    assert!(body["error"].is_string(), "{body}");
 }
