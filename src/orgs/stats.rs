@@ -3,7 +3,9 @@
 //! sign-up time and status.
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
 use crate::db::Exec;
 
@@ -26,6 +28,11 @@ const USER_FILTER: &str = "($1 is null or u.created_at >= $1) and ($2 is null or
      and ($3 is null or ($3 = 'verified' and u.email_verified = 1 and u.disabled = 0) \
      or ($3 = 'unverified' and u.email_verified = 0 and u.disabled = 0) \
      or ($3 = 'disabled' and u.disabled = 1))";
+
+/// `sql` (which contains [`USER_FILTER`]) with the filter's three parameters bound.
+fn filtered<'q>(sql: &'q str, f: &UserFilter<'q>) -> Query<'q, Any, AnyArguments<'q>> {
+    sqlx::query(sql).bind(f.from).bind(f.to).bind(f.status)
+}
 
 /// Users by status.
 #[derive(Debug, Clone, Serialize)]
@@ -52,12 +59,7 @@ pub async fn user_counts<'c>(
          count(case when u.disabled = 1 then 1 end) as disabled \
          from users u where {USER_FILTER}"
     );
-    let row = sqlx::query(&sql)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.status)
-        .fetch_one(ex)
-        .await?;
+    let row = filtered(&sql, f).fetch_one(ex).await?;
     Ok(UserCounts {
         total: row.try_get("total")?,
         verified: row.try_get("verified")?,
@@ -75,12 +77,7 @@ pub async fn users_per_role<'c>(
         "select m.role, count(distinct m.user_id) as users from memberships m \
          join users u on u.id = m.user_id where {USER_FILTER} group by m.role"
     );
-    let rows = sqlx::query(&sql)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.status)
-        .fetch_all(ex)
-        .await?;
+    let rows = filtered(&sql, f).fetch_all(ex).await?;
     rows.iter()
         .map(|r| Ok((r.try_get("role")?, r.try_get("users")?)))
         .collect()
@@ -95,12 +92,7 @@ pub async fn users_without_org<'c>(
         "select count(*) from users u where {USER_FILTER} \
          and not exists (select 1 from memberships m where m.user_id = u.id)"
     );
-    sqlx::query_scalar(&sql)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.status)
-        .fetch_one(ex)
-        .await
+    filtered(&sql, f).fetch_one(ex).await?.try_get(0)
 }
 
 /// Members of one organization.
@@ -142,12 +134,7 @@ pub async fn members_per_org<'c>(
         count("member"),
         count("viewer"),
     );
-    let rows = sqlx::query(&sql)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.status)
-        .fetch_all(ex)
-        .await?;
+    let rows = filtered(&sql, f).fetch_all(ex).await?;
     rows.iter()
         .map(|r| {
             Ok(OrgMembers {
@@ -174,12 +161,7 @@ pub async fn signups_per_day<'c>(
         "select u.created_at / {DAY_SECS} as day, count(*) as signups from users u \
          where {USER_FILTER} group by u.created_at / {DAY_SECS} order by day"
     );
-    let rows = sqlx::query(&sql)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.status)
-        .fetch_all(ex)
-        .await?;
+    let rows = filtered(&sql, f).fetch_all(ex).await?;
     rows.iter()
         .map(|r| Ok((r.try_get("day")?, r.try_get("signups")?)))
         .collect()
