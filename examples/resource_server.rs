@@ -43,7 +43,7 @@ use tokio::sync::{Mutex, RwLock};
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// Allowed clock difference with the issuer when checking `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 30;
-/// Roles, strongest first (Latchkey's CONTRACT.md).
+/// Roles, strongest first (Latchkey's the documented interface (README)).
 pub const ROLES: [&str; 4] = ["owner", "admin", "member", "viewer"];
 
 /// Verifies access tokens of one issuer for one audience.

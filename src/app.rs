@@ -23,6 +23,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use crate::clients::registry::ClientRegistry;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::crypto::kek::KeyEncryptionKey;
 use crate::crypto::key_store;
 use crate::crypto::keyring::Keyring;
 use crate::crypto::password::PasswordHasher;
@@ -39,7 +40,7 @@ use crate::{accounts, invitations, login, oauth, oidc, orgs, routes};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long `/readyz` waits for the database before answering 503.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often each process re-reads the signing keys (a CLI rotation is seen within 2 s, CONTRACT.md).
+/// How often each process re-reads the signing keys (a CLI rotation is seen within 2 s, the documented interface (README)).
 const KEY_REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// Session cookie on `https` issuers: `__Host-` binds it to our origin (Secure, Path=/, no Domain).
 const SECURE_SESSION_COOKIE: &str = "__Host-latchkey_session";
@@ -65,6 +66,8 @@ pub struct AppState {
     pub clients: ClientRegistry,
     /// Wakes the mail delivery loop after mail is queued.
     pub mailer: Mailer,
+    /// The key-encryption key: seals secrets at rest and keys the CSRF cookie's signature.
+    pub kek: Arc<KeyEncryptionKey>,
 }
 
 impl AppState {
@@ -80,6 +83,8 @@ impl AppState {
             hasher: PasswordHasher::default(),
             keyring,
             mailer: Mailer::default(),
+            // Until the key-encryption key is read from the configuration, a per-process key.
+            kek: Arc::new(KeyEncryptionKey::ephemeral()),
         })
     }
 }

@@ -20,14 +20,15 @@
 //! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
 //! | [`clock`] | injectable time |
 //! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, the API's Bearer caller, request metadata |
+//! | [`audit`] | the audit log (every feature records its writes through [`audit::record`]) and the login history |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store, and the in-memory keyring |
 //! | [`accounts`] | users: validation, creation, lookup; sign-up (page and JSON API) and email verification |
-//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, the audit log, operator stats, the management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
+//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
-//! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), login history |
+//! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), known browsers and the new-device alert |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
 //! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |
@@ -40,6 +41,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clients;
 pub mod clock;

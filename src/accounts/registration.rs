@@ -12,11 +12,11 @@ use sqlx::AnyConnection;
 
 use super::{NewAccount, User, store, verification};
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent};
 use crate::crypto::password::{self, Password};
 use crate::crypto::tokens::new_id;
 use crate::db::Exec;
 use crate::error::AppError;
-use crate::orgs::audit::{self, Actor, AuditEvent};
 use crate::orgs::roles::Role;
 use crate::orgs::{self, Membership, Organization, slug};
 use crate::web::request_meta::RequestMeta;

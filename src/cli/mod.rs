@@ -1,4 +1,4 @@
-//! The `latchkey` command line: `serve`, `migrate`, and the operator commands of CONTRACT.md.
+//! The `latchkey` command line: `serve`, `migrate`, and the operator commands of the documented interface (README).
 //!
 //! Commands that create things print one JSON object on stdout and nothing else there; logs go to
 //! stderr. Bad input exits non-zero with one line on stderr and writes nothing.
@@ -8,13 +8,13 @@ use std::io::Read;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::audit::Actor;
 use crate::clock::Clock;
 use crate::config::{Config, SigningAlg};
 use crate::crypto::key_store;
 use crate::crypto::password::{Password, PasswordHasher};
 use crate::db::Database;
 use crate::error::{AppError, Result};
-use crate::orgs::audit::Actor;
 use crate::orgs::roles::Role;
 use crate::{accounts, app, clients, orgs};
 

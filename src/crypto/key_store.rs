@@ -11,11 +11,11 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::keys::{self, GeneratedKey};
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::clock::{self, Clock};
 use crate::config::{Config, SigningAlg};
 use crate::db::{self, Database, Exec};
 use crate::error::{AppError, Result};
-use crate::orgs::audit::{self, Actor, AuditEvent, action};
 
 /// Audit `trigger` of a rotation asked for with `latchkey keys rotate`.
 pub const ROTATED_BY_CLI: &str = "cli";

@@ -32,6 +32,7 @@
 //! [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
 //! [RFC 8037]: https://www.rfc-editor.org/rfc/rfc8037
 
+pub mod kek;
 pub mod key_store;
 pub mod keyring;
 pub mod keys;

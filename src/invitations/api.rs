@@ -1,4 +1,4 @@
-//! The invitation endpoints of the management API (CONTRACT.md): create (or renew), list pending,
+//! The invitation endpoints of the management API (the documented interface (README)): create (or renew), list pending,
 //! revoke. Admins manage invitations up to their own role; only owners invite owners. The token and
 //! the link never appear in a response: they go to the invited address by email only.
 
@@ -13,13 +13,13 @@ use super::mail::{InvitationMail, compose, format_utc};
 use super::{Invitation, Status, StoredState, store};
 use crate::accounts;
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::clock;
 use crate::crypto::tokens::{new_id, random_token};
 use crate::error::{AppError, Result};
 use crate::mail::MailContext;
 use crate::orgs::access::{self, OrgAccess};
 use crate::orgs::api::{ApiJson, ApiQuery, Listing, Page};
-use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::orgs::roles::{Permission, Role};
 use crate::routes;
 use crate::web::bearer::{ApiCaller, CallerKind};

@@ -14,12 +14,12 @@ use serde_json::json;
 use super::store;
 use crate::accounts::User;
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::config::Config;
 use crate::crypto::tokens::{SecretToken, random_token};
 use crate::db::Tx;
 use crate::error::Result;
 use crate::mail::{self, MailContext, compose, format_utc};
-use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::routes;
 use crate::web::request_meta::RequestMeta;
 

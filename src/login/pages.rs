@@ -11,14 +11,15 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::{device, session, store};
+use super::{device, session};
 use crate::accounts;
 use crate::app::AppState;
+use crate::audit::login_history;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
 use crate::error::Result;
 use crate::oauth::authorize::see_other;
-use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::routes;
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
@@ -157,7 +158,7 @@ pub async fn login_submit(
     let verified = state.hasher.verify(&password, hash.as_deref()).await?;
     let user_id = user.as_ref().map(|u| u.id.clone());
     let ip = meta.ip.clone().unwrap_or_default();
-    let event = store::LoginEvent {
+    let event = login_history::LoginEvent {
         user_id: user_id.as_deref(),
         email,
         ip: &ip,
@@ -166,7 +167,7 @@ pub async fn login_submit(
     let now = state.clock.now();
     let Some(user) = user.filter(|u| verified && !u.disabled) else {
         let mut tx = state.db.begin().await?;
-        store::record_login(&mut *tx, &event, false, now).await?;
+        login_history::record_login(&mut *tx, &event, false, now).await?;
         let reason = match (&user_id, verified) {
             (None, _) => "unknown_email",
             (Some(_), true) => "account_disabled",
@@ -197,7 +198,7 @@ pub async fn login_submit(
     };
     let device_token = device::device_token(&headers, &state.config);
     let mut tx = state.db.begin().await?;
-    store::record_login(&mut *tx, &event, true, now).await?;
+    login_history::record_login(&mut *tx, &event, true, now).await?;
     audit::record(
         &mut *tx,
         &AuditEvent {

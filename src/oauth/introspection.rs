@@ -3,7 +3,7 @@
 //!
 //! Only confidential clients may ask (§2.1 requires the endpoint to be protected; a public client's
 //! `client_id` proves nothing). A client sees only tokens issued to itself, unless its registration
-//! carries the operator scope `admin` (CONTRACT.md); everything else — unknown, malformed, expired,
+//! carries the operator scope `admin` (the documented interface (README)); everything else — unknown, malformed, expired,
 //! revoked, or someone else's — is exactly `{"active":false}` (§2.2), so that the answer reveals
 //! nothing about tokens the caller does not own.
 

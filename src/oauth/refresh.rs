@@ -17,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sqlx::AnyConnection;
 
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent};
 use crate::clients::{Client, GrantType};
 use crate::clock;
 use crate::crypto::tokens::{SecretToken, TOKEN_BYTES, TokenHash, new_id, random_token, sha256};
@@ -24,7 +25,6 @@ use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::refresh_store::{self, NewFamily, TokenRow};
 use crate::oauth::store;
 use crate::oidc::claims;
-use crate::orgs::audit::{self, Actor, AuditEvent};
 
 /// A family unused for this long is dead even before its absolute end (`expires_at`). Thirty days,
 /// like Keycloak's default offline-session idle limit; it only bites when `LATCHKEY_REFRESH_TOKEN_TTL`

@@ -49,7 +49,7 @@ pub struct AuthzRequest {
     /// `sub` of a valid `id_token_hint`.
     pub hinted_subject: Option<String>,
     /// `organization` (id or slug): the organization the client asks the user to act for. When
-    /// named, it is the only one the request may end with (CONTRACT.md "Organizations and roles in
+    /// named, it is the only one the request may end with (the documented interface (README) "Organizations and roles in
     /// tokens"): a user outside it is refused, never switched silently.
     pub organization: Option<String>,
     /// The organization id the user chose on the organization picker for this very request, which

@@ -2,7 +2,6 @@
 
 pub mod access;
 pub mod api;
-pub mod audit;
 pub mod picker;
 pub mod roles;
 pub mod slug;
@@ -14,14 +13,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::accounts;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::clock::Clock;
 use crate::crypto::tokens::new_id;
 use crate::db::{Database, Exec};
 use crate::error::{AppError, Result};
-use audit::{Actor, AuditEvent, action};
 use roles::Role;
 
-/// Routes of the management API (`/api/v1/...`); see `CONTRACT.md`.
+/// Routes of the management API (`/api/v1/...`); see `the documented interface (README)`.
 pub fn api_router() -> axum::Router<crate::app::AppState> {
     api::router()
 }

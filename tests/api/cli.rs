@@ -1,4 +1,4 @@
-//! The operator commands of CONTRACT.md: their JSON, the rows they write, and their refusals (non-zero
+//! The operator commands of the documented interface (README): their JSON, the rows they write, and their refusals (non-zero
 //! exit, one line on stderr, nothing written).
 
 use latchkey::crypto::tokens::TokenHash;

@@ -1,4 +1,4 @@
-//! Two `latchkey serve` processes sharing one PostgreSQL database (CONTRACT.md, Operations): either
+//! Two `latchkey serve` processes sharing one PostgreSQL database (the documented interface (README), Operations): either
 //! process verifies, refreshes and revokes what the other issued, and single-use rules hold across
 //! them. PostgreSQL only: SQLite is a single-process database.
 

@@ -295,7 +295,7 @@ async fn id_token_signed_with_es256_when_the_client_registered_it(backend: Backe
 }
 
 async fn id_token_signed_with_eddsa_when_the_client_registered_it(backend: Backend) {
-    // An EdDSA key exists only when configured (CONTRACT.md: "EdDSA when configured").
+    // An EdDSA key exists only when configured (the documented interface (README): "EdDSA when configured").
     let app = TestApp::spawn_with_own_issuer(backend, &[("LATCHKEY_ID_TOKEN_ALG", "EdDSA")]).await;
     app.create_person(EMAIL, NAME).await;
     let client = app

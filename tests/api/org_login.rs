@@ -1,4 +1,4 @@
-//! Choosing the organization at login (CONTRACT.md "Organizations and roles in tokens"): automatic
+//! Choosing the organization at login (the documented interface (README) "Organizations and roles in tokens"): automatic
 //! selection, the picker and its remembered choice, `organization=`, `--require-org`,
 //! `prompt=select_account` and `prompt=none`, and the consent page naming the organization. The
 //! claims themselves, refresh and userinfo are in `org_login_tokens`.

@@ -1,4 +1,4 @@
-//! The organization claims of every token (CONTRACT.md "Organizations and roles in tokens"): the
+//! The organization claims of every token (the documented interface (README) "Organizations and roles in tokens"): the
 //! selected organization in ID tokens, access tokens and userinfo, read from the live membership at
 //! code redemption and on every refresh (a demoted member gets the new role, a removed one
 //! `invalid_grant`).

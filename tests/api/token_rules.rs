@@ -223,7 +223,7 @@ async fn expired_code_is_invalid_grant(backend: Backend) {
     let client = app.register_client(&[]).await;
     let (code, verifier) = rp::code_with_pkce(&app, &rp::browser(), &client, EMAIL).await;
 
-    // CONTRACT.md: codes live at most 60 seconds.
+    // the documented interface (README): codes live at most 60 seconds.
     app.clock.advance(61);
     let response = redeem(&app, &client, &code, Some(&verifier), Some(REDIRECT_URI)).await;
 

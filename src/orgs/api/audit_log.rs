@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use super::{ApiQuery, Listing, Page, invalid_query};
 use crate::app::AppState;
+use crate::audit::{self, AuditEntry, AuditFilter};
 use crate::error::{AppError, Result};
 use crate::orgs::access::authorize;
-use crate::orgs::audit::{self, AuditEntry, AuditFilter};
 use crate::orgs::roles::Permission;
 use crate::web::bearer::ApiCaller;
 

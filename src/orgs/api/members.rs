@@ -1,6 +1,6 @@
 //! Members: `GET /api/v1/orgs/{org}/members` and `GET/PATCH/DELETE …/members/{user_id}`.
 //!
-//! Rules (CONTRACT.md): admins change roles and remove members up to their own role; only owners
+//! Rules (the documented interface (README)): admins change roles and remove members up to their own role; only owners
 //! grant or take `owner`; a member may always leave; the last owner can be neither demoted nor
 //! removed (409 `last-owner`). Every change runs in one transaction that locks the organization and
 //! then re-reads the caller's role, so two concurrent demotions cannot leave it without an owner.
@@ -14,10 +14,10 @@ use serde_json::json;
 use super::orgs::ListQuery;
 use super::{ApiJson, ApiQuery, Listing};
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::db::Tx;
 use crate::error::{AppError, Result};
 use crate::orgs::access::{OrgAccess, authorize};
-use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::store::{self, Member};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_WRITE};
@@ -158,7 +158,7 @@ pub async fn update(
 
 /// `DELETE /api/v1/orgs/{org}/members/{user_id}`: removes a member (admin and up, on roles up to
 /// their own; owners only by an owner), or lets a member leave. 204; 409 `last-owner` for the last
-/// owner. The removed member's next refresh re-reads the membership and fails (CONTRACT.md).
+/// owner. The removed member's next refresh re-reads the membership and fails (the documented interface (README)).
 pub async fn remove(
     State(state): State<AppState>,
     caller: ApiCaller,

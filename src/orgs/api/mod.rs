@@ -1,4 +1,4 @@
-//! The management API (`/api/v1`, CONTRACT.md "Management API"): organizations, members, the audit
+//! The management API (`/api/v1`, the documented interface (README) "Management API"): organizations, members, the audit
 //! log, roles and operator statistics, for Bearer access tokens from this issuer.
 //!
 //! Every handler authenticates with [`ApiCaller`](crate::web::bearer::ApiCaller) and checks access
@@ -213,7 +213,7 @@ impl Page {
     }
 }
 
-/// A page of a list. It answers as a bare JSON array of the items (CONTRACT.md shows lists as arrays);
+/// A page of a list. It answers as a bare JSON array of the items (the documented interface (README) shows lists as arrays);
 /// when more follow, [`link_next_page`] adds `Link: <same path and query, with cursor=…>; rel="next"`
 /// (RFC 8288), the way GitHub's API paginates.
 #[derive(Debug)]

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::{ApiJson, ApiQuery, Listing, Page};
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::error::{AppError, Result};
 use crate::orgs::access::authorize;
-use crate::orgs::audit::{self, Actor, AuditEvent, action};
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::{self as org_mod, Organization, slug, store};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ, SCOPE_ORG_WRITE};

@@ -8,7 +8,7 @@ use mail_parser::MessageParser;
 
 use crate::helpers::TestApp;
 
-/// How long [`wait_for_mail`] waits (CONTRACT.md promises hand-over within 5 s).
+/// How long [`wait_for_mail`] waits (the documented interface (README) promises hand-over within 5 s).
 pub const MAIL_DEADLINE: Duration = Duration::from_secs(10);
 
 /// One received message, decoded.

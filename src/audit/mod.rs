@@ -1,6 +1,11 @@
-//! The audit log: one row per write, with who did it, to what, from where, and JSON details. Rows
+//! The audit log and the login history, used by every feature.
+//!
+//! The audit log is one row per write, with who did it, to what, from where, and JSON details. Rows
 //! have no foreign keys, so they outlive what they describe. Every feature records through
-//! [`record`], inside the transaction of the write it describes.
+//! [`record`], inside the transaction of the write it describes. The login history (every sign-in
+//! attempt) is in [`login_history`].
+
+pub mod login_history;
 
 use serde::Serialize;
 use serde_json::Value;
