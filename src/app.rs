@@ -119,6 +119,10 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::picker::router())
         .merge(oidc::browser_router())
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::signed_cookies::layer,
+        ))
         .route(
             &format!("{}/{{file}}", routes::STATIC_PREFIX),
             get(web::assets::serve),

@@ -1,5 +1,6 @@
-//! What the browser session holds, and the only code that reads or writes it: the signed-in user,
-//! CSRF tokens, and authorization requests waiting for a login or a consent.
+//! What the browser session holds, and the only code that reads or writes it: the signed-in user and
+//! authorization requests waiting for a login or a consent. (CSRF tokens live in a signed cookie,
+//! [`crate::web::csrf`], so that a form shown to an anonymous visitor creates no session.)
 //!
 //! Sessions expire after [`IDLE_TIMEOUT`] without use and at the latest [`ABSOLUTE_TIMEOUT`] after
 //! sign-in (OWASP ASVS V3.3). tower-sessions renews a session's expiry only when it saves it, and it
@@ -14,9 +15,10 @@ use tower_sessions::Session;
 
 use super::session_store::USER_ID_KEY;
 use crate::clock::{self, Clock};
-use crate::crypto::tokens::{constant_time_eq, new_id, random_token};
+use crate::crypto::tokens::new_id;
 use crate::error::{AppError, Result};
 use crate::oauth::request::AuthzRequest;
+use crate::web::csrf;
 
 /// A session unused this long ends.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
@@ -36,8 +38,6 @@ const SID_KEY: &str = "sid";
 const AMR_KEY: &str = "amr";
 /// Session key: when the session was last renewed by use (unix seconds, see [`RENEW_AFTER`]).
 const SEEN_KEY: &str = "seen";
-/// Session key: the CSRF token of this session's forms.
-const CSRF_KEY: &str = "csrf";
 /// Session key: authorization requests waiting for login or consent, by id.
 const PENDING_KEY: &str = "pending_authz";
 
@@ -107,8 +107,8 @@ pub async fn signed_in(session: &Session, clock: &Clock) -> Result<Option<Signed
     }))
 }
 
-/// Signs `user_id` in: a new session id (against fixation, OWASP ASVS V3.2.1), a new `sid` and CSRF
-/// token, pending authorization requests kept.
+/// Signs `user_id` in: a new session id (against fixation, OWASP ASVS V3.2.1), a new `sid` and a new
+/// CSRF token ([`csrf::renew`]), pending authorization requests kept.
 pub async fn sign_in(
     session: &Session,
     clock: &Clock,
@@ -142,42 +142,19 @@ pub async fn sign_in(
         .insert(SEEN_KEY, signed_in.auth_time)
         .await
         .map_err(session_error)?;
-    session
-        .insert(CSRF_KEY, random_token().expose())
-        .await
-        .map_err(session_error)?;
+    csrf::renew()?;
     Ok(signed_in)
 }
 
-/// This session's CSRF token, created on first use.
-pub async fn csrf_token(session: &Session) -> Result<String> {
-    if let Some(token) = session
-        .get::<String>(CSRF_KEY)
-        .await
-        .map_err(session_error)?
-    {
-        return Ok(token);
-    }
-    let token = random_token().into_inner();
-    session
-        .insert(CSRF_KEY, &token)
-        .await
-        .map_err(session_error)?;
-    Ok(token)
+/// This browser's CSRF token for the forms of the page being rendered ([`csrf::token`]: a signed
+/// cookie, not a session value, so that rendering a form writes no session row).
+pub async fn csrf_token(_session: &Session) -> Result<String> {
+    csrf::token()
 }
 
-/// Checks a form's CSRF token in constant time; a mismatch is a 400 page.
-pub async fn check_csrf(session: &Session, presented: &str) -> Result<()> {
-    let expected = session
-        .get::<String>(CSRF_KEY)
-        .await
-        .map_err(session_error)?;
-    match expected {
-        Some(expected) if constant_time_eq(expected.as_bytes(), presented.as_bytes()) => Ok(()),
-        _ => Err(AppError::invalid(
-            "This form has expired or was not sent by this site. Go back, reload the page and try again.",
-        )),
-    }
+/// Checks a form's CSRF token ([`csrf::check`]); a mismatch is a 400 page.
+pub async fn check_csrf(_session: &Session, presented: &str) -> Result<()> {
+    csrf::check(presented)
 }
 
 async fn pending_map(session: &Session) -> Result<HashMap<String, AuthzRequest>> {

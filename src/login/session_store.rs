@@ -1,7 +1,8 @@
 //! Browser sessions kept in our own database: a [`SessionStore`] for tower-sessions on SQLite and
 //! PostgreSQL alike.
 //!
-//! A row of `sessions` holds the record's data as JSON text and its expiry in unix seconds of the
+//! A row of `sessions` is keyed by the SHA-256 of the session id ([`stored_id`]: the cookie's value
+//! is never stored) and holds the record's data as JSON text and its expiry in unix seconds of the
 //! server's [`Clock`]. tower-sessions computes a record's expiry from the system time
 //! (`now_utc() + idle timeout`), while every other expiry here follows the injectable clock, which
 //! tests move forward; so the store converts on the way in and out ([`DbSessionStore::to_clock`],
@@ -26,6 +27,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, Error};
 
 use crate::clock::Clock;
+use crate::crypto::tokens::TokenHash;
 use crate::db::{Database, Exec};
 
 /// The session key under which the login code stores the signed-in user's id (a JSON string).
@@ -87,7 +89,7 @@ impl DbSessionStore {
                 "insert into sessions (id, user_id, data, created_at, expires_at) \
                  values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
             )
-            .bind(record.id.to_string())
+            .bind(stored_id(&record.id))
             .bind(user_id.as_deref())
             .bind(&data)
             .bind(self.clock.now())
@@ -108,7 +110,7 @@ impl DbSessionStore {
     /// Updates the data, user and expiry of an existing row; `created_at` never changes.
     async fn update(&self, record: &Record) -> session_store::Result<()> {
         sqlx::query("update sessions set data = $2, user_id = $3, expires_at = $4 where id = $1")
-            .bind(record.id.to_string())
+            .bind(stored_id(&record.id))
             .bind(encode(record)?)
             .bind(user_id_of(record))
             .bind(self.to_clock(record.expiry_date))
@@ -123,7 +125,7 @@ impl DbSessionStore {
         let row: Option<(String, i64)> = sqlx::query_as(
             "select data, expires_at from sessions where id = $1 and expires_at > $2",
         )
-        .bind(id.to_string())
+        .bind(stored_id(id))
         .bind(self.clock.now())
         .fetch_optional(&self.db.pool)
         .await
@@ -143,7 +145,7 @@ impl DbSessionStore {
     /// Deletes the row with `id`, if any.
     async fn remove(&self, id: &Id) -> session_store::Result<()> {
         sqlx::query("delete from sessions where id = $1")
-            .bind(id.to_string())
+            .bind(stored_id(id))
             .execute(&self.db.pool)
             .await
             .map_err(backend)?;
@@ -207,6 +209,13 @@ impl SessionStore for DbSessionStore {
     {
         Box::pin(self.remove(id))
     }
+}
+
+/// The `sessions.id` of a session: the SHA-256 (hex) of the id in the cookie, so that a copy of the
+/// database (a backup, a replica) holds no id a browser could present (OWASP ASVS V3.2; the same
+/// reason as for refresh tokens and codes). The 128-bit random id needs no salt or slow hash.
+fn stored_id(id: &Id) -> String {
+    TokenHash::of(&id.to_string()).into_inner()
 }
 
 /// The record's data as JSON text.

@@ -663,16 +663,38 @@ fn cookie_value(set_cookie: &str) -> String {
 
 async fn session_cookie_is_http_only_lax_and_renewed_at_login(backend: Backend) {
     let app = app_with_user(backend).await;
+    let client = app.register_client(&[]).await;
+    let (_, challenge) = rp::pkce();
     let browser = rp::browser();
+    // The login page alone starts no session (its CSRF token is a cookie); a waiting authorization
+    // request does, and that session must not survive the login (fixation, OWASP ASVS V3.2.1).
     let page = browser.get(app.url("/login")).send().await.unwrap();
-    let before = session_cookie(&page).expect("the login page starts a session");
-    let html = page.text().await.unwrap();
+    assert!(
+        session_cookie(&page).is_none(),
+        "no session for a page view"
+    );
+    let authorize = browser
+        .get(url_of(&app, &valid_params(&client, &challenge)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(authorize.status(), 303);
+    let before = session_cookie(&authorize).expect("the waiting request starts a session");
+    let login_page = location(&app, &authorize);
+    let html = browser
+        .get(login_page)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
 
     let response = browser
         .post(app.url("/login"))
         .form(&[
             ("csrf", hidden_input(&html, "csrf")),
-            ("authz", String::new()),
+            ("authz", hidden_input(&html, "authz")),
             ("email", EMAIL.to_owned()),
             ("password", PASSWORD.to_owned()),
         ])

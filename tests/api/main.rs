@@ -39,6 +39,7 @@ mod resource_server;
 mod revocation;
 mod rp;
 mod serve;
+mod session_privacy;
 mod sessions;
 mod signup;
 mod signup_api;

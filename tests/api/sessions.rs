@@ -45,12 +45,17 @@ fn record(clock: &Clock, ttl: i64, data: Value) -> Record {
     }
 }
 
+/// The key of a session's row: the SHA-256 (hex) of its id, never the id itself.
+fn stored_id(id: &Id) -> String {
+    latchkey::crypto::tokens::TokenHash::of(&id.to_string()).into_inner()
+}
+
 async fn column<T>(app: &TestApp, column: &str, id: &Id) -> T
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Unpin,
 {
     sqlx::query_scalar(&format!("select {column} from sessions where id = $1"))
-        .bind(id.to_string())
+        .bind(stored_id(id))
         .fetch_one(&app.db.pool)
         .await
         .unwrap()
@@ -251,7 +256,7 @@ async fn undecodable_data_is_a_decode_error(backend: Backend) {
     let mut rec = record(&clock, 3600, json!({}));
     store.create(&mut rec).await.unwrap();
     sqlx::query("update sessions set data = 'not json' where id = $1")
-        .bind(rec.id.to_string())
+        .bind(stored_id(&rec.id))
         .execute(&app.db.pool)
         .await
         .unwrap();

@@ -105,7 +105,7 @@ async fn accept_in(
     }))
 }
 
-/// After a commit: remember the outcome and show it (303). The token's hash stays in the session,
+/// After a commit: remember the outcome and show it (303). The token's hash stays in its cookie,
 /// so that a second submission finds the invitation used and says so.
 async fn finish(session: &Session, accepted: &Accepted) -> Result<Response> {
     session
@@ -124,7 +124,7 @@ pub async fn accept(
     Form(form): Form<AcceptForm>,
 ) -> Result<Response> {
     session::check_csrf(&session, &form.csrf).await?;
-    let Some(hash) = token_hash(&session).await? else {
+    let Some(hash) = token_hash() else {
         return Ok(gone_page(Gone::NoLink));
     };
     let Some(user) = current_user(&state, &session).await? else {
@@ -159,13 +159,13 @@ pub async fn register(
     Form(form): Form<RegisterForm>,
 ) -> Result<Response> {
     session::check_csrf(&session, &form.csrf).await?;
-    let Some(hash) = token_hash(&session).await? else {
+    let Some(hash) = token_hash() else {
         return Ok(gone_page(Gone::NoLink));
     };
     if current_user(&state, &session).await?.is_some() {
         return Ok(see_other(routes::INVITATION));
     }
-    let (inv, _org, summary) = match load(&state, &session).await? {
+    let (inv, _org, summary) = match load(&state).await? {
         Ok(found) => found,
         Err(why) => return Ok(gone_page(why)),
     };

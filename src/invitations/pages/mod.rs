@@ -1,5 +1,5 @@
-//! The accept pages. The mailed link `GET /invitation?token=…` moves the token's hash into the
-//! session and redirects to `/invitation`, so the token leaves the address bar, the history and any
+//! The accept pages. The mailed link `GET /invitation?token=…` moves the token's hash into a signed
+//! cookie and redirects to `/invitation`, so the token leaves the address bar, the history and any
 //! `Referer` (RFC 9700 §4.2.4 makes the same point about codes); the raw token is never stored.
 //! `/invitation` then shows what fits the visitor: accept with one click, log in first, create an
 //! account, "this is not your invitation", or why the link no longer works.
@@ -14,15 +14,15 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
 use super::Invitation;
-use crate::error::Result;
 use crate::login::session::session_error;
 use crate::web::page::{ASSET_VERSION, render};
+use crate::web::signed_cookies;
 
-/// Session key: the SHA-256 (hex) of the token of the invitation being opened.
-const TOKEN_HASH_KEY: &str = "invitation_token_hash";
+/// Signed cookie holding the SHA-256 (hex) of the token of the invitation being opened: a cookie,
+/// not a session value, so that opening the mailed link writes nothing before the person acts.
+const TOKEN_HASH_COOKIE: &str = "invitation";
 /// Session key: what the last accepted invitation gave, for the "you joined" page.
 const ACCEPTED_KEY: &str = "invitation_accepted";
 
@@ -37,13 +37,9 @@ struct Accepted {
     kept_existing: bool,
 }
 
-/// The hash of the invitation token this session opened, if any.
-async fn token_hash(session: &Session) -> Result<Option<crate::crypto::tokens::TokenHash>> {
-    Ok(session
-        .get::<String>(TOKEN_HASH_KEY)
-        .await
-        .map_err(session_error)?
-        .map(crate::crypto::tokens::TokenHash::from_hex))
+/// The hash of the invitation token this browser opened, if any.
+fn token_hash() -> Option<crate::crypto::tokens::TokenHash> {
+    signed_cookies::get(TOKEN_HASH_COOKIE).map(crate::crypto::tokens::TokenHash::from_hex)
 }
 
 /// Why there is nothing to accept.

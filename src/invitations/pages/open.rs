@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{Gone, TOKEN_HASH_KEY, gone_page, session_error, token_hash, unusable};
+use super::{Gone, TOKEN_HASH_COOKIE, gone_page, token_hash, unusable};
 use crate::accounts::{self, User};
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
@@ -19,6 +19,7 @@ use crate::oauth::authorize::see_other;
 use crate::orgs::Organization;
 use crate::routes;
 use crate::web::page::{ASSET_VERSION, render};
+use crate::web::signed_cookies;
 
 /// Longest token accepted in the link (ours are 43 characters).
 const MAX_TOKEN_LEN: usize = 256;
@@ -90,7 +91,7 @@ fn login_url() -> String {
     format!("{}?next={next}", routes::LOGIN)
 }
 
-/// `GET /invitation?token=…` keeps the token's hash in the session and redirects (303) to
+/// `GET /invitation?token=…` keeps the token's hash in a signed cookie and redirects (303) to
 /// `/invitation`; `GET /invitation` shows the page for that invitation.
 pub async fn invitation_page(
     State(state): State<AppState>,
@@ -103,10 +104,7 @@ pub async fn invitation_page(
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Ok(gone_page(Gone::Unknown));
         }
-        session
-            .insert(TOKEN_HASH_KEY, TokenHash::of(&token).into_inner())
-            .await
-            .map_err(session_error)?;
+        signed_cookies::set(TOKEN_HASH_COOKIE, TokenHash::of(&token).as_str(), None)?;
         return Ok(see_other(routes::INVITATION));
     }
     show(&state, &session).await
@@ -115,9 +113,8 @@ pub async fn invitation_page(
 /// The invitation, its organization and its summary, or why there is none to accept.
 pub(super) async fn load(
     state: &AppState,
-    session: &Session,
 ) -> Result<std::result::Result<(Invitation, Organization, Summary), Gone>> {
-    let Some(hash) = token_hash(session).await? else {
+    let Some(hash) = token_hash() else {
         return Ok(Err(Gone::NoLink));
     };
     let pool = &state.db.pool;
@@ -162,7 +159,7 @@ pub(super) fn is_invitee(user: &User, inv: &Invitation) -> bool {
 
 /// Renders the page that fits the visitor.
 pub(super) async fn show(state: &AppState, session: &Session) -> Result<Response> {
-    let (inv, _org, s) = match load(state, session).await? {
+    let (inv, _org, s) = match load(state).await? {
         Ok(found) => found,
         Err(why) => return Ok(gone_page(why)),
     };
