@@ -45,13 +45,22 @@ tokio::task_local! {
     static JAR: Arc<Jar>;
 }
 
+/// A cookie set or removed during the request.
+struct Outgoing {
+    /// The full cookie name (with its prefix).
+    cookie: String,
+    /// The value to sign and set; `None` removes the cookie.
+    value: Option<String>,
+    /// `Max-Age` in seconds; `None`: until the browser closes.
+    max_age: Option<i64>,
+}
+
 /// One request's signed cookies: what arrived, and what the response must set.
 struct Jar {
     key: [u8; 32],
     https: bool,
     incoming: HashMap<String, String>,
-    /// Values set (`Some`) or removed (`None`) during the request, by cookie name.
-    outgoing: Mutex<Vec<(String, Option<String>, Option<i64>)>>,
+    outgoing: Mutex<Vec<Outgoing>>,
 }
 
 impl Jar {
@@ -60,7 +69,7 @@ impl Jar {
         format!("{prefix}{name}")
     }
 
-    fn outgoing(&self) -> MutexGuard<'_, Vec<(String, Option<String>, Option<i64>)>> {
+    fn outgoing(&self) -> MutexGuard<'_, Vec<Outgoing>> {
         // A poisoned lock only means another holder panicked; the list itself stays usable.
         self.outgoing.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -77,8 +86,8 @@ impl Jar {
     /// The verified value of cookie `name` as the handler should see it now.
     fn get(&self, name: &str) -> Option<String> {
         let cookie = self.cookie_name(name);
-        if let Some((_, value, _)) = self.outgoing().iter().rev().find(|(n, ..)| *n == cookie) {
-            return value.clone();
+        if let Some(set) = self.outgoing().iter().rev().find(|o| o.cookie == cookie) {
+            return set.value.clone();
         }
         let raw = self.incoming.get(&cookie)?;
         let (value, mac) = raw.split_once('.')?;
@@ -90,7 +99,12 @@ impl Jar {
 
     fn set_cookie_headers(&self, headers: &mut HeaderMap) {
         let secure = if self.https { "; Secure" } else { "" };
-        for (cookie, value, max_age) in self.outgoing().iter() {
+        for Outgoing {
+            cookie,
+            value,
+            max_age,
+        } in self.outgoing().iter()
+        {
             let header = match value {
                 Some(value) => {
                     let Some(mac) = self.mac(cookie, value) else {
@@ -171,7 +185,11 @@ pub fn remove(name: &str) -> Result<()> {
 fn with_outgoing(name: &str, value: Option<String>, max_age: Option<i64>) -> Result<()> {
     JAR.try_with(|jar| {
         let cookie = jar.cookie_name(name);
-        jar.outgoing().push((cookie, value, max_age));
+        jar.outgoing().push(Outgoing {
+            cookie,
+            value,
+            max_age,
+        });
     })
     .map_err(|_| {
         AppError::Internal(anyhow::anyhow!(
@@ -181,6 +199,7 @@ fn with_outgoing(name: &str, value: Option<String>, max_age: Option<i64>) -> Res
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -229,8 +248,11 @@ mod tests {
     #[test]
     fn values_set_in_the_request_are_seen_and_written() {
         let j = jar(&[]);
-        j.outgoing()
-            .push(("latchkey_csrf".into(), Some("xyz".into()), None));
+        j.outgoing().push(Outgoing {
+            cookie: "latchkey_csrf".into(),
+            value: Some("xyz".into()),
+            max_age: None,
+        });
         assert_eq!(j.get("csrf").as_deref(), Some("xyz"));
         let mut headers = HeaderMap::new();
         j.set_cookie_headers(&mut headers);
