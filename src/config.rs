@@ -872,7 +872,10 @@ mod tests {
         std::fs::write(&file, "garbage").unwrap();
         let e = err(KEK_FILE_VAR, &path);
         assert!(e.reason.contains("32 bytes"), "{e}");
-        let e = err(KEK_FILE_VAR, &dir.path().join("missing").display().to_string());
+        let e = err(
+            KEK_FILE_VAR,
+            &dir.path().join("missing").display().to_string(),
+        );
         assert!(e.reason.contains("cannot read"), "{e}");
         let both = with(&[(KEK_VAR, text.as_str()), (KEK_FILE_VAR, path.as_str())]).unwrap_err();
         assert_eq!(both.var, KEK_FILE_VAR);
@@ -883,7 +886,10 @@ mod tests {
     #[test]
     fn sqlite_path() {
         let path = |url: &str| ok("LATCHKEY_DATABASE_URL", url).database_url.sqlite_path();
-        assert_eq!(path("sqlite://latchkey.db"), Some(PathBuf::from("latchkey.db")));
+        assert_eq!(
+            path("sqlite://latchkey.db"),
+            Some(PathBuf::from("latchkey.db"))
+        );
         assert_eq!(
             path("sqlite:///var/lib/l.db?mode=rwc"),
             Some(PathBuf::from("/var/lib/l.db"))

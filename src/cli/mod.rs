@@ -14,8 +14,8 @@ use crate::clock::Clock;
 use crate::config::{Config, SigningAlg};
 use crate::crypto::kek::KeyEncryptionKey;
 use crate::crypto::kek_file::{self, KekSource, ResolvedKek};
-use crate::crypto::{key_seal, key_store};
 use crate::crypto::password::{Password, PasswordHasher};
+use crate::crypto::{key_seal, key_store};
 use crate::db::Database;
 use crate::error::{AppError, Result};
 use crate::orgs::roles::Role;
@@ -151,7 +151,11 @@ pub enum KeysCommand {
     /// every server with the new key. Prints `{"rewrapped": N}`.
     Rewrap {
         /// File holding the new key: base64 of 32 bytes (e.g. `openssl rand -base64 32`).
-        #[arg(long, required_unless_present = "new_key_stdin", conflicts_with = "new_key_stdin")]
+        #[arg(
+            long,
+            required_unless_present = "new_key_stdin",
+            conflicts_with = "new_key_stdin"
+        )]
         new_key_file: Option<PathBuf>,
         /// Read the new key (base64 of 32 bytes, one line) from standard input.
         #[arg(long)]
@@ -324,7 +328,10 @@ async fn rewrap(db: &Database, current: &ResolvedKek, file: Option<PathBuf>) -> 
     let (text, origin) = match &file {
         Some(path) => (
             std::fs::read_to_string(path).map_err(|e| {
-                AppError::invalid(format!("cannot read --new-key-file {}: {e}", path.display()))
+                AppError::invalid(format!(
+                    "cannot read --new-key-file {}: {e}",
+                    path.display()
+                ))
             })?,
             "--new-key-file",
         ),

@@ -80,7 +80,8 @@ impl KeyEncryptionKey {
     /// Parses the configured text form: base64 of exactly 32 bytes, standard or URL-safe alphabet,
     /// padding optional, surrounding whitespace ignored. The error never echoes the text.
     pub fn from_base64(text: &str) -> Result<KeyEncryptionKey, String> {
-        const EXPECTED: &str = "expected base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)";
+        const EXPECTED: &str =
+            "expected base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)";
         let normalized: String = text
             .trim()
             .trim_end_matches('=')
@@ -185,12 +186,22 @@ mod tests {
         let standard = STANDARD.encode(bytes);
         let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         assert!(standard.contains('+') || standard.contains('/'));
-        for text in [standard.clone(), url, format!("{standard}\n"), standard.replace('=', "")] {
+        for text in [
+            standard.clone(),
+            url,
+            format!("{standard}\n"),
+            standard.replace('=', ""),
+        ] {
             let kek = KeyEncryptionKey::from_base64(&text).unwrap();
             assert_eq!(kek.bytes(), &bytes);
         }
         assert_eq!(KeyEncryptionKey::from_bytes(bytes).to_base64(), standard);
-        for bad in ["", "not base64!", &STANDARD.encode([1u8; 31]), &STANDARD.encode([1u8; 33])] {
+        for bad in [
+            "",
+            "not base64!",
+            &STANDARD.encode([1u8; 31]),
+            &STANDARD.encode([1u8; 33]),
+        ] {
             let e = KeyEncryptionKey::from_base64(bad).unwrap_err();
             assert!(e.contains("32 bytes"), "{e}");
         }
@@ -207,13 +218,20 @@ mod tests {
         assert_eq!(kek.open("p", b"kid-1", &a).unwrap(), b"secret");
         assert!(kek.open("p", b"kid-2", &a).is_err(), "another row");
         assert!(kek.open("q", b"kid-1", &a).is_err(), "another purpose");
-        assert!(KeyEncryptionKey::ephemeral().open("p", b"kid-1", &a).is_err());
+        assert!(
+            KeyEncryptionKey::ephemeral()
+                .open("p", b"kid-1", &a)
+                .is_err()
+        );
         let mut tampered = a.clone().into_bytes();
         let last = tampered.len() - 3;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
         assert!(kek.open("p", b"kid-1", &tampered).is_err());
         assert!(kek.open("p", b"kid-1", "v1:AAAA").is_err());
-        assert!(kek.open("p", b"kid-1", "-----BEGIN PRIVATE KEY-----").is_err());
+        assert!(
+            kek.open("p", b"kid-1", "-----BEGIN PRIVATE KEY-----")
+                .is_err()
+        );
     }
 }

@@ -155,7 +155,10 @@ fn write_temp(path: &Path, key: &KeyEncryptionKey) -> std::io::Result<PathBuf> {
     rand::Rng::fill(&mut rand::thread_rng(), &mut suffix[..]);
     let name = format!(
         ".{KEY_FILE_NAME}.{}.tmp",
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     let tmp = path.with_file_name(name);
     let mut file = std::fs::OpenOptions::new()
@@ -247,7 +250,10 @@ mod tests {
 
     #[test]
     fn relative_database_puts_the_key_file_in_the_working_directory() {
-        assert_eq!(key_file_beside(Path::new("l.db")), PathBuf::from(KEY_FILE_NAME));
+        assert_eq!(
+            key_file_beside(Path::new("l.db")),
+            PathBuf::from(KEY_FILE_NAME)
+        );
         assert_eq!(
             key_file_beside(Path::new("/var/lib/x/l.db")),
             PathBuf::from("/var/lib/x/latchkey.kek")

@@ -80,14 +80,13 @@ async fn replace<'c>(
     old: &str,
     new: &str,
 ) -> Result<usize, sqlx::Error> {
-    let done = sqlx::query(
-        "update signing_keys set private_key = $1 where kid = $2 and private_key = $3",
-    )
-    .bind(new)
-    .bind(kid)
-    .bind(old)
-    .execute(ex)
-    .await?;
+    let done =
+        sqlx::query("update signing_keys set private_key = $1 where kid = $2 and private_key = $3")
+            .bind(new)
+            .bind(kid)
+            .bind(old)
+            .execute(ex)
+            .await?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(0))
 }
 
@@ -97,7 +96,11 @@ async fn replace<'c>(
 ///
 /// Processes still running with `old` keep signing with the keys they hold in memory, but cannot
 /// load keys created from now on and refuse to create any: restart them with `new` right after.
-pub async fn rewrap(db: &Database, old: &KeyEncryptionKey, new: &KeyEncryptionKey) -> Result<usize> {
+pub async fn rewrap(
+    db: &Database,
+    old: &KeyEncryptionKey,
+    new: &KeyEncryptionKey,
+) -> Result<usize> {
     let mut tx = db.begin().await?;
     if db.backend == Backend::Postgres {
         // Reads go on; key inserts and rotations from other processes wait for this transaction, so

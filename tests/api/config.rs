@@ -42,7 +42,10 @@ async fn every_variable_is_validated() {
         ("LATCHKEY_SIGNUP", "closed"),
         ("LATCHKEY_LOG_FORMAT", "xml"),
         ("LATCHKEY_KEY_ENCRYPTION_KEY", "c2hvcnQ="),
-        ("LATCHKEY_KEY_ENCRYPTION_KEY_FILE", "/nonexistent/latchkey.kek"),
+        (
+            "LATCHKEY_KEY_ENCRYPTION_KEY_FILE",
+            "/nonexistent/latchkey.kek",
+        ),
     ];
     for (var, value) in cases {
         refused_with(var, value).await;
@@ -75,7 +78,10 @@ async fn a_bad_key_encryption_key_exits_2_and_is_not_echoed() {
     // Both variables at once: refused, naming them.
     let file = dir.path().join("kek");
     std::fs::write(&file, crate::helpers::new_kek()).unwrap();
-    env.insert("LATCHKEY_KEY_ENCRYPTION_KEY".to_owned(), crate::helpers::new_kek());
+    env.insert(
+        "LATCHKEY_KEY_ENCRYPTION_KEY".to_owned(),
+        crate::helpers::new_kek(),
+    );
     env.insert(
         "LATCHKEY_KEY_ENCRYPTION_KEY_FILE".to_owned(),
         file.display().to_string(),
