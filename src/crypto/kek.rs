@@ -168,6 +168,7 @@ impl fmt::Debug for KeyEncryptionKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
