@@ -24,9 +24,9 @@ use crate::clients::registry::ClientRegistry;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::kek::KeyEncryptionKey;
-use crate::crypto::key_store;
 use crate::crypto::keyring::Keyring;
 use crate::crypto::password::PasswordHasher;
+use crate::crypto::{kek_file, key_seal, key_store};
 use crate::db::Database;
 use crate::login::session::{self, IDLE_TIMEOUT};
 use crate::login::session_store::DbSessionStore;
@@ -71,9 +71,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state, loading the signing keys.
-    pub async fn new(config: Arc<Config>, db: Database, clock: Clock) -> anyhow::Result<AppState> {
-        let keyring = Keyring::load(&db).await?;
+    /// Builds the state, loading the signing keys (opened with `kek`).
+    pub async fn new(
+        config: Arc<Config>,
+        db: Database,
+        clock: Clock,
+        kek: Arc<KeyEncryptionKey>,
+    ) -> anyhow::Result<AppState> {
+        let keyring = Keyring::load(&db, Arc::clone(&kek)).await?;
         Ok(AppState {
             discovery: Discovery::new(&config),
             clients: ClientRegistry::new(db.clone()),
@@ -83,8 +88,7 @@ impl AppState {
             hasher: PasswordHasher::default(),
             keyring,
             mailer: Mailer::default(),
-            // Until the key-encryption key is read from the configuration, a per-process key.
-            kek: Arc::new(KeyEncryptionKey::ephemeral()),
+            kek,
         })
     }
 }
@@ -229,13 +233,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Prepares signing keys and binds the listen address (`:0` picks a free port).
+    /// Resolves the key-encryption key, prepares the signing keys (refusing a KEK that does not open
+    /// them, sealing any stored in plaintext) and binds the listen address (`:0` picks a free port).
+    /// A [`kek_file::KekError`] comes back as such inside the `anyhow::Error` (the binary exits 2).
     pub async fn bind(config: Arc<Config>, db: Database, clock: Clock) -> anyhow::Result<Server> {
-        key_store::ensure_active_keys(&db, &config, &clock).await?;
+        let kek = Arc::new(kek_file::resolve(&config)?.key);
+        key_seal::unlock(&db, &kek).await?;
+        key_store::ensure_active_keys(&db, &config, &clock, &kek).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-        let state = AppState::new(config, db, clock).await?;
+        let state = AppState::new(config, db, clock, kek).await?;
         let deliverer = crate::mail::delivery::Deliverer::from_state(&state)?;
         let hasher = state.hasher.clone();
         tokio::task::spawn_blocking(move || hasher.warm_up());
@@ -245,6 +253,11 @@ impl Server {
             state,
             deliverer,
         })
+    }
+
+    /// The key-encryption key this server resolved (tests seal and rotate with it).
+    pub fn kek(&self) -> Arc<KeyEncryptionKey> {
+        Arc::clone(&self.state.kek)
     }
 
     /// The address actually bound.

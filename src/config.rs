@@ -15,6 +15,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
+
+use crate::crypto::kek::KeyEncryptionKey;
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
@@ -89,6 +91,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether a sign-in from a browser the account has not used before is mailed to its owner.
     pub new_device_alerts: bool,
+    /// The key-encryption key from `LATCHKEY_KEY_ENCRYPTION_KEY` or `LATCHKEY_KEY_ENCRYPTION_KEY_FILE`;
+    /// `None` when neither is set (see `crypto::kek_file::resolve` for the fallback). Redacted in
+    /// `Debug`.
+    pub key_encryption_key: Option<KeyEncryptionKey>,
 }
 
 /// A configuration variable with an unusable value. `Display` is a single
@@ -205,6 +211,17 @@ impl DatabaseUrl {
     pub fn is_sqlite(&self) -> bool {
         self.0.starts_with("sqlite:")
     }
+
+    /// The file of a SQLite database (`sqlite://PATH[?options]`); `None` for PostgreSQL and for
+    /// in-memory SQLite (`sqlite::memory:`, `:memory:` or `mode=memory`).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.0.strip_prefix("sqlite://")?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let in_memory = path.is_empty()
+            || path.contains(":memory:")
+            || query.split('&').any(|p| p == "mode=memory");
+        (!in_memory).then(|| PathBuf::from(path))
+    }
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -305,6 +322,7 @@ impl Config {
                 DEFAULT_NEW_DEVICE_ALERTS,
                 parse_on_off,
             )?,
+            key_encryption_key: key_encryption_key(&env)?,
         })
     }
 
@@ -339,6 +357,47 @@ impl Env<'_> {
             value: redact(&value),
             reason,
         })
+    }
+}
+
+// --- Key-encryption key (secrets at rest) ---
+// `LATCHKEY_KEY_ENCRYPTION_KEY` holds the key itself, `LATCHKEY_KEY_ENCRYPTION_KEY_FILE` a file holding
+// it (for secret mounts). The value is never echoed in an error: only the variable, and the path for
+// the file variant.
+
+/// Variable holding the key-encryption key: base64 of 32 bytes.
+pub const KEK_VAR: &str = "LATCHKEY_KEY_ENCRYPTION_KEY";
+/// Variable naming a file that holds the key-encryption key.
+pub const KEK_FILE_VAR: &str = "LATCHKEY_KEY_ENCRYPTION_KEY_FILE";
+
+/// Reads the key-encryption key from [`KEK_VAR`] or [`KEK_FILE_VAR`] (not both).
+fn key_encryption_key(env: &Env<'_>) -> Result<Option<KeyEncryptionKey>, ConfigError> {
+    match (env.raw(KEK_VAR), env.raw(KEK_FILE_VAR)) {
+        (None, None) => Ok(None),
+        (Some(_), Some(path)) => Err(ConfigError {
+            var: KEK_FILE_VAR,
+            value: path,
+            reason: format!("set either {KEK_VAR} or {KEK_FILE_VAR}, not both"),
+        }),
+        (Some(text), None) => KeyEncryptionKey::from_base64(&text)
+            .map(Some)
+            .map_err(|reason| ConfigError {
+                var: KEK_VAR,
+                value: "***".to_owned(),
+                reason,
+            }),
+        (None, Some(path)) => {
+            let fail = |reason: String| ConfigError {
+                var: KEK_FILE_VAR,
+                value: path.clone(),
+                reason,
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| fail(format!("cannot read the file: {e}")))?;
+            KeyEncryptionKey::from_base64(&text)
+                .map(Some)
+                .map_err(|reason| fail(format!("the file's content: {reason}")))
+        }
     }
 }
 
@@ -782,6 +841,62 @@ mod tests {
         assert!(dbg.contains("postgres://u:***@h/db"), "{dbg}");
         assert_eq!(c.database_url.to_string(), "postgres://u:***@h/db");
         assert_eq!(c.database_url.expose(), "postgres://u:secretpw@h/db");
+    }
+
+    #[test]
+    fn key_encryption_key() {
+        use base64::Engine;
+        let bytes = [42u8; 32];
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert!(with(&[]).unwrap().key_encryption_key.is_none());
+        let c = ok(KEK_VAR, &text);
+        assert_eq!(c.key_encryption_key.as_ref().unwrap().bytes(), &bytes);
+        assert!(!format!("{c:?}").contains(&text), "redacted in Debug");
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfbu8; 32]);
+        assert_eq!(
+            ok(KEK_VAR, &url_safe).key_encryption_key.unwrap().bytes(),
+            &[0xfbu8; 32]
+        );
+        let short = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
+        let e = err(KEK_VAR, &short);
+        assert!(!e.to_string().contains(&short), "never echoed: {e}");
+        assert!(e.reason.contains("32 bytes"));
+        err(KEK_VAR, "not base64 at all!");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kek");
+        std::fs::write(&file, format!("{text}\n")).unwrap();
+        let path = file.display().to_string();
+        let c = ok(KEK_FILE_VAR, &path);
+        assert_eq!(c.key_encryption_key.unwrap().bytes(), &bytes);
+        std::fs::write(&file, "garbage").unwrap();
+        let e = err(KEK_FILE_VAR, &path);
+        assert!(e.reason.contains("32 bytes"), "{e}");
+        let e = err(
+            KEK_FILE_VAR,
+            &dir.path().join("missing").display().to_string(),
+        );
+        assert!(e.reason.contains("cannot read"), "{e}");
+        let both = with(&[(KEK_VAR, text.as_str()), (KEK_FILE_VAR, path.as_str())]).unwrap_err();
+        assert_eq!(both.var, KEK_FILE_VAR);
+        assert!(both.to_string().contains("not both"), "{both}");
+        assert!(!both.to_string().contains(&text));
+    }
+
+    #[test]
+    fn sqlite_path() {
+        let path = |url: &str| ok("LATCHKEY_DATABASE_URL", url).database_url.sqlite_path();
+        assert_eq!(
+            path("sqlite://latchkey.db"),
+            Some(PathBuf::from("latchkey.db"))
+        );
+        assert_eq!(
+            path("sqlite:///var/lib/l.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/l.db"))
+        );
+        assert_eq!(path("sqlite::memory:"), None);
+        assert_eq!(path("sqlite://x.db?mode=memory"), None);
+        assert_eq!(path("postgres://u:p@h/db"), None);
     }
 
     #[test]

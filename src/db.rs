@@ -12,6 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor};
 
 use crate::config::DatabaseUrl;
+use crate::crypto::kek_file::{PRIVATE_FILE_MODE, tighten};
 
 /// The connection pool every store function runs on.
 pub type Pool = AnyPool;
@@ -100,6 +101,10 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Database, sqlx::Error> {
     } else {
         Backend::Postgres
     };
+    let sqlite_file = url.sqlite_path();
+    if let Some(path) = &sqlite_file {
+        create_private(path).map_err(sqlx::Error::Io)?;
+    }
     let raw = url.expose();
     let options = match backend {
         // `mode=rwc` creates the file on first use.
@@ -130,12 +135,44 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Database, sqlx::Error> {
                 .await?
         }
     };
+    if let Some(path) = &sqlite_file {
+        // The pool's first connection switched the file to WAL, creating the side files.
+        for suffix in SQLITE_SIDE_FILES {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            tighten(std::path::Path::new(&side));
+        }
+    }
     let write_gate = (backend == Backend::Sqlite).then(Default::default);
     Ok(Database {
         pool,
         backend,
         write_gate,
     })
+}
+
+/// Files SQLite keeps beside the database in WAL mode; they hold recent pages, so the same secrets.
+const SQLITE_SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+/// Creates the SQLite file with mode 0600 before sqlx opens it, whatever the umask (SQLite gives its
+/// `-wal` and `-shm` files the mode of the database file), or narrows an existing file that others
+/// can read: the database holds password hashes, sessions and audit data (OWASP ASVS V8.1 / V14).
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            tighten(path);
+            Ok(())
+        }
+        // A missing directory and the like: let SQLite report it as it always did.
+        Err(_) => Ok(()),
+    }
 }
 
 /// Per-connection SQLite settings (WAL itself is persistent in the file, setting it again is a no-op).

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use latchkey::cli::{self, Cli};
 use latchkey::config::Config;
+use latchkey::crypto::kek_file::KekError;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,6 +30,11 @@ async fn main() -> ExitCode {
     latchkey::telemetry::init(config.log_format);
     match cli::run(cli, config).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<KekError>().is_some() => {
+            // A missing or wrong key-encryption key is a configuration error: same exit status.
+            eprintln!("latchkey: {err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             // One line for the operator; internal details only as far as the error chain goes.
             eprintln!("latchkey: {err}");

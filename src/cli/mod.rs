@@ -4,6 +4,7 @@
 //! stderr. Bad input exits non-zero with one line on stderr and writes nothing.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -11,8 +12,10 @@ use serde_json::json;
 use crate::audit::Actor;
 use crate::clock::Clock;
 use crate::config::{Config, SigningAlg};
-use crate::crypto::key_store;
+use crate::crypto::kek::KeyEncryptionKey;
+use crate::crypto::kek_file::{self, KekSource, ResolvedKek};
 use crate::crypto::password::{Password, PasswordHasher};
+use crate::crypto::{key_seal, key_store};
 use crate::db::Database;
 use crate::error::{AppError, Result};
 use crate::orgs::roles::Role;
@@ -144,12 +147,35 @@ pub enum KeysCommand {
         #[arg(long)]
         alg: Option<SigningAlg>,
     },
+    /// Re-seal every signing key under a new key-encryption key, in one transaction; then restart
+    /// every server with the new key. Prints `{"rewrapped": N}`.
+    Rewrap {
+        /// File holding the new key: base64 of 32 bytes (e.g. `openssl rand -base64 32`).
+        #[arg(
+            long,
+            required_unless_present = "new_key_stdin",
+            conflicts_with = "new_key_stdin"
+        )]
+        new_key_file: Option<PathBuf>,
+        /// Read the new key (base64 of 32 bytes, one line) from standard input.
+        #[arg(long)]
+        new_key_stdin: bool,
+    },
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let config = std::sync::Arc::new(config);
     let clock = Clock::system();
+    let needs_kek = match &cli.command {
+        Command::Serve | Command::Keys(_) => true,
+        Command::Client(ClientCommand::Create(args)) => args.id_token_alg.is_some(),
+        Command::Migrate | Command::User(_) | Command::Org(_) => false,
+    };
+    if needs_kek {
+        // Refuse a missing key before touching the database (PostgreSQL has no default key).
+        kek_file::resolve(&config)?;
+    }
     let db = Database::open(&config.database_url).await?;
     match cli.command {
         Command::Serve => app::serve(config, db, clock).await,
@@ -159,9 +185,27 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::User(cmd) => Ok(user(cmd, &db, &clock).await?),
         Command::Org(cmd) => Ok(org(cmd, &db, &clock).await?),
-        Command::Client(ClientCommand::Create(args)) => Ok(client_create(args, &db, &clock).await?),
-        Command::Keys(cmd) => Ok(keys(cmd, &db, &config, &clock).await?),
+        Command::Client(ClientCommand::Create(args)) => {
+            // Only a client with its own ID-token algorithm may need a new signing key.
+            let kek = match args.id_token_alg {
+                Some(_) => Some(unlock_keys(&config, &db).await?.key),
+                None => None,
+            };
+            Ok(client_create(args, &db, &clock, kek.as_ref()).await?)
+        }
+        Command::Keys(cmd) => {
+            let kek = unlock_keys(&config, &db).await?;
+            Ok(keys(cmd, &db, &config, &clock, &kek).await?)
+        }
     }
+}
+
+/// The key-encryption key for a command that touches signing keys, checked against the database
+/// (and legacy plaintext keys sealed), exactly as `serve` does at start.
+async fn unlock_keys(config: &Config, db: &Database) -> anyhow::Result<ResolvedKek> {
+    let kek = kek_file::resolve(config)?;
+    key_seal::unlock(db, &kek.key).await?;
+    Ok(kek)
 }
 
 fn print(value: serde_json::Value) {
@@ -214,7 +258,12 @@ async fn org(cmd: OrgCommand, db: &Database, clock: &Clock) -> Result<()> {
     Ok(())
 }
 
-async fn client_create(args: CreateClientArgs, db: &Database, clock: &Clock) -> Result<()> {
+async fn client_create(
+    args: CreateClientArgs,
+    db: &Database,
+    clock: &Clock,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<()> {
     let new = clients::NewClient {
         name: args.name,
         redirect_uris: args.redirect_uris,
@@ -228,9 +277,9 @@ async fn client_create(args: CreateClientArgs, db: &Database, clock: &Clock) -> 
     };
     let id_token_alg = new.id_token_alg;
     let (client, secret) = clients::create(db, clock, new).await?;
-    if let Some(alg) = id_token_alg {
+    if let (Some(alg), Some(kek)) = (id_token_alg, kek) {
         // Running servers pick the key up with their next keyring refresh (within a second).
-        key_store::ensure_active_key(db, clock, alg).await?;
+        key_store::ensure_active_key(db, clock, kek, alg).await?;
     }
     match secret {
         Some(secret) => print(json!({"client_id": client.id, "client_secret": secret.expose()})),
@@ -239,8 +288,21 @@ async fn client_create(args: CreateClientArgs, db: &Database, clock: &Clock) -> 
     Ok(())
 }
 
-async fn keys(cmd: KeysCommand, db: &Database, config: &Config, clock: &Clock) -> Result<()> {
-    key_store::ensure_active_keys(db, config, clock).await?;
+async fn keys(
+    cmd: KeysCommand,
+    db: &Database,
+    config: &Config,
+    clock: &Clock,
+    kek: &ResolvedKek,
+) -> Result<()> {
+    if let KeysCommand::Rewrap {
+        new_key_file,
+        new_key_stdin: _,
+    } = cmd
+    {
+        return rewrap(db, kek, new_key_file).await;
+    }
+    key_store::ensure_active_keys(db, config, clock, &kek.key).await?;
     match cmd {
         KeysCommand::List => {
             let keys = key_store::list(&db.pool).await?;
@@ -249,10 +311,57 @@ async fn keys(cmd: KeysCommand, db: &Database, config: &Config, clock: &Clock) -
         KeysCommand::Rotate { alg } => {
             let alg = alg.unwrap_or(config.access_token_alg);
             let key =
-                key_store::rotate_now(db, config, clock, alg, key_store::ROTATED_BY_CLI).await?;
+                key_store::rotate_now(db, config, clock, &kek.key, alg, key_store::ROTATED_BY_CLI)
+                    .await?;
             tracing::info!(kid = %key.kid, alg = alg.as_str(), "rotated signing key");
             print(json!({"kid": key.kid, "alg": key.alg}));
         }
+        KeysCommand::Rewrap { .. } => {}
+    }
+    Ok(())
+}
+
+/// `keys rewrap`: reads the new key (from `file`, or standard input), re-seals every signing key under
+/// it in one transaction, and, when the current key is the `latchkey.kek` file beside a SQLite
+/// database, replaces that file (after the commit) so the next start uses the new key.
+async fn rewrap(db: &Database, current: &ResolvedKek, file: Option<PathBuf>) -> Result<()> {
+    let (text, origin) = match &file {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| {
+                AppError::invalid(format!(
+                    "cannot read --new-key-file {}: {e}",
+                    path.display()
+                ))
+            })?,
+            "--new-key-file",
+        ),
+        None => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).map_err(|e| {
+                AppError::invalid(format!("cannot read the new key from standard input: {e}"))
+            })?;
+            (input, "standard input")
+        }
+    };
+    let new = KeyEncryptionKey::from_base64(&text)
+        .map_err(|reason| AppError::invalid(format!("the new key from {origin}: {reason}")))?;
+    let rewrapped = key_seal::rewrap(db, &current.key, &new).await?;
+    tracing::info!(
+        rewrapped,
+        "signing keys re-sealed under the new key-encryption key; restart every server with it"
+    );
+    match &current.source {
+        KekSource::DefaultFile(path) => {
+            kek_file::replace(path, &new).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "the keys are re-sealed under the new key, but {} could not be replaced ({e}): \
+                     set LATCHKEY_KEY_ENCRYPTION_KEY to the new key",
+                    path.display()
+                ))
+            })?;
+            print(json!({"rewrapped": rewrapped, "key_file": path.display().to_string()}));
+        }
+        KekSource::Configured | KekSource::Ephemeral => print(json!({"rewrapped": rewrapped})),
     }
     Ok(())
 }

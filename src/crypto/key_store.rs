@@ -10,6 +10,8 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::CryptoError;
+use super::kek::KeyEncryptionKey;
 use super::keys::{self, GeneratedKey};
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::clock::{self, Clock};
@@ -51,13 +53,42 @@ pub struct KeyInfo {
     pub public_jwk: String,
 }
 
+/// Purpose label of the sub-key that seals signing keys (see [`KeyEncryptionKey::seal`]).
+pub const SEAL_PURPOSE: &str = "signing-key";
+
 /// A key with its private material, for the signer.
 #[derive(Debug, Clone)]
 pub struct StoredKey {
     /// Public part and lifecycle.
     pub info: KeyInfo,
-    /// PKCS#8 PEM.
-    pub private_pem: String,
+    /// The PKCS#8 PEM sealed under the KEK with the kid as associated data (`v1:…`), as stored.
+    pub sealed_private_key: String,
+}
+
+impl StoredKey {
+    /// The PKCS#8 PEM, opened with `kek`; fails for another KEK or a value moved from another row.
+    pub fn private_pem(&self, kek: &KeyEncryptionKey) -> Result<String, CryptoError> {
+        open_private_key(kek, &self.info.kid, &self.sealed_private_key)
+    }
+}
+
+/// Seals a private PEM for row `kid` (the kid is the associated data, so rows cannot be swapped).
+pub fn seal_private_key(
+    kek: &KeyEncryptionKey,
+    kid: &str,
+    pem: &str,
+) -> Result<String, CryptoError> {
+    kek.seal(SEAL_PURPOSE, kid.as_bytes(), pem.as_bytes())
+}
+
+/// Opens what [`seal_private_key`] sealed for row `kid`.
+pub fn open_private_key(
+    kek: &KeyEncryptionKey,
+    kid: &str,
+    sealed: &str,
+) -> Result<String, CryptoError> {
+    let bytes = kek.open(SEAL_PURPOSE, kid.as_bytes(), sealed)?;
+    String::from_utf8(bytes).map_err(|_| CryptoError::InvalidKey("PEM is not UTF-8".to_owned()))
 }
 
 /// The algorithms that must always have an active key: RS256 and ES256, plus EdDSA when configured.
@@ -110,15 +141,17 @@ pub async fn load_all<'c>(ex: impl Exec<'c>) -> Result<Vec<StoredKey>, sqlx::Err
         .map(|row| {
             Ok(StoredKey {
                 info: info_from_row(row)?,
-                private_pem: row.try_get("private_key")?,
+                sealed_private_key: row.try_get("private_key")?,
             })
         })
         .collect()
 }
 
+/// Inserts a generated key whose private half the caller sealed ([`seal_for_insert`]).
 async fn insert<'c>(
     ex: impl Exec<'c>,
     key: &GeneratedKey,
+    sealed: &str,
     state: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
@@ -129,7 +162,7 @@ async fn insert<'c>(
     )
     .bind(&key.kid)
     .bind(key.alg.as_str())
-    .bind(&key.private_pem)
+    .bind(sealed)
     .bind(key.public_jwk.to_string())
     .bind(state)
     .bind(now)
@@ -171,23 +204,50 @@ pub async fn algs_in_use(db: &Database, config: &Config) -> Result<Vec<SigningAl
     Ok(algs)
 }
 
+/// Seals a new key's private half under `kek`, after checking that `kek` is the key the stored keys
+/// are sealed with: a process still running with the key a `keys rewrap` replaced must not add a key
+/// the others cannot open (it fails instead, and logs why, until restarted with the new key).
+async fn seal_for_insert(
+    db: &Database,
+    kek: &KeyEncryptionKey,
+    key: &GeneratedKey,
+) -> Result<String> {
+    if super::key_seal::kek_opens_stored(&db.pool, kek).await? == Some(false) {
+        return Err(AppError::Internal(
+            super::kek_file::KekError::WrongKey.into(),
+        ));
+    }
+    Ok(seal_private_key(kek, &key.kid, &key.private_pem)?)
+}
+
 /// Creates an active key for every algorithm in use that has none (first start). Safe to run from
 /// several processes at once.
-pub async fn ensure_active_keys(db: &Database, config: &Config, clock: &Clock) -> Result<()> {
+pub async fn ensure_active_keys(
+    db: &Database,
+    config: &Config,
+    clock: &Clock,
+    kek: &KeyEncryptionKey,
+) -> Result<()> {
     for alg in algs_in_use(db, config).await? {
-        ensure_active_key(db, clock, alg).await?;
+        ensure_active_key(db, clock, kek, alg).await?;
     }
     Ok(())
 }
 
 /// Creates an active key of `alg` unless one exists: the unique index lets one concurrent insert win
 /// and the others skip.
-pub async fn ensure_active_key(db: &Database, clock: &Clock, alg: SigningAlg) -> Result<()> {
+pub async fn ensure_active_key(
+    db: &Database,
+    clock: &Clock,
+    kek: &KeyEncryptionKey,
+    alg: SigningAlg,
+) -> Result<()> {
     if has_active(&db.pool, alg).await? {
         return Ok(());
     }
     let key = generate_blocking(alg).await?;
-    match insert(&db.pool, &key, "active", clock.now()).await {
+    let sealed = seal_for_insert(db, kek, &key).await?;
+    match insert(&db.pool, &key, &sealed, "active", clock.now()).await {
         Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
         Err(e) if db::is_unique_violation(&e) => {}
         Err(e) => return Err(e.into()),
@@ -203,13 +263,18 @@ pub async fn rotate_now(
     db: &Database,
     config: &Config,
     clock: &Clock,
+    kek: &KeyEncryptionKey,
     alg: SigningAlg,
     trigger: &'static str,
 ) -> Result<KeyInfo> {
     let next = next_key(&db.pool, alg).await?;
     let generated = match next {
         Some(_) => None,
-        None => Some(generate_blocking(alg).await?),
+        None => {
+            let key = generate_blocking(alg).await?;
+            let sealed = seal_for_insert(db, kek, &key).await?;
+            Some((key, sealed))
+        }
     };
     let now = clock.now();
     let mut tx = db.begin().await?;
@@ -231,8 +296,8 @@ pub async fn rotate_now(
                 .await?;
             kid
         }
-        (None, Some(key)) => {
-            insert(&mut *tx, &key, "active", now).await?;
+        (None, Some((key, sealed))) => {
+            insert(&mut *tx, &key, &sealed, "active", now).await?;
             key.kid
         }
         (None, None) => return Err(AppError::Internal(anyhow::anyhow!("no key to activate"))),
@@ -291,12 +356,17 @@ pub struct RotationReport {
 /// The scheduled rotation (run by a job under a lease): every `LATCHKEY_KEY_ROTATION`, per algorithm,
 /// a `next` key is published [`publish_lead`] ahead, then promoted while the old one retires; retired
 /// keys are deleted once past `retire_after`.
-pub async fn rotate_due(db: &Database, config: &Config, clock: &Clock) -> Result<RotationReport> {
+pub async fn rotate_due(
+    db: &Database,
+    config: &Config,
+    clock: &Clock,
+    kek: &KeyEncryptionKey,
+) -> Result<RotationReport> {
     let mut report = RotationReport::default();
     let period = clock::secs(config.key_rotation);
     let lead = publish_lead(config);
     for alg in algs_in_use(db, config).await? {
-        ensure_active_key(db, clock, alg).await?;
+        ensure_active_key(db, clock, kek, alg).await?;
         let activated_at: Option<i64> = sqlx::query_scalar(
             "select activated_at from signing_keys where alg = $1 and state = 'active'",
         )
@@ -312,12 +382,13 @@ pub async fn rotate_due(db: &Database, config: &Config, clock: &Clock) -> Result
         match next_key(&db.pool, alg).await? {
             None if now >= due - lead => {
                 let key = generate_blocking(alg).await?;
-                insert(&db.pool, &key, "next", now).await?;
+                let sealed = seal_for_insert(db, kek, &key).await?;
+                insert(&db.pool, &key, &sealed, "next", now).await?;
                 tracing::info!(kid = %key.kid, alg = alg.as_str(), "published next signing key");
                 report.published.push(key.kid);
             }
             Some((_, published_at)) if now >= due && now >= published_at + lead => {
-                let key = rotate_now(db, config, clock, alg, ROTATED_BY_SCHEDULE).await?;
+                let key = rotate_now(db, config, clock, kek, alg, ROTATED_BY_SCHEDULE).await?;
                 tracing::info!(kid = %key.kid, alg = alg.as_str(), "rotated signing key");
                 report.activated.push(key.kid);
             }

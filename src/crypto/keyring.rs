@@ -35,6 +35,7 @@ use serde_json::{Map, Value, json};
 use sqlx::Row;
 
 use super::CryptoError;
+use super::kek::KeyEncryptionKey;
 use super::key_store::{self, StoredKey};
 use super::keys::{self, LoadedKey};
 use super::tokens::sha256_b64url;
@@ -122,6 +123,8 @@ struct Snapshot {
 
 struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Opens the sealed private keys on every (re)load.
+    kek: Arc<KeyEncryptionKey>,
     /// Serializes refreshes so an older read never replaces a newer one.
     refresh: tokio::sync::Mutex<()>,
 }
@@ -131,11 +134,12 @@ struct Inner {
 pub struct Keyring(Arc<Inner>);
 
 impl Keyring {
-    /// Reads every key from the database. A key that cannot be loaded is logged and skipped; it is an
-    /// error only when no key at all can be used.
-    pub async fn load(db: &Database) -> Result<Keyring, AppError> {
-        let snapshot = snapshot_from_db(db).await?;
-        Ok(Keyring::with_snapshot(snapshot, 1))
+    /// Reads every key from the database, opening the private halves with `kek`. A key that cannot
+    /// be loaded (not sealed, sealed under another KEK, damaged) is logged and skipped; it is an error
+    /// only when no key at all can be used.
+    pub async fn load(db: &Database, kek: Arc<KeyEncryptionKey>) -> Result<Keyring, AppError> {
+        let snapshot = snapshot_from_db(db, &kek).await?;
+        Ok(Keyring::with_snapshot(snapshot, 1, kek))
     }
 
     /// A keyring over in-memory keys, built like [`Keyring::load`] builds one (for tests).
@@ -145,15 +149,17 @@ impl Keyring {
             .map(|(state, key)| (key.kid.clone(), state.as_str().to_owned()))
             .collect();
         fingerprint.sort();
-        Keyring::with_snapshot(build(keys, fingerprint), 1)
+        let kek = Arc::new(KeyEncryptionKey::ephemeral());
+        Keyring::with_snapshot(build(keys, fingerprint), 1, kek)
     }
 
-    fn with_snapshot(snapshot: Snapshot, version: u64) -> Keyring {
+    fn with_snapshot(snapshot: Snapshot, version: u64, kek: Arc<KeyEncryptionKey>) -> Keyring {
         Keyring(Arc::new(Inner {
             snapshot: RwLock::new(Arc::new(Snapshot {
                 version,
                 ..snapshot
             })),
+            kek,
             refresh: tokio::sync::Mutex::new(()),
         }))
     }
@@ -217,7 +223,7 @@ impl Keyring {
         if fingerprint == self.current().fingerprint {
             return Ok(false);
         }
-        let snapshot = snapshot_from_db(db).await?;
+        let snapshot = snapshot_from_db(db, &self.0.kek).await?;
         let mut guard = self
             .0
             .snapshot
@@ -266,7 +272,8 @@ impl Keyring {
 impl Default for Keyring {
     /// An empty keyring (version 0, `{"keys":[]}`): signs and verifies nothing until replaced.
     fn default() -> Keyring {
-        Keyring::with_snapshot(build(Vec::new(), Vec::new()), 0)
+        let kek = Arc::new(KeyEncryptionKey::ephemeral());
+        Keyring::with_snapshot(build(Vec::new(), Vec::new()), 0, kek)
     }
 }
 
@@ -296,7 +303,7 @@ async fn read_fingerprint<'c>(ex: impl Exec<'c>) -> Result<Fingerprint, sqlx::Er
 }
 
 /// Loads every stored key, skipping (and logging) those that cannot be used.
-async fn snapshot_from_db(db: &Database) -> Result<Snapshot, AppError> {
+async fn snapshot_from_db(db: &Database, kek: &KeyEncryptionKey) -> Result<Snapshot, AppError> {
     let stored = key_store::load_all(&db.pool).await?;
     let mut fingerprint: Fingerprint = stored
         .iter()
@@ -304,7 +311,10 @@ async fn snapshot_from_db(db: &Database) -> Result<Snapshot, AppError> {
         .collect();
     fingerprint.sort();
     let total = stored.len();
-    let loaded: Vec<(KeyState, LoadedKey)> = stored.into_iter().filter_map(load_one).collect();
+    let loaded: Vec<(KeyState, LoadedKey)> = stored
+        .into_iter()
+        .filter_map(|key| load_one(key, kek))
+        .collect();
     if loaded.is_empty() {
         return Err(AppError::Internal(anyhow::anyhow!(
             "no usable signing key ({total} stored)"
@@ -313,7 +323,7 @@ async fn snapshot_from_db(db: &Database) -> Result<Snapshot, AppError> {
     Ok(build(loaded, fingerprint))
 }
 
-fn load_one(stored: StoredKey) -> Option<(KeyState, LoadedKey)> {
+fn load_one(stored: StoredKey, kek: &KeyEncryptionKey) -> Option<(KeyState, LoadedKey)> {
     let info = &stored.info;
     let Some(state) = KeyState::parse(&info.state) else {
         tracing::error!(kid = %info.kid, state = %info.state, "signing key has an unknown state; skipped");
@@ -321,7 +331,10 @@ fn load_one(stored: StoredKey) -> Option<(KeyState, LoadedKey)> {
     };
     let loaded = serde_json::from_str(&info.public_jwk)
         .map_err(|e| CryptoError::InvalidKey(format!("public JWK is not JSON: {e}")))
-        .and_then(|jwk| keys::load(&info.kid, info.alg, &stored.private_pem, jwk));
+        .and_then(|jwk| {
+            let pem = stored.private_pem(kek)?;
+            keys::load(&info.kid, info.alg, &pem, jwk)
+        });
     match loaded {
         Ok(key) => Some((state, key)),
         Err(err) => {

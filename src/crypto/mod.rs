@@ -18,8 +18,10 @@
 //!   ([RFC 7515] JWS, [RFC 7518] algorithms `RS256`, `ES256`, `EdDSA` per
 //!   [RFC 8037]), identifies them by their [RFC 7638] JWK thumbprint and
 //!   publishes only their public halves ([RFC 7517] JWK).
-//! * [`key_store`] keeps those keys in the database and decides which one is
-//!   active, so every process agrees.
+//! * [`key_store`] keeps those keys in the database, their private halves
+//!   sealed with AES-256-GCM under the key-encryption key ([`kek`], resolved at
+//!   start by [`kek_file`]), and decides which one is active, so every process
+//!   agrees.
 //!
 //! Errors are reported as [`CryptoError`], whose messages never contain
 //! secrets (passwords, tokens or private keys).
@@ -33,6 +35,8 @@
 //! [RFC 8037]: https://www.rfc-editor.org/rfc/rfc8037
 
 pub mod kek;
+pub mod kek_file;
+pub mod key_seal;
 pub mod key_store;
 pub mod keyring;
 pub mod keys;
@@ -66,6 +70,10 @@ pub enum CryptoError {
     /// Producing a JWS signature failed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// Sealing or opening a value with the key-encryption key failed (wrong key, another row's
+    /// value, or a damaged value); the message never contains the key or the plaintext.
+    #[error("sealed value: {0}")]
+    Sealing(String),
     /// A JWT is malformed, not signed by the expected key, or its signature
     /// does not verify.
     #[error("invalid JWT: {0}")]

@@ -68,7 +68,9 @@ pub async fn run_due(state: &AppState, holder: &str) {
     }
     match lease::acquire(&state.db.pool, "key_rotation", holder, now, until).await {
         Ok(true) => {
-            if let Err(e) = key_store::rotate_due(&state.db, &state.config, &state.clock).await {
+            if let Err(e) =
+                key_store::rotate_due(&state.db, &state.config, &state.clock, &state.kek).await
+            {
                 tracing::warn!(error = %e, "key rotation failed");
             }
         }

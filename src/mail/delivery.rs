@@ -121,7 +121,8 @@ impl Deliverer {
                 };
                 let text: String = err.to_string().chars().take(MAX_ERROR_CHARS).collect();
                 let next = now + backoff_secs(attempts);
-                store::mark_failed(&self.db.pool, &row.id, attempts, &text, next).await?;
+                store::mark_failed(&self.db.pool, &row.id, attempts, MAX_ATTEMPTS, &text, next)
+                    .await?;
                 if attempts >= MAX_ATTEMPTS {
                     tracing::error!(mail_id = %row.id, attempts, error = %text, "mail given up");
                 } else {

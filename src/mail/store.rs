@@ -89,11 +89,13 @@ pub async fn claim<'c>(
     .await
 }
 
-/// Records that message `id` was handed over at `now`.
+/// Records that message `id` was handed over at `now`, and empties its body in the same statement:
+/// bodies carry live links (sign-in, reset, invitation tokens) that must not outlive delivery in the
+/// database; recipient, subject and status stay for the record (OWASP ASVS V8.3, data minimization).
 pub async fn mark_sent<'c>(ex: impl Exec<'c>, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update mail_outbox set sent_at = $2, locked_until = null, attempts = attempts + 1, \
-         last_error = null where id = $1",
+         last_error = null, text_body = '', html_body = null where id = $1",
     )
     .bind(id)
     .bind(now)
@@ -102,22 +104,28 @@ pub async fn mark_sent<'c>(ex: impl Exec<'c>, id: &str, now: i64) -> Result<(), 
     Ok(())
 }
 
-/// Records a failed attempt: one more attempt, the error, the next try at `next_attempt_at`.
+/// Records a failed attempt: `attempts` so far, the error, the next try at `next_attempt_at`. When
+/// `attempts` reaches `max_attempts` the message is given up and its body emptied in the same
+/// statement, as [`mark_sent`] does.
 pub async fn mark_failed<'c>(
     ex: impl Exec<'c>,
     id: &str,
     attempts: i64,
+    max_attempts: i64,
     error: &str,
     next_attempt_at: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update mail_outbox set attempts = $2, last_error = $3, next_attempt_at = $4, \
-         locked_until = null where id = $1",
+         locked_until = null, \
+         text_body = case when $2 >= $5 then '' else text_body end, \
+         html_body = case when $2 >= $5 then null else html_body end where id = $1",
     )
     .bind(id)
     .bind(attempts)
     .bind(error)
     .bind(next_attempt_at)
+    .bind(max_attempts)
     .execute(ex)
     .await?;
     Ok(())

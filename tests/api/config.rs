@@ -41,6 +41,11 @@ async fn every_variable_is_validated() {
         ("LATCHKEY_KEY_ROTATION", "monthly"),
         ("LATCHKEY_SIGNUP", "closed"),
         ("LATCHKEY_LOG_FORMAT", "xml"),
+        ("LATCHKEY_KEY_ENCRYPTION_KEY", "c2hvcnQ="),
+        (
+            "LATCHKEY_KEY_ENCRYPTION_KEY_FILE",
+            "/nonexistent/latchkey.kek",
+        ),
     ];
     for (var, value) in cases {
         refused_with(var, value).await;
@@ -51,6 +56,40 @@ async fn every_variable_is_validated() {
 async fn secrets_in_urls_are_not_echoed() {
     let line = refused_with("LATCHKEY_SMTP_URL", "http://user:hunter2@mail.example.com").await;
     assert!(!line.contains("hunter2"), "{line}");
+}
+
+#[tokio::test]
+async fn a_bad_key_encryption_key_exits_2_and_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = HashMap::new();
+    env.insert(
+        "LATCHKEY_DATABASE_URL".to_owned(),
+        format!("sqlite://{}", dir.path().join("x.db").display()),
+    );
+    env.insert(
+        "LATCHKEY_KEY_ENCRYPTION_KEY".to_owned(),
+        "c2VjcmV0LWJ1dC10b28tc2hvcnQ".to_owned(),
+    );
+    let out = run_cli(&env, &["serve"], None).await;
+    assert_eq!(out.code, Some(2));
+    let line = out.refused();
+    assert!(line.contains("LATCHKEY_KEY_ENCRYPTION_KEY"), "{line}");
+    assert!(!line.contains("c2VjcmV0LWJ1dC10b28tc2hvcnQ"), "{line}");
+    // Both variables at once: refused, naming them.
+    let file = dir.path().join("kek");
+    std::fs::write(&file, crate::helpers::new_kek()).unwrap();
+    env.insert(
+        "LATCHKEY_KEY_ENCRYPTION_KEY".to_owned(),
+        crate::helpers::new_kek(),
+    );
+    env.insert(
+        "LATCHKEY_KEY_ENCRYPTION_KEY_FILE".to_owned(),
+        file.display().to_string(),
+    );
+    let out = run_cli(&env, &["migrate"], None).await;
+    assert_eq!(out.code, Some(2));
+    assert!(out.refused().contains("not both"));
+    assert!(!dir.path().join("x.db").exists());
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use latchkey::app::Server;
 use latchkey::clock::Clock;
 use latchkey::config::Config;
+use latchkey::crypto::kek::KeyEncryptionKey;
 use latchkey::db::Database;
 use tokio::io::AsyncWriteExt;
 
@@ -67,6 +68,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The server's clock: [`Clock::advance`] moves "now" for the running server (code expiry, ...).
     pub clock: Clock,
+    /// The server's key-encryption key (for calling key-store functions as the server would).
+    pub kek: Arc<KeyEncryptionKey>,
     /// Holds the SQLite file and mail directory until the app is dropped.
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -123,6 +126,7 @@ impl TestApp {
         dir: tempfile::TempDir,
     ) -> TestApp {
         let address = format!("http://{}", server.local_addr().expect("local addr"));
+        let kek = server.kek();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run_until(async move {
             let _ = rx.await;
@@ -138,6 +142,7 @@ impl TestApp {
             db,
             http,
             clock,
+            kek,
             _dir: dir,
             shutdown: Some(tx),
         }
@@ -177,6 +182,25 @@ impl TestApp {
         .json()
     }
 
+    /// Binds another server on this app's database with this app's environment changed by `extra`
+    /// (an empty value unsets a variable); the error is why it refused to start.
+    pub async fn spawn_sibling(&self, extra: &[(&str, &str)]) -> anyhow::Result<Sibling> {
+        let mut env = self.env.clone();
+        for (k, v) in extra {
+            env.insert((*k).into(), (*v).into());
+        }
+        let (server, _, _) = bind(&env).await?;
+        let address = format!("http://{}", server.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run_until(async move {
+            let _ = rx.await;
+        }));
+        Ok(Sibling {
+            address,
+            _shutdown: tx,
+        })
+    }
+
     /// Counts the rows of `table`.
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("select count(*) from {table}"))
@@ -186,14 +210,24 @@ impl TestApp {
     }
 }
 
-/// The environment of a test server: its database, port 0, a mail directory, then `extra`.
-fn test_env(
+/// A fresh key-encryption key in its configured form (base64 of 32 random bytes).
+pub fn new_kek() -> String {
+    KeyEncryptionKey::ephemeral().to_base64()
+}
+
+/// The environment of a test server: its database, port 0, a mail directory, then `extra`. On
+/// PostgreSQL a fresh `LATCHKEY_KEY_ENCRYPTION_KEY` (required there); on SQLite none, so the server
+/// creates `latchkey.kek` beside the database file, as by default.
+pub fn test_env(
     database_url: &str,
     dir: &tempfile::TempDir,
     extra: &[(&str, &str)],
 ) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("LATCHKEY_DATABASE_URL".into(), database_url.to_owned());
+    if !database_url.starts_with("sqlite:") {
+        env.insert("LATCHKEY_KEY_ENCRYPTION_KEY".into(), new_kek());
+    }
     env.insert("LATCHKEY_BIND".into(), "127.0.0.1:0".into());
     env.insert(
         "LATCHKEY_MAIL_DIR".into(),
@@ -216,6 +250,13 @@ async fn bind(env: &HashMap<String, String>) -> anyhow::Result<(Server, Database
     Ok((server, db, clock))
 }
 
+/// A second server on a [`TestApp`]'s database; stops when dropped.
+pub struct Sibling {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -228,6 +269,8 @@ impl Drop for TestApp {
 #[derive(Debug)]
 pub struct CliOutput {
     pub success: bool,
+    /// The exit status (`None` when killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -294,6 +337,7 @@ pub async fn run_cli(
     let out = child.wait_with_output().await.expect("latchkey finishes");
     CliOutput {
         success: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }

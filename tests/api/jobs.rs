@@ -49,7 +49,7 @@ async fn scheduled_rotation_publishes_activates_and_deletes(backend: Backend) {
     assert_eq!(old_es.len(), 1);
 
     // Not due yet: nothing happens.
-    let idle = key_store::rotate_due(&app.db, &config, &app.clock)
+    let idle = key_store::rotate_due(&app.db, &config, &app.clock, &app.kek)
         .await
         .unwrap();
     assert!(
@@ -60,7 +60,7 @@ async fn scheduled_rotation_publishes_activates_and_deletes(backend: Backend) {
     // Inside the publication lead: a next key per algorithm appears (and so in the JWKS).
     let lead = key_store::publish_lead(&config);
     app.clock.advance(24 * 3600 - lead + 1);
-    let published = key_store::rotate_due(&app.db, &config, &app.clock)
+    let published = key_store::rotate_due(&app.db, &config, &app.clock, &app.kek)
         .await
         .unwrap();
     assert_eq!(published.published.len(), 2, "{published:?}");
@@ -69,7 +69,7 @@ async fn scheduled_rotation_publishes_activates_and_deletes(backend: Backend) {
 
     // Due, and published long enough: the next key signs, the old one retires.
     app.clock.advance(lead);
-    let rotated = key_store::rotate_due(&app.db, &config, &app.clock)
+    let rotated = key_store::rotate_due(&app.db, &config, &app.clock, &app.kek)
         .await
         .unwrap();
     assert_eq!(rotated.activated.len(), 2, "{rotated:?}");
@@ -79,7 +79,7 @@ async fn scheduled_rotation_publishes_activates_and_deletes(backend: Backend) {
 
     // Once nothing it signed can be valid, the retired key is deleted.
     app.clock.advance(key_store::verify_window(&config) + 1);
-    let pruned = key_store::rotate_due(&app.db, &config, &app.clock)
+    let pruned = key_store::rotate_due(&app.db, &config, &app.clock, &app.kek)
         .await
         .unwrap();
     assert!(pruned.deleted.contains(&old_es[0]), "{pruned:?}");

@@ -38,6 +38,7 @@ mod refresh;
 mod resource_server;
 mod revocation;
 mod rp;
+mod secrets;
 mod serve;
 mod session_privacy;
 mod sessions;

@@ -276,11 +276,11 @@ async fn scheduled_key_rotation_is_audited(backend: Backend) {
         latchkey::config::Config::from_lookup(|k| app.env.get(k).cloned()).expect("configuration");
     let lead = latchkey::crypto::key_store::publish_lead(&config);
     app.clock.advance(24 * 3600 - lead + 1);
-    latchkey::crypto::key_store::rotate_due(&app.db, &config, &app.clock)
+    latchkey::crypto::key_store::rotate_due(&app.db, &config, &app.clock, &app.kek)
         .await
         .expect("published");
     app.clock.advance(lead);
-    let report = latchkey::crypto::key_store::rotate_due(&app.db, &config, &app.clock)
+    let report = latchkey::crypto::key_store::rotate_due(&app.db, &config, &app.clock, &app.kek)
         .await
         .expect("rotated");
     assert_eq!(report.activated.len(), 2, "{report:?}");

@@ -60,6 +60,11 @@ async fn start_cluster() -> Option<Cluster> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut env = HashMap::new();
     env.insert("LATCHKEY_DATABASE_URL".to_owned(), url);
+    // Both processes share the database, so they share its key-encryption key.
+    env.insert(
+        "LATCHKEY_KEY_ENCRYPTION_KEY".to_owned(),
+        crate::helpers::new_kek(),
+    );
     env.insert("LATCHKEY_BIND".to_owned(), "127.0.0.1:0".to_owned());
     env.insert("LATCHKEY_ISSUER".to_owned(), ISSUER.to_owned());
     env.insert(

@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::helpers::{Backend, fresh_database_url};
+use crate::helpers::{Backend, fresh_database_url, test_env};
 
 on_both_databases!(
     serve_starts_answers_and_stops_on_sigterm,
@@ -22,10 +22,11 @@ async fn start(
     tempfile::TempDir,
 ) {
     let (url, dir) = fresh_database_url(backend).await;
+    let env = test_env(&url, &dir, &[]);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .arg("serve")
         .env_clear()
-        .env("LATCHKEY_DATABASE_URL", url)
+        .envs(&env)
         .env("LATCHKEY_BIND", "127.0.0.1:0")
         .env("LATCHKEY_LOG_FORMAT", log_format)
         .env("LATCHKEY_MAIL_DIR", dir.path().join("mail"))
