@@ -14,6 +14,8 @@ mod browser_pages;
 mod cli;
 mod config;
 mod email_verification;
+mod hardening;
+mod hardening_transport;
 mod health;
 mod invitations;
 mod invitations_api;
