@@ -179,9 +179,21 @@ async fn http_redirect_uris_only_on_loopback_literals_with_any_port(backend: Bac
 
 /// Tokens of `EMAIL` for a fresh client: `(access_token, id_token, browser)`, the browser signed in.
 async fn tokens(app: &TestApp) -> (String, String, reqwest::Client) {
-    let client = app.register_client(&["--first-party"]).await;
+    let client = app
+        .register_client(&["--first-party", "--scope", "openid", "--scope", "org:read"])
+        .await;
     let browser = rp::browser();
-    let (code, verifier) = rp::code_with_pkce(app, &browser, &client, EMAIL).await;
+    let (verifier, challenge) = rp::pkce();
+    let url = app.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", &client.id),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", "openid org:read"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let journey = rp::authorize(app, &browser, &url, EMAIL, Consent::Allow).await;
+    let code = journey.callback.code();
     let response = app
         .post_token(
             Some((&client.id, client.secret())),

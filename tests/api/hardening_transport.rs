@@ -27,6 +27,7 @@ fn refresh_target(html: &str) -> String {
     let end = html[start..].find('"').expect("closing quote") + start;
     html[start..end]
         .replace("&amp;", "&")
+        .replace("&#38;", "&")
         .replace("&#x2f;", "/")
         .replace("&#47;", "/")
         .replace("&#x27;", "'")
