@@ -505,7 +505,11 @@ fn smtp_starttls(url: &Url) -> Result<StartTls, String> {
             let loopback = match url.host() {
                 Some(Host::Ipv4(ip)) => ip.is_loopback(),
                 Some(Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                // `smtp` is not a special scheme, so an IPv4 address arrives as an opaque host.
+                Some(Host::Domain(d)) => {
+                    d.eq_ignore_ascii_case("localhost")
+                        || d.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+                }
                 None => false,
             };
             Ok(if loopback {
