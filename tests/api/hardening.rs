@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, fresh_database_url};
 use crate::org_login::{add_member, create_org};
 use crate::rp::{self, Consent, REDIRECT_URI, RegisteredClient};
 
@@ -13,6 +13,7 @@ on_both_databases!(
     http_redirect_uris_only_on_loopback_literals_with_any_port,
     id_tokens_are_not_access_tokens_and_access_tokens_are_not_id_token_hints,
     consent_is_remembered_per_organization,
+    migration_0006_keeps_existing_clients_and_consents_working,
 );
 
 const EMAIL: &str = "ada@example.com";
@@ -282,4 +283,81 @@ async fn consent_is_remembered_per_organization(backend: Backend) {
     assert!(!consented(acme).await, "Acme remembered");
     assert!(consented(globex.clone()).await, "Globex is asked for");
     assert!(!consented(globex).await, "Globex remembered");
+}
+
+/// The first migration of this hardening; every earlier one is applied before the old rows go in.
+const HARDENING_MIGRATION: &str = "0006";
+
+async fn migration_0006_keeps_existing_clients_and_consents_working(backend: Backend) {
+    let (url, _guard) = fresh_database_url(backend).await;
+    let config = latchkey::config::Config::from_lookup(|k| {
+        (k == "LATCHKEY_DATABASE_URL").then(|| url.clone())
+    })
+    .expect("configuration");
+    // The schema as it was before: every migration older than this one.
+    let folder = match backend {
+        Backend::Sqlite => "migrations/sqlite",
+        Backend::Postgres => "migrations/postgres",
+    };
+    let older = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(folder).expect("migrations folder") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name < HARDENING_MIGRATION {
+            std::fs::copy(&path, older.path().join(name)).expect("copy migration");
+        }
+    }
+    let db = latchkey::db::connect(&config.database_url)
+        .await
+        .expect("database connects");
+    sqlx::migrate::Migrator::new(older.path())
+        .await
+        .expect("older migrations")
+        .run(&db.pool)
+        .await
+        .expect("older schema");
+    let exec = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move { sqlx::query(sql).execute(&pool).await.expect(sql) }
+    };
+    exec(
+        "insert into users (id, email, email_lower, created_at, updated_at) \
+         values ('u1', 'a@example.com', 'a@example.com', 1, 1)",
+    )
+    .await;
+    exec(
+        "insert into clients (id, secret_hash, name, public, created_at, updated_at) \
+         values ('conf', 'aa', 'Old confidential', 0, 1, 1), ('pub', null, 'Old public', 1, 1, 1)",
+    )
+    .await;
+    exec(
+        "insert into consents (user_id, client_id, scopes, granted_at) \
+         values ('u1', 'conf', 'openid', 1)",
+    )
+    .await;
+
+    latchkey::db::Database::open(&config.database_url)
+        .await
+        .expect("the new migration applies");
+
+    // Existing confidential clients keep working without PKCE; public ones never could.
+    let flags: Vec<(String, i64, i64)> =
+        sqlx::query_as("select id, allow_no_pkce, introspect from clients order by id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("clients");
+    assert_eq!(
+        flags,
+        vec![("conf".to_owned(), 1, 0), ("pub".to_owned(), 0, 0)]
+    );
+    // The old consent stays valid for "no organization".
+    let consents: Vec<(String, String)> =
+        sqlx::query_as("select org_id, scopes from consents where user_id = 'u1'")
+            .fetch_all(&db.pool)
+            .await
+            .expect("consents");
+    assert_eq!(consents, vec![(String::new(), "openid".to_owned())]);
 }
