@@ -127,6 +127,11 @@ pub async fn create(
     let post_logout_redirect_uris =
         validate::uris(&new.post_logout_redirect_uris, "post-logout redirect URI")?;
     let grant_types = validate::grant_types(&new.grant_types)?;
+    if new.public && new.introspect {
+        return Err(AppError::invalid(
+            "--introspect is only for confidential clients: introspection requires client authentication",
+        ));
+    }
     if new.public && new.allow_no_pkce {
         return Err(AppError::invalid(
             "--allow-no-pkce is only for confidential clients: a public client must use PKCE",

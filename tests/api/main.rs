@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod email_verification;
 mod hardening;
+mod hardening_introspection;
 mod hardening_transport;
 mod health;
 mod invitations;
