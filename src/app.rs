@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(orgs::api::method_not_allowed)
         .layer(axum::middleware::from_fn(orgs::api::link_next_page))
         .layer(axum::middleware::from_fn(web::errors::render));
+    let hsts = web::headers::hsts_layer(state.config.is_https());
     let mut router = Router::new()
         .merge(api)
         .merge(oauth::router())
@@ -151,7 +152,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    for layer in web::headers::security_layers() {
+    for layer in web::headers::security_layers().into_iter().chain(hsts) {
         router = router.layer(layer);
     }
     router

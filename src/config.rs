@@ -509,7 +509,75 @@ fn parse_smtp_url(v: &str) -> Result<SmtpUrl, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("missing host; {EXPECTED}"));
     }
+    smtp_starttls(&url)?;
     Ok(SmtpUrl(v.to_owned()))
+}
+
+// ---- SMTP transport security (protocol hardening) ----
+// `smtp://` must upgrade with STARTTLS (RFC 3207) unless the server is on this machine or the URL
+// opts out with `?tls=opportunistic`: opportunistic STARTTLS falls back to clear text when the
+// server does not offer it, which an attacker on the path arranges by removing the offer (RFC 8314
+// §1 and §5: prefer TLS; "STARTTLS stripping"). `smtps://` always uses implicit TLS.
+
+/// The URL query option that sets the STARTTLS policy of `smtp://`.
+pub const SMTP_TLS_OPTION: &str = "tls";
+
+/// What an `smtp://` connection does when the server does not offer STARTTLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartTls {
+    /// Refuse to send (`tls=required`; the default for a server on another host).
+    Required,
+    /// Send in clear text (`tls=opportunistic`; the default for a loopback server).
+    Opportunistic,
+}
+
+impl SmtpUrl {
+    /// The STARTTLS policy of this URL (validated when the configuration was read; anything
+    /// unreadable falls back to [`StartTls::Required`]).
+    pub fn starttls(&self) -> StartTls {
+        Url::parse(&self.0)
+            .ok()
+            .and_then(|url| smtp_starttls(&url).ok())
+            .unwrap_or(StartTls::Required)
+    }
+}
+
+/// The STARTTLS policy of an SMTP URL: `?tls=required`, `?tls=opportunistic`, or by default
+/// required unless the host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
+fn smtp_starttls(url: &Url) -> Result<StartTls, String> {
+    let mut options = url
+        .query_pairs()
+        .filter(|(k, _)| k == SMTP_TLS_OPTION)
+        .map(|(_, v)| v.into_owned());
+    let chosen = options.next();
+    if options.next().is_some() {
+        return Err(format!("{SMTP_TLS_OPTION}= given more than once"));
+    }
+    match chosen.as_deref() {
+        Some("required") => Ok(StartTls::Required),
+        Some("opportunistic") => Ok(StartTls::Opportunistic),
+        Some(other) => Err(format!(
+            "unknown {SMTP_TLS_OPTION}={other:?}; expected {SMTP_TLS_OPTION}=required or \
+             {SMTP_TLS_OPTION}=opportunistic"
+        )),
+        None => {
+            let loopback = match url.host() {
+                Some(Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(Host::Ipv6(ip)) => ip.is_loopback(),
+                // `smtp` is not a special scheme, so an IPv4 address arrives as an opaque host.
+                Some(Host::Domain(d)) => {
+                    d.eq_ignore_ascii_case("localhost")
+                        || d.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+                }
+                None => false,
+            };
+            Ok(if loopback {
+                StartTls::Opportunistic
+            } else {
+                StartTls::Required
+            })
+        }
+    }
 }
 
 fn parse_alg(v: &str) -> Result<SigningAlg, String> {
@@ -739,6 +807,31 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "{e}");
         err("LATCHKEY_SMTP_URL", "smtp://");
         err("LATCHKEY_SMTP_URL", "mail.example.com");
+    }
+
+    #[test]
+    fn smtp_starttls_is_required_off_loopback() {
+        let tls = |v: &str| ok("LATCHKEY_SMTP_URL", v).smtp_url.unwrap().starttls();
+        assert_eq!(tls("smtp://mail.example.com:587"), StartTls::Required);
+        assert_eq!(tls("smtp://127.0.0.1:2525"), StartTls::Opportunistic);
+        assert_eq!(tls("smtp://127.8.9.10"), StartTls::Opportunistic);
+        assert_eq!(tls("smtp://[::1]:2525"), StartTls::Opportunistic);
+        assert_eq!(tls("smtp://localhost:2525"), StartTls::Opportunistic);
+        assert_eq!(
+            tls("smtp://mail.example.com?tls=opportunistic"),
+            StartTls::Opportunistic
+        );
+        assert_eq!(tls("smtp://localhost?tls=required"), StartTls::Required);
+        let e = err(
+            "LATCHKEY_SMTP_URL",
+            "smtp://u:hunter2@mail.example.com?tls=maybe",
+        );
+        assert!(e.to_string().contains("tls=\"maybe\""), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        err(
+            "LATCHKEY_SMTP_URL",
+            "smtp://mail.example.com?tls=required&tls=opportunistic",
+        );
     }
 
     #[test]

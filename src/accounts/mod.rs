@@ -69,8 +69,16 @@ pub struct User {
     pub created_at: i64,
 }
 
-/// Normalises and checks an email address: trimmed, one `@`, non-empty local part and domain, no
-/// whitespace or control characters, at most [`MAX_EMAIL_LEN`] bytes.
+/// Why an address with characters outside ASCII is refused, as shown to people.
+pub const NON_ASCII_EMAIL: &str = "use an email address made of ASCII characters only: \
+     addresses with accents or other scripts (in the name or the domain) are not accepted";
+
+/// Normalises and checks an email address, the one check every path that takes a new address uses
+/// (sign-up page and API, `user create`, invitations, `org add-member`): trimmed, one `@`, non-empty
+/// local part and domain, no whitespace or control characters, at most [`MAX_EMAIL_LEN`] bytes, and
+/// ASCII only. Unicode addresses (RFC 6531) are refused rather than case-folded: folding rules differ
+/// between mail systems, and look-alike characters would let a second account pass for an existing
+/// one (Unicode TR 36 §2). An internationalised domain is accepted in its ASCII (`xn--`) form only.
 ///
 /// Deliverability is proven by the verification mail, not by a regular expression.
 pub fn validate_email(raw: &str) -> Result<String> {
@@ -78,6 +86,9 @@ pub fn validate_email(raw: &str) -> Result<String> {
     let invalid = || AppError::invalid(format!("invalid email address {email:?}"));
     if email.is_empty() || email.len() > MAX_EMAIL_LEN {
         return Err(invalid());
+    }
+    if !email.is_ascii() {
+        return Err(AppError::invalid(NON_ASCII_EMAIL));
     }
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
@@ -92,9 +103,11 @@ pub fn validate_email(raw: &str) -> Result<String> {
     Ok(email.to_owned())
 }
 
-/// The key under which an address is unique: lower-cased.
+/// The key under which an address is unique, and under which every lookup (login, reset,
+/// invitations) finds it: trimmed, with ASCII letters lower-cased and nothing else changed (no
+/// Unicode case folding, see [`validate_email`]).
 pub fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
+    email.trim().to_ascii_lowercase()
 }
 
 /// Checks a display name: at most [`MAX_NAME_LEN`] characters, no control characters.
@@ -230,6 +243,23 @@ mod tests {
     #[test]
     fn email_key_ignores_case() {
         assert_eq!(email_key("A@Example.COM"), email_key("a@example.com"));
+    }
+
+    #[test]
+    fn only_ascii_letters_are_folded_and_unicode_is_refused() {
+        // No Unicode folding: the Kelvin sign and dotted capital I stay what they are.
+        assert_eq!(email_key("\u{212A}@example.com"), "\u{212A}@example.com");
+        assert_eq!(email_key(" \u{130}X@Example.com "), "\u{130}x@example.com");
+        for bad in [
+            "jos\u{e9}@example.com",
+            "\u{430}da@example.com",
+            "ada@b\u{fc}cher.example",
+            "\u{212A}elvin@example.com",
+        ] {
+            let e = validate_email(bad).err().map(|e| e.to_string());
+            assert!(e.is_some_and(|m| m.contains("ASCII")), "{bad:?} accepted");
+        }
+        assert!(validate_email("ada@xn--bcher-kva.example").is_ok());
     }
 
     #[test]

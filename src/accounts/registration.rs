@@ -125,8 +125,13 @@ pub async fn register(
     meta: &RequestMeta,
 ) -> Result<Registered, SignupError> {
     // Every check that needs no database first, so a refused form costs no Argon2 work.
-    let email = super::validate_email(input.email)
-        .map_err(|_| SignupError::InvalidEmail("enter a valid email address".to_owned()))?;
+    let email = super::validate_email(input.email).map_err(|_| {
+        SignupError::InvalidEmail(if input.email.is_ascii() {
+            "enter a valid email address".to_owned()
+        } else {
+            super::NON_ASCII_EMAIL.to_owned()
+        })
+    })?;
     let name =
         super::validate_name(input.name).map_err(|e| SignupError::InvalidName(e.to_string()))?;
     password::check_policy(input.password).map_err(|e| SignupError::WeakPassword(e.to_string()))?;

@@ -134,6 +134,13 @@ pub struct CreateClientArgs {
     /// ID-token signing algorithm: RS256, ES256 or EdDSA.
     #[arg(long)]
     id_token_alg: Option<SigningAlg>,
+    /// Accept authorization requests without PKCE (confidential clients only; PKCE is required
+    /// otherwise, RFC 9700 §2.1.1).
+    #[arg(long)]
+    allow_no_pkce: bool,
+    /// Allow this client to introspect tokens issued to other clients (RFC 7662 §4).
+    #[arg(long)]
+    introspect: bool,
 }
 
 /// `latchkey keys ...`
@@ -274,6 +281,8 @@ async fn client_create(
         first_party: args.first_party,
         require_org: args.require_org,
         id_token_alg: args.id_token_alg,
+        allow_no_pkce: args.allow_no_pkce,
+        introspect: args.introspect,
     };
     let id_token_alg = new.id_token_alg;
     let (client, secret) = clients::create(db, clock, new).await?;

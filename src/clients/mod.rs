@@ -61,7 +61,8 @@ pub struct Client {
     pub secret_hash: Option<TokenHash>,
     /// Display name shown on the consent page.
     pub name: String,
-    /// Exact redirect URIs (RFC 9700 §4.1.1: exact string matching).
+    /// Registered redirect URIs, matched exactly (RFC 9700 §4.1.3) except for the port of a loopback
+    /// IP literal (RFC 8252 §7.3), see [`validate::redirect_uri_matches`].
     pub redirect_uris: Vec<String>,
     /// Exact post-logout redirect URIs (RP-Initiated Logout 1.0 §3).
     pub post_logout_redirect_uris: Vec<String>,
@@ -77,6 +78,11 @@ pub struct Client {
     pub require_org: bool,
     /// ID-token signing alg registered for this client, if any.
     pub id_token_alg: Option<SigningAlg>,
+    /// May send an authorization request without PKCE (`client create --allow-no-pkce`; only
+    /// confidential clients). RFC 9700 §2.1.1: PKCE is required of every client unless it opted out.
+    pub allow_no_pkce: bool,
+    /// May introspect tokens issued to other clients (`client create --introspect`, RFC 7662 §4).
+    pub introspect: bool,
 }
 
 /// What an operator asks for when registering a client.
@@ -100,6 +106,10 @@ pub struct NewClient {
     pub require_org: bool,
     /// ID-token alg.
     pub id_token_alg: Option<SigningAlg>,
+    /// Authorization requests without PKCE are accepted (confidential clients only).
+    pub allow_no_pkce: bool,
+    /// Tokens of other clients may be introspected.
+    pub introspect: bool,
 }
 
 /// Registers a client after validating everything; returns it with its secret (confidential clients
@@ -117,6 +127,16 @@ pub async fn create(
     let post_logout_redirect_uris =
         validate::uris(&new.post_logout_redirect_uris, "post-logout redirect URI")?;
     let grant_types = validate::grant_types(&new.grant_types)?;
+    if new.public && new.introspect {
+        return Err(AppError::invalid(
+            "--introspect is only for confidential clients: introspection requires client authentication",
+        ));
+    }
+    if new.public && new.allow_no_pkce {
+        return Err(AppError::invalid(
+            "--allow-no-pkce is only for confidential clients: a public client must use PKCE",
+        ));
+    }
     if new.public && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(AppError::invalid(
             "a public client cannot use the client_credentials grant",
@@ -140,6 +160,8 @@ pub async fn create(
         first_party: new.first_party,
         require_org: new.require_org,
         id_token_alg: new.id_token_alg,
+        allow_no_pkce: new.allow_no_pkce,
+        introspect: new.introspect,
     };
     store::insert(&db.pool, &client, clock.now()).await?;
     Ok((client, secret))

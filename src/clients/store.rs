@@ -35,6 +35,8 @@ fn client_from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
         first_party: row.try_get::<i64, _>("first_party")? != 0,
         require_org: row.try_get::<i64, _>("require_org")? != 0,
         id_token_alg: id_token_alg.and_then(|a| a.parse().ok()),
+        allow_no_pkce: row.try_get::<i64, _>("allow_no_pkce")? != 0,
+        introspect: row.try_get::<i64, _>("introspect")? != 0,
     })
 }
 
@@ -42,8 +44,8 @@ fn client_from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
 pub async fn insert<'c>(ex: impl Exec<'c>, c: &Client, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into clients (id, secret_hash, name, redirect_uris, post_logout_redirect_uris, grant_types, \
-         scopes, public, first_party, require_org, id_token_alg, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+         scopes, public, first_party, require_org, id_token_alg, allow_no_pkce, introspect, created_at, \
+         updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
     )
     .bind(&c.id)
     .bind(c.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
@@ -56,6 +58,8 @@ pub async fn insert<'c>(ex: impl Exec<'c>, c: &Client, now: i64) -> Result<(), s
     .bind(db::flag(c.first_party))
     .bind(db::flag(c.require_org))
     .bind(c.id_token_alg.map(|a| a.as_str()))
+    .bind(db::flag(c.allow_no_pkce))
+    .bind(db::flag(c.introspect))
     .bind(now)
     .execute(ex)
     .await?;
@@ -66,7 +70,7 @@ pub async fn insert<'c>(ex: impl Exec<'c>, c: &Client, now: i64) -> Result<(), s
 pub async fn find<'c>(ex: impl Exec<'c>, id: &str) -> Result<Option<Client>, sqlx::Error> {
     let row = sqlx::query(
         "select id, secret_hash, name, redirect_uris, post_logout_redirect_uris, grant_types, scopes, public, \
-         first_party, require_org, id_token_alg from clients where id = $1",
+         first_party, require_org, id_token_alg, allow_no_pkce, introspect from clients where id = $1",
     )
     .bind(id)
     .fetch_optional(ex)

@@ -187,12 +187,21 @@ impl Keyring {
     /// Verifies a compact JWS with the key named by its `kid` header and returns its claims. Only
     /// the header and signature are checked; `iss`, `aud`, `exp`, … are the caller's job.
     pub fn verify(&self, jwt: &str) -> Result<Map<String, Value>, CryptoError> {
+        self.verify_typed(jwt).map(|(claims, _)| claims)
+    }
+
+    /// [`Keyring::verify`], also returning the protected header's `typ` (RFC 7515 §4.1.9), so
+    /// callers can refuse one kind of token presented as another (RFC 9068 §4, RFC 8725 §3.11).
+    pub fn verify_typed(
+        &self,
+        jwt: &str,
+    ) -> Result<(Map<String, Value>, Option<String>), CryptoError> {
         let kid = keys::peek_kid(jwt)
             .ok_or_else(|| CryptoError::InvalidJwt("no \"kid\" in the JWS header".to_owned()))?;
         let key = self
             .by_kid(&kid)
             .ok_or_else(|| CryptoError::InvalidJwt("unknown \"kid\"".to_owned()))?;
-        key.verify_jwt(jwt)
+        key.verify_jwt_typed(jwt)
     }
 
     /// The JWK Set and its entity tag, consistent with each other.

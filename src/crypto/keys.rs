@@ -323,6 +323,15 @@ impl LoadedKey {
     /// Checks only the header (`alg` and `kid` must be this key's, no `crit`)
     /// and the signature; validating `iss`, `aud`, `exp`, … is the caller's job.
     pub fn verify_jwt(&self, jwt: &str) -> Result<Map<String, Value>, CryptoError> {
+        self.verify_jwt_typed(jwt).map(|(claims, _)| claims)
+    }
+
+    /// [`LoadedKey::verify_jwt`], also returning the protected header's `typ`, which tells an
+    /// access token (`at+jwt`, RFC 9068 §4) from an ID token (`JWT`) signed by the same key.
+    pub fn verify_jwt_typed(
+        &self,
+        jwt: &str,
+    ) -> Result<(Map<String, Value>, Option<String>), CryptoError> {
         let (payload, header) = jws::deserialize_compact(jwt, self.verifier.as_ref())
             .map_err(|e| CryptoError::InvalidJwt(e.to_string()))?;
         if header.claim("crit").is_some() {
@@ -330,8 +339,9 @@ impl LoadedKey {
                 "unsupported \"crit\" header parameter".to_owned(),
             ));
         }
-        serde_json::from_slice(&payload)
-            .map_err(|_| CryptoError::InvalidJwt("payload is not a JSON object".to_owned()))
+        let claims = serde_json::from_slice(&payload)
+            .map_err(|_| CryptoError::InvalidJwt("payload is not a JSON object".to_owned()))?;
+        Ok((claims, header.token_type().map(str::to_owned)))
     }
 }
 

@@ -1,8 +1,10 @@
 //! Where mail goes: an SMTP server (lettre), or `.eml` files in a directory when no SMTP server is
 //! configured (development and tests).
 //!
-//! `smtp://HOST[:PORT]` upgrades with STARTTLS when the server offers it (RFC 3207; `?tls=required`
-//! refuses to send in clear text), `smtps://HOST[:PORT]` uses implicit TLS (RFC 8314 §3.3).
+//! `smtp://HOST[:PORT]` upgrades with STARTTLS (RFC 3207) and refuses to send in clear text
+//! (lettre's `Tls::Required`), unless the host is loopback or the URL says `?tls=opportunistic`
+//! (lettre's `Tls::Opportunistic`: STARTTLS when the server offers it, clear text otherwise); see
+//! `config::StartTls`. `smtps://HOST[:PORT]` uses implicit TLS (RFC 8314 §3.3).
 //! Credentials come from the URL's user info (percent-decoded). Every SMTP command times out after
 //! [`SMTP_TIMEOUT`], so a stuck server delays only the delivery loop, never a request.
 
@@ -15,7 +17,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::Mail;
-use crate::config::{Config, SmtpUrl};
+use crate::config::{Config, SmtpUrl, StartTls};
 
 /// Timeout of each SMTP command (connect, EHLO, DATA, ...).
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,14 +88,11 @@ fn smtp(url: &SmtpUrl) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let required = parsed
-        .query_pairs()
-        .any(|(k, v)| k == "tls" && v == "required");
     let params = TlsParameters::new(host.clone())?;
-    let (tls, default_port) = match parsed.scheme() {
-        "smtps" => (Tls::Wrapper(params), SMTPS_PORT),
-        _ if required => (Tls::Required(params), SMTP_PORT),
-        _ => (Tls::Opportunistic(params), SMTP_PORT),
+    let (tls, default_port) = match (parsed.scheme(), url.starttls()) {
+        ("smtps", _) => (Tls::Wrapper(params), SMTPS_PORT),
+        (_, StartTls::Required) => (Tls::Required(params), SMTP_PORT),
+        (_, StartTls::Opportunistic) => (Tls::Opportunistic(params), SMTP_PORT),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
         .port(parsed.port().unwrap_or(default_port))

@@ -157,10 +157,23 @@ impl VerifiedAccessToken {
     }
 }
 
-/// Verifies a bearer access token: signature by one of our keys (alg pinned by the key), `iss`,
-/// `exp`, and the RFC 9068 claims that tell it apart from an ID token. `None` when invalid.
+/// True when a JOSE `typ` names an RFC 9068 access token: `at+jwt`, or its full media type
+/// `application/at+jwt` (§4; media types compare case-insensitively, RFC 7515 §4.1.9).
+pub fn is_access_token_typ(typ: Option<&str>) -> bool {
+    typ.is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        t == ACCESS_TOKEN_TYP || t.strip_prefix("application/") == Some(ACCESS_TOKEN_TYP)
+    })
+}
+
+/// Verifies a bearer access token: signature by one of our keys (alg pinned by the key), header
+/// `typ` `at+jwt` (RFC 9068 §4: an ID token signed by the same key is not an access token), `iss`,
+/// `exp`, and the RFC 9068 claims. `None` when invalid.
 pub fn verify(state: &AppState, token: &str) -> Option<VerifiedAccessToken> {
-    let claims = state.keyring.verify(token).ok()?;
+    let (claims, typ) = state.keyring.verify_typed(token).ok()?;
+    if !is_access_token_typ(typ.as_deref()) {
+        return None;
+    }
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     if text("iss")? != state.config.issuer {
         return None;

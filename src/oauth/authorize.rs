@@ -269,7 +269,8 @@ async fn next_step(
         OrgDecision::Required => return Ok(Step::Show(picker::required_page(client, &user.email))),
     };
     if !client.first_party && !req.consent_given {
-        let granted = store::consented_scopes(&state.db.pool, &user.id, &client.id).await?;
+        let org_id = org.as_ref().map(|o| o.id.as_str());
+        let granted = store::consented_scopes(&state.db.pool, &user.id, &client.id, org_id).await?;
         let covered =
             granted.is_some_and(|g| req.scope.split(' ').all(|s| g.split(' ').any(|x| x == s)));
         if !covered || req.prompts("consent") {

@@ -1,6 +1,6 @@
 //! The consent page (OIDC Core §3.1.2.4) for clients that are not first-party. A consent is
-//! remembered per user, client and scopes, so the page appears again only for new scopes or with
-//! `prompt=consent`. When the request ends with an organization (chosen before consent, see
+//! remembered per user, client and organization (with its scopes), so the page appears again only
+//! for new scopes, for another organization, or with `prompt=consent`. When the request ends with an organization (chosen before consent, see
 //! `orgs::picker`), the page names it, since the application will act for it.
 
 use askama::Template;
@@ -93,8 +93,21 @@ pub async fn consent_submit(
     let (mut req, signed) = authorize::waiting_request(&state, &session, &form.authz).await?;
     match form.decision.as_str() {
         "allow" => {
+            let client = state
+                .clients
+                .find(&req.client_id)
+                .await?
+                .ok_or_else(authorize::expired_request)?;
+            // The organization the page named; if the membership changed meanwhile, nothing is
+            // remembered and the request starts its organization step again.
+            let org = match picker::resolve(&state.db.pool, &client, &req, &signed.user_id).await? {
+                OrgDecision::Selected(org) => org,
+                _ => return Ok(continue_request(&req)),
+            };
+            let org_id = org.as_ref().map(|o| o.id.as_str());
             let granted =
-                store::consented_scopes(&state.db.pool, &signed.user_id, &req.client_id).await?;
+                store::consented_scopes(&state.db.pool, &signed.user_id, &req.client_id, org_id)
+                    .await?;
             let mut scopes: Vec<&str> = granted
                 .as_deref()
                 .unwrap_or_default()
@@ -111,17 +124,14 @@ pub async fn consent_submit(
                 &state.db.pool,
                 &signed.user_id,
                 &req.client_id,
+                org_id,
                 &scopes.join(" "),
                 state.clock.now(),
             )
             .await?;
             req.consent_given = true;
             session::save_pending(&session, &req).await?;
-            Ok(authorize::see_other(&format!(
-                "{}?authz={}",
-                routes::AUTHORIZE_CONTINUE,
-                req.id
-            )))
+            Ok(continue_request(&req))
         }
         "deny" => {
             session::remove_pending(&session, &req.id).await?;
@@ -135,4 +145,9 @@ pub async fn consent_submit(
         }
         _ => Err(AppError::invalid("Choose Allow or Deny.")),
     }
+}
+
+/// 303 to the authorization endpoint's continuation for `req`.
+fn continue_request(req: &super::request::AuthzRequest) -> Response {
+    authorize::see_other(&format!("{}?authz={}", routes::AUTHORIZE_CONTINUE, req.id))
 }

@@ -2,10 +2,12 @@
 //! whether a token is active and what it stands for.
 //!
 //! Only confidential clients may ask (§2.1 requires the endpoint to be protected; a public client's
-//! `client_id` proves nothing). A client sees only tokens issued to itself, unless its registration
-//! carries the operator scope `admin` (the documented interface (README)); everything else — unknown, malformed, expired,
-//! revoked, or someone else's — is exactly `{"active":false}` (§2.2), so that the answer reveals
-//! nothing about tokens the caller does not own.
+//! `client_id` proves nothing). A client sees only tokens issued to itself, unless it was registered
+//! with `client create --introspect` (§4: the server decides which clients may see which tokens).
+//! The operator scope `admin` is no such permission: it lets a token manage organizations, not a
+//! client read everyone's tokens. Everything else — unknown, malformed, expired, revoked, or someone
+//! else's — is exactly `{"active":false}` (§2.2), so that the answer reveals nothing about tokens the
+//! caller does not own.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -23,9 +25,6 @@ use super::store;
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
 
-/// The client scope that lets a client introspect every client's tokens (the operator scope).
-pub const OPERATOR_SCOPE: &str = "admin";
-
 /// Access-token claims copied into an active introspection response (§2.2), when present.
 const ACCESS_TOKEN_MEMBERS: [&str; 11] = [
     "scope",
@@ -41,9 +40,10 @@ const ACCESS_TOKEN_MEMBERS: [&str; 11] = [
     "roles",
 ];
 
-/// True when `caller` may learn about a token issued to `owner`.
+/// True when `caller` may learn about a token issued to `owner`: its own, or any with the
+/// per-client introspection permission.
 fn may_see(caller: &AuthenticatedClient, owner: &str) -> bool {
-    caller.client.id == owner || caller.client.scopes.iter().any(|s| s == OPERATOR_SCOPE)
+    caller.client.id == owner || caller.client.introspect
 }
 
 /// The §2.2 answer for an access token, `None` when it is not an active one visible to `caller`.

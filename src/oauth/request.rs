@@ -12,7 +12,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::pkce;
 use crate::app::AppState;
-use crate::clients::{Client, GrantType};
+use crate::clients::{Client, GrantType, validate};
 use crate::crypto::tokens::new_id;
 use crate::error::AppError;
 
@@ -30,7 +30,7 @@ pub struct AuthzRequest {
     pub id: String,
     /// The client.
     pub client_id: String,
-    /// The exact registered redirect URI.
+    /// The redirect URI of the request, matching a registered one (see `clients::validate`).
     pub redirect_uri: String,
     /// Requested scopes, space-separated, order kept.
     pub scope: String,
@@ -109,8 +109,13 @@ pub async fn validate(
     let redirect_uri = params
         .get("redirect_uri")
         .ok_or_else(|| page("The request has no redirect_uri."))?;
-    // RFC 9700 §4.1.3: exact string comparison against the registered URIs.
-    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+    // RFC 9700 §4.1.3: exact string comparison against the registered URIs (any port for a loopback
+    // IP literal, RFC 8252 §7.3). The request's own URI is kept: the code goes back to that port.
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|r| validate::redirect_uri_matches(r, redirect_uri))
+    {
         return Err(page(
             "The redirect_uri is not registered for this application.",
         ));
@@ -181,10 +186,12 @@ pub async fn validate(
         params.get("code_challenge"),
         params.get("code_challenge_method"),
     ) {
-        (None, None) if client.public => {
+        // RFC 9700 §2.1.1: PKCE for every client, unless a confidential one was registered with
+        // `--allow-no-pkce` (a public client cannot be).
+        (None, None) if client.public || !client.allow_no_pkce => {
             return Err(redirect(
                 ErrorCode::InvalidRequest,
-                "PKCE (code_challenge with S256) is required for public clients",
+                "PKCE (code_challenge with S256) is required for this client",
             ));
         }
         (None, None) => None,
@@ -291,10 +298,7 @@ pub async fn validate(
 
 /// The `sub` of an ID token we issued to `client_id` (OIDC Core §3.1.2.1: an expired hint is fine).
 fn hint_subject(state: &AppState, hint: &str, client_id: &str) -> Option<String> {
-    let claims = state.keyring.verify(hint).ok()?;
-    if claims.get("iss")?.as_str()? != state.config.issuer {
-        return None;
-    }
+    let claims = crate::oidc::id_token::verify_ours(state, hint)?;
     let aud_ok = match claims.get("aud")? {
         serde_json::Value::String(a) => a == client_id,
         serde_json::Value::Array(list) => list.iter().any(|a| a.as_str() == Some(client_id)),

@@ -163,33 +163,45 @@ pub async fn revoke_family<'c>(
     Ok(())
 }
 
-/// The scopes a user has consented to for a client (space-separated), if any.
+/// The organization key of a consent given for no organization (the key column is not null, so that
+/// it can be part of the primary key on both databases).
+pub const NO_ORGANIZATION: &str = "";
+
+/// The scopes a user has consented to for a client acting for organization `org_id` (`None`: no
+/// organization), space-separated, if any. A consent for one organization says nothing about another.
 pub async fn consented_scopes<'c>(
     ex: impl Exec<'c>,
     user_id: &str,
     client_id: &str,
+    org_id: Option<&str>,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("select scopes from consents where user_id = $1 and client_id = $2")
-        .bind(user_id)
-        .bind(client_id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_scalar(
+        "select scopes from consents where user_id = $1 and client_id = $2 and org_id = $3",
+    )
+    .bind(user_id)
+    .bind(client_id)
+    .bind(org_id.unwrap_or(NO_ORGANIZATION))
+    .fetch_optional(ex)
+    .await
 }
 
-/// Records (or widens) a consent.
+/// Records (or widens) a consent for a client acting for organization `org_id` (`None`: none).
 pub async fn save_consent<'c>(
     ex: impl Exec<'c>,
     user_id: &str,
     client_id: &str,
+    org_id: Option<&str>,
     scopes: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into consents (user_id, client_id, scopes, granted_at) values ($1, $2, $3, $4) \
-         on conflict (user_id, client_id) do update set scopes = excluded.scopes, granted_at = excluded.granted_at",
+        "insert into consents (user_id, client_id, org_id, scopes, granted_at) values ($1, $2, $3, $4, $5) \
+         on conflict (user_id, client_id, org_id) do update set scopes = excluded.scopes, \
+         granted_at = excluded.granted_at",
     )
     .bind(user_id)
     .bind(client_id)
+    .bind(org_id.unwrap_or(NO_ORGANIZATION))
     .bind(scopes)
     .bind(now)
     .execute(ex)

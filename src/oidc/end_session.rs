@@ -14,6 +14,11 @@
 //!   whether to log out"); the carried parameters are validated again when the form comes back.
 //! - After logout the browser goes to the verified `post_logout_redirect_uri` with `state`, or sees a
 //!   "You are signed out" page.
+//! - A logout request POSTed from the RP's site carries no session cookie (it is `SameSite=Lax`), so
+//!   it could not end the browser session. Such a POST (no session cookie, not our own confirmation
+//!   form) is answered with a page of ours that re-sends the same parameters as a GET to this endpoint
+//!   (a `<meta http-equiv="refresh">`, and a form with a button as fallback; no script, so the CSP
+//!   stays strict). That second request is same-site and carries the cookie (§2 allows GET and POST).
 //!
 //! # Refresh tokens on logout
 //! Refresh-token families born in the ended browser session (`session_id` = its `sid`) and not
@@ -40,6 +45,7 @@ use crate::error::{AppError, Result};
 use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::oauth::params::Params;
+use crate::routes;
 use crate::web::page::{ASSET_VERSION, render};
 
 /// The `revoked_reason` of refresh-token families ended by a logout.
@@ -64,6 +70,27 @@ struct SignedOutPage<'a> {
     client_name: Option<&'a str>,
     asset_version: &'a str,
 }
+
+/// The page that re-sends a cross-site logout POST as a same-site GET (module doc).
+#[derive(Template)]
+#[template(path = "pages/logout_continue.html")]
+struct ContinuePage<'a> {
+    /// The GET form of the request.
+    next: &'a str,
+    /// Its parameters, for the fallback form.
+    params: Vec<(&'static str, &'a str)>,
+    asset_version: &'a str,
+}
+
+/// The parameters of a logout request (§2) carried from a POST to its GET form.
+const LOGOUT_PARAMS: [&str; 6] = [
+    "id_token_hint",
+    "logout_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+    "ui_locales",
+];
 
 /// A validated `id_token_hint`.
 #[derive(Debug, Clone)]
@@ -109,10 +136,32 @@ pub async fn logout_post(
     match Params::from_form(&headers, &body) {
         Ok(params) => {
             let confirmed = params.get("confirm") == Some("yes");
+            // No session cookie came with the request (`id()` is the cookie's id, before any load):
+            // re-send it from our own origin so the browser's cookie comes along (module doc).
+            if !confirmed && session.id().is_none() {
+                return resubmit_page(&params);
+            }
             respond(handle(&state, &session, &params, confirmed).await)
         }
         Err(e) => AppError::invalid(format!("Malformed logout request: {e}.")).into_response(),
     }
+}
+
+/// The [`ContinuePage`] for a logout POST with `params`.
+fn resubmit_page(params: &Params) -> Response {
+    let carried: Vec<(&'static str, &str)> = LOGOUT_PARAMS
+        .iter()
+        .filter_map(|&name| params.get(name).map(|value| (name, value)))
+        .collect();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&carried)
+        .finish();
+    let next = format!("{}?{query}", routes::END_SESSION);
+    render(&ContinuePage {
+        next: &next,
+        params: carried,
+        asset_version: ASSET_VERSION,
+    })
 }
 
 fn respond(result: Result<Response>) -> Response {
@@ -231,10 +280,13 @@ async fn validate(state: &AppState, params: &Params) -> Result<LogoutRequest> {
     })
 }
 
-/// The claims of an ID token we signed, whatever its `exp` (§2: expired hints are accepted).
+/// The claims of an ID token we signed, whatever its `exp` (§2: expired hints are accepted). Only
+/// our ID tokens qualify (§2: "the ID Token previously issued by the OP"): an access token (`typ`
+/// `at+jwt`), a token of another issuer or one signed by a key not ours is refused with
+/// `invalid_request` as an error page (§4 lets the OP refuse a request it cannot validate), rather
+/// than treated as absent, so that an RP sending the wrong token learns of its mistake.
 fn verify_hint(state: &AppState, hint: &str) -> Option<serde_json::Map<String, Value>> {
-    let claims = state.keyring.verify(hint).ok()?;
-    (claims.get("iss")?.as_str()? == state.config.issuer).then_some(claims)
+    crate::oidc::id_token::verify_ours(state, hint)
 }
 
 /// The `aud` claim as a list (a string or an array of strings).

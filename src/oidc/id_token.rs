@@ -16,6 +16,21 @@ use crate::error::{AppError, Result};
 use crate::oauth::access_token::OrgClaims;
 use crate::oidc::claims;
 
+/// The JOSE `typ` of our ID tokens; access tokens carry `at+jwt` instead (RFC 9068 §2.1), which keeps
+/// one from being accepted as the other (RFC 8725 §3.11).
+pub const ID_TOKEN_TYP: &str = "JWT";
+
+/// The claims of an ID token we issued, whatever its `exp` (hints may be expired, OIDC Core §3.1.2.1,
+/// RP-Initiated Logout 1.0 §2): signed by one of our keys, `typ` `JWT` (so an access token, `at+jwt`,
+/// is refused) and `iss` ours. `None` otherwise.
+pub fn verify_ours(state: &AppState, jwt: &str) -> Option<Map<String, Value>> {
+    let (claims, typ) = state.keyring.verify_typed(jwt).ok()?;
+    if typ.as_deref() != Some(ID_TOKEN_TYP) {
+        return None;
+    }
+    (claims.get("iss")?.as_str()? == state.config.issuer).then_some(claims)
+}
+
 /// Everything an ID token states.
 #[derive(Debug)]
 pub struct IdTokenInput<'a> {
@@ -86,7 +101,7 @@ pub fn mint(state: &AppState, input: &IdTokenInput<'_>) -> Result<String> {
     if let Some(org) = input.org {
         org.add_to(&mut c);
     }
-    Ok(key.sign_jwt(Some("JWT"), &c)?)
+    Ok(key.sign_jwt(Some(ID_TOKEN_TYP), &c)?)
 }
 
 #[cfg(test)]

@@ -183,13 +183,16 @@ pub async fn add_member(
     role: Role,
     actor: &Actor,
 ) -> Result<Membership> {
+    // The same check as every other path that takes an address, so a non-ASCII one gets the clear
+    // refusal rather than "no user".
+    let email = accounts::validate_email(email)?;
     let mut tx = db.begin().await?;
     let org = store::find_org(&mut *tx, org_ref.trim())
         .await?
         .ok_or_else(|| AppError::not_found(format!("no organization {:?}", org_ref.trim())))?;
-    let user = accounts::store::find_by_email(&mut *tx, email)
+    let user = accounts::store::find_by_email(&mut *tx, &email)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("no user with email {}", email.trim())))?;
+        .ok_or_else(|| AppError::not_found(format!("no user with email {email}")))?;
     let now = clock.now();
     let membership = Membership {
         org_id: org.id,

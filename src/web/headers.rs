@@ -22,6 +22,21 @@ pub fn security_layers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
     ]
 }
 
+/// `Strict-Transport-Security` for an `https` issuer (RFC 6797 §6.1): browsers use only https for a
+/// year, on this host and its subdomains, so a network attacker cannot strip TLS from a later visit.
+/// Never sent for an `http` issuer (development), where it would be ignored at best.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000; includeSubDomains";
+
+/// The layer adding [`STRICT_TRANSPORT_SECURITY`] to every response, when the issuer is `https`.
+pub fn hsts_layer(issuer_is_https: bool) -> Option<SetResponseHeaderLayer<HeaderValue>> {
+    issuer_is_https.then(|| {
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        )
+    })
+}
+
 /// Marks a response uncacheable: `Cache-Control: no-store`, and `Pragma: no-cache` for HTTP/1.0
 /// caches (RFC 6749 §5.1). Protocol responses carry tokens; pages carry CSRF tokens and personal data.
 pub fn forbid_caching(response: &mut axum::response::Response) {

@@ -240,7 +240,7 @@ async fn pkce_rules_are_enforced_with_error_redirects(backend: Backend) {
             callback.url
         );
     }
-    // A confidential client may omit PKCE, but not send a plain challenge.
+    // A confidential client may not send a plain challenge either.
     let confidential_valid = valid_params(&confidential, &challenge);
     error_redirect(
         &app,

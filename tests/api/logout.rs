@@ -43,7 +43,7 @@ async fn id_token(
     client: &RegisteredClient,
     email: &str,
 ) -> String {
-    let code = rp::code_without_pkce(app, browser, client, email).await;
+    let (code, verifier) = rp::code_with_pkce(app, browser, client, email).await;
     let response = app
         .post_token(
             Some((&client.id, client.secret())),
@@ -51,6 +51,7 @@ async fn id_token(
                 ("grant_type", "authorization_code"),
                 ("code", &code),
                 ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
             ],
         )
         .await;
@@ -79,6 +80,8 @@ async fn prompt_none(
         ("redirect_uri", REDIRECT_URI),
         ("scope", "openid"),
         ("prompt", "none"),
+        ("code_challenge", &rp::pkce().1),
+        ("code_challenge_method", "S256"),
     ]);
     let response = browser.get(url).send().await.unwrap();
     assert_eq!(response.status(), 303);

@@ -155,7 +155,7 @@ async fn wrong_or_missing_code_verifier_is_invalid_grant(backend: Backend) {
 
 async fn verifier_without_a_challenge_is_invalid_grant(backend: Backend) {
     let app = app_with_user(backend).await;
-    let client = app.register_client(&[]).await;
+    let client = app.register_client(&["--allow-no-pkce"]).await;
     let code = rp::code_without_pkce(&app, &rp::browser(), &client, EMAIL).await;
     let (verifier, _) = rp::pkce();
 
