@@ -275,3 +275,39 @@ pub fn inserted(
 pub fn flag(value: bool) -> i64 {
     i64::from(value)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn sqlite_files_are_private_whatever_the_umask_or_earlier_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.db");
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        for path in [&fresh, &old] {
+            let url = crate::config::Config::from_lookup(|k| {
+                (k == "LATCHKEY_DATABASE_URL").then(|| format!("sqlite://{}", path.display()))
+            })
+            .unwrap()
+            .database_url;
+            let db = Database::open(&url).await.unwrap();
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+            for suffix in SQLITE_SIDE_FILES {
+                let mut side = path.clone().into_os_string();
+                side.push(suffix);
+                assert_eq!(mode(std::path::Path::new(&side)), 0o600, "{suffix}");
+            }
+            db.pool.close().await;
+        }
+    }
+}

@@ -21,7 +21,7 @@
 //! | [`clock`] | injectable time |
 //! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, the API's Bearer caller, request metadata |
 //! | [`audit`] | the audit log (every feature records its writes through [`audit::record`]) and the login history |
-//! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store, and the in-memory keyring |
+//! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store (private halves sealed under the key-encryption key), the in-memory keyring, and the key-encryption key itself (configured, or `latchkey.kek` beside SQLite) |
 //! | [`accounts`] | users: validation, creation, lookup; sign-up (page and JSON API) and email verification |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |

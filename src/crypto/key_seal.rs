@@ -10,11 +10,33 @@
 
 use sqlx::Row;
 
+use super::CryptoError;
 use super::kek::{KeyEncryptionKey, SEALED_V1_PREFIX};
 use super::kek_file::KekError;
-use super::key_store::{open_private_key, seal_private_key};
 use crate::db::{Backend, Database, Exec};
 use crate::error::{AppError, Result};
+
+/// Purpose label of the sub-key that seals signing keys (see [`KeyEncryptionKey::seal`]).
+pub const SEAL_PURPOSE: &str = "signing-key";
+
+/// Seals a private PEM for row `kid` (the kid is the associated data, so rows cannot be swapped).
+pub fn seal_private_key(
+    kek: &KeyEncryptionKey,
+    kid: &str,
+    pem: &str,
+) -> Result<String, CryptoError> {
+    kek.seal(SEAL_PURPOSE, kid.as_bytes(), pem.as_bytes())
+}
+
+/// Opens what [`seal_private_key`] sealed for row `kid`.
+pub fn open_private_key(
+    kek: &KeyEncryptionKey,
+    kid: &str,
+    sealed: &str,
+) -> Result<String, CryptoError> {
+    let bytes = kek.open(SEAL_PURPOSE, kid.as_bytes(), sealed)?;
+    String::from_utf8(bytes).map_err(|_| CryptoError::InvalidKey("PEM is not UTF-8".to_owned()))
+}
 
 /// `(kid, private_key)` of every key, sealed or not, in kid order (so concurrent writers lock rows
 /// in the same order and cannot deadlock).

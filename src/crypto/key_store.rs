@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 
 use super::CryptoError;
 use super::kek::KeyEncryptionKey;
+use super::key_seal::{open_private_key, seal_private_key};
 use super::keys::{self, GeneratedKey};
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::clock::{self, Clock};
@@ -53,9 +54,6 @@ pub struct KeyInfo {
     pub public_jwk: String,
 }
 
-/// Purpose label of the sub-key that seals signing keys (see [`KeyEncryptionKey::seal`]).
-pub const SEAL_PURPOSE: &str = "signing-key";
-
 /// A key with its private material, for the signer.
 #[derive(Debug, Clone)]
 pub struct StoredKey {
@@ -70,25 +68,6 @@ impl StoredKey {
     pub fn private_pem(&self, kek: &KeyEncryptionKey) -> Result<String, CryptoError> {
         open_private_key(kek, &self.info.kid, &self.sealed_private_key)
     }
-}
-
-/// Seals a private PEM for row `kid` (the kid is the associated data, so rows cannot be swapped).
-pub fn seal_private_key(
-    kek: &KeyEncryptionKey,
-    kid: &str,
-    pem: &str,
-) -> Result<String, CryptoError> {
-    kek.seal(SEAL_PURPOSE, kid.as_bytes(), pem.as_bytes())
-}
-
-/// Opens what [`seal_private_key`] sealed for row `kid`.
-pub fn open_private_key(
-    kek: &KeyEncryptionKey,
-    kid: &str,
-    sealed: &str,
-) -> Result<String, CryptoError> {
-    let bytes = kek.open(SEAL_PURPOSE, kid.as_bytes(), sealed)?;
-    String::from_utf8(bytes).map_err(|_| CryptoError::InvalidKey("PEM is not UTF-8".to_owned()))
 }
 
 /// The algorithms that must always have an active key: RS256 and ES256, plus EdDSA when configured.

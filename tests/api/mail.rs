@@ -42,6 +42,14 @@ async fn outbox_row(app: &TestApp) -> (i64, Option<i64>, Option<String>) {
         .expect("one outbox row")
 }
 
+/// Subject, text body and HTML body of the one outbox row.
+async fn outbox_body(app: &TestApp) -> (String, String, Option<String>) {
+    sqlx::query_as("select subject, text_body, html_body from mail_outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("one outbox row")
+}
+
 async fn file_backend_writes_one_eml_per_message(backend: Backend) {
     let app =
         TestApp::spawn_with(backend, &[("LATCHKEY_MAIL_FROM", "Acme ID <id@acme.test>")]).await;
@@ -193,6 +201,8 @@ async fn delivery_gives_up_after_the_last_attempt(backend: Backend) {
         if attempts >= MAX_ATTEMPTS {
             break;
         }
+        // While it will be retried, the body is kept.
+        assert!(outbox_body(&app).await.1.contains("Hello in text."));
         deliverer.deliver_due(&keep_going).await.unwrap();
         app.clock.advance(601);
     }
@@ -200,6 +210,10 @@ async fn delivery_gives_up_after_the_last_attempt(backend: Backend) {
     assert_eq!(attempts, MAX_ATTEMPTS);
     assert!(sent_at.is_none());
     assert!(error.is_some());
+    // Given up: the record stays, the body (live links) is emptied.
+    let (subject, text, html) = outbox_body(&app).await;
+    assert_eq!(subject, "Never delivered");
+    assert_eq!((text.as_str(), html), ("", None));
     // Given up: later passes leave it alone.
     app.clock.advance(3600);
     deliverer.deliver_due(&keep_going).await.unwrap();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use latchkey::crypto::key_store;
+use latchkey::crypto::key_seal;
 use serde_json::Value;
 
 use crate::helpers::{Backend, CliOutput, TestApp, new_kek};
@@ -193,7 +193,7 @@ async fn plain_keys_of_an_older_version_are_sealed_on_start_and_still_sign(backe
     let before = jwks(&app.address).await;
     // What an older version left: the same keys as plain PEM.
     for (kid, sealed) in private_keys(&app).await {
-        let pem = key_store::open_private_key(&app.kek, &kid, &sealed).unwrap();
+        let pem = key_seal::open_private_key(&app.kek, &kid, &sealed).unwrap();
         assert!(pem.contains("PRIVATE KEY"));
         sqlx::query("update signing_keys set private_key = $1 where kid = $2")
             .bind(&pem)
