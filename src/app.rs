@@ -74,13 +74,17 @@ impl AppState {
     /// Builds the state, loading the signing keys.
     pub async fn new(config: Arc<Config>, db: Database, clock: Clock) -> anyhow::Result<AppState> {
         let keyring = Keyring::load(&db).await?;
+        let hasher = PasswordHasher::with_limits(
+            config.password_hash_concurrency,
+            config.password_hash_wait,
+        );
         Ok(AppState {
             discovery: Discovery::new(&config),
             clients: ClientRegistry::new(db.clone()),
             config,
             db,
             clock,
-            hasher: PasswordHasher::default(),
+            hasher,
             keyring,
             mailer: Mailer::default(),
             // Until the key-encryption key is read from the configuration, a per-process key.
