@@ -1,5 +1,5 @@
 //! Shared HTTP plumbing: error rendering, security headers, static files, page rendering, the API
-//! caller (Bearer) and request metadata extractors.
+//! caller (Bearer), request metadata extractors, and the server's accept loop with its limits.
 
 pub mod assets;
 pub mod bearer;
@@ -7,3 +7,4 @@ pub mod errors;
 pub mod headers;
 pub mod page;
 pub mod request_meta;
+pub mod server;
