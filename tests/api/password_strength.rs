@@ -95,7 +95,7 @@ async fn the_signup_page_shows_why_next_to_the_password_field(backend: Backend) 
             "{html}"
         );
         let error = html
-            .split("<p id=\"password-error\" class=\"field-error\">")
+            .split("<p id=\"password-error\" class=\"field-error\" role=\"alert\">")
             .nth(1)
             .and_then(|rest| rest.split("</p>").next())
             .unwrap_or_else(|| panic!("no field error for {weak}: {html}"));
