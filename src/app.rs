@@ -79,13 +79,17 @@ impl AppState {
         kek: Arc<KeyEncryptionKey>,
     ) -> anyhow::Result<AppState> {
         let keyring = Keyring::load(&db, Arc::clone(&kek)).await?;
+        let hasher = PasswordHasher::with_limits(
+            config.password_hash_concurrency,
+            config.password_hash_wait,
+        );
         Ok(AppState {
             discovery: Discovery::new(&config),
             clients: ClientRegistry::new(db.clone()),
             config,
             db,
             clock,
-            hasher: PasswordHasher::default(),
+            hasher,
             keyring,
             mailer: Mailer::default(),
             kek,
@@ -150,6 +154,10 @@ pub fn router(state: AppState) -> Router {
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.request_timeout,
+            web::server::request_timeout,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     for layer in web::headers::security_layers().into_iter().chain(hsts) {
@@ -266,7 +274,9 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish; headers must arrive
+    /// within `LATCHKEY_HEADER_READ_TIMEOUT` and at most `LATCHKEY_MAX_CONNECTIONS` connections are
+    /// served at once (see [`web::server`]).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -278,12 +288,11 @@ impl Server {
             .state
             .keyring
             .spawn_refresher(self.state.db.clone(), KEY_REFRESH_EVERY);
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = web::server::ServerLimits {
+            header_read_timeout: self.state.config.header_read_timeout,
+            max_connections: self.state.config.max_connections,
+        };
+        let result = web::server::serve(self.listener, self.router, limits, shutdown).await;
         refresher.abort();
         jobs.stop().await;
         mail.stop().await;

@@ -51,6 +51,25 @@ pub const DEFAULT_LOG_FORMAT: &str = "text";
 /// Default for `LATCHKEY_NEW_DEVICE_ALERTS`.
 pub const DEFAULT_NEW_DEVICE_ALERTS: &str = "on";
 
+// Bounded resources (password hashing, connections, requests) and retention of the audit trail.
+/// Default for `LATCHKEY_PASSWORD_HASH_WAIT`.
+pub const DEFAULT_PASSWORD_HASH_WAIT: &str = "5s";
+/// Default for `LATCHKEY_REQUEST_TIMEOUT`.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+/// Default for `LATCHKEY_HEADER_READ_TIMEOUT`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+/// Default for `LATCHKEY_MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: &str = "1024";
+/// Default for `LATCHKEY_AUDIT_RETENTION`: a little over a year, so a yearly review still finds
+/// last year's events.
+pub const DEFAULT_AUDIT_RETENTION: &str = "400d";
+/// Shortest `LATCHKEY_AUDIT_RETENTION`: the login history also feeds same-day security decisions.
+const MIN_AUDIT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest `LATCHKEY_PASSWORD_HASH_CONCURRENCY`: each hash holds 19 MiB.
+const MAX_HASH_CONCURRENCY: usize = 1024;
+/// Largest `LATCHKEY_MAX_CONNECTIONS`: about a process's default file-descriptor limit.
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 /// Upper bound for every duration, so that `now + ttl` can never overflow.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
@@ -95,6 +114,20 @@ pub struct Config {
     /// `None` when neither is set (see `crypto::kek_file::resolve` for the fallback). Redacted in
     /// `Debug`.
     pub key_encryption_key: Option<KeyEncryptionKey>,
+
+    // Bounded resources and retention.
+    /// Longest wait for a password-hashing slot before the request is answered 503.
+    pub password_hash_wait: Duration,
+    /// Password hashes (Argon2id, 19 MiB each) computed at once; default: the number of CPUs.
+    pub password_hash_concurrency: usize,
+    /// Longest time a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Longest time a client may take to send a request's headers before it is disconnected.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept backlog.
+    pub max_connections: usize,
+    /// Age after which login history and audit events are deleted.
+    pub audit_retention: Duration,
 }
 
 /// A configuration variable with an unusable value. `Display` is a single
@@ -323,6 +356,36 @@ impl Config {
                 parse_on_off,
             )?,
             key_encryption_key: key_encryption_key(&env)?,
+
+            // Bounded resources and retention.
+            password_hash_wait: env.get(
+                "LATCHKEY_PASSWORD_HASH_WAIT",
+                DEFAULT_PASSWORD_HASH_WAIT,
+                positive_duration,
+            )?,
+            password_hash_concurrency: env.get(
+                "LATCHKEY_PASSWORD_HASH_CONCURRENCY",
+                &default_hash_concurrency(),
+                |v| count(v, MAX_HASH_CONCURRENCY),
+            )?,
+            request_timeout: env.get(
+                "LATCHKEY_REQUEST_TIMEOUT",
+                DEFAULT_REQUEST_TIMEOUT,
+                positive_duration,
+            )?,
+            header_read_timeout: env.get(
+                "LATCHKEY_HEADER_READ_TIMEOUT",
+                DEFAULT_HEADER_READ_TIMEOUT,
+                positive_duration,
+            )?,
+            max_connections: env.get("LATCHKEY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, |v| {
+                count(v, MAX_CONNECTIONS_LIMIT)
+            })?,
+            audit_retention: env.get(
+                "LATCHKEY_AUDIT_RETENTION",
+                DEFAULT_AUDIT_RETENTION,
+                retention,
+            )?,
         })
     }
 
@@ -598,6 +661,32 @@ fn positive_duration(v: &str) -> Result<Duration, String> {
     let d = duration(v)?;
     if d.is_zero() {
         return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
+
+// Parsers of the bounded-resources block.
+
+/// The default of `LATCHKEY_PASSWORD_HASH_CONCURRENCY`: one hash per CPU.
+fn default_hash_concurrency() -> String {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string()
+}
+
+/// A whole number from 1 to `max`.
+fn count(v: &str, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {max}")),
+    }
+}
+
+/// A duration of at least [`MIN_AUDIT_RETENTION`].
+fn retention(v: &str) -> Result<Duration, String> {
+    let d = duration(v)?;
+    if d < MIN_AUDIT_RETENTION {
+        return Err("must be at least 1d".to_owned());
     }
     Ok(d)
 }
@@ -919,6 +1008,64 @@ mod tests {
         assert!(ok("LATCHKEY_NEW_DEVICE_ALERTS", "on").new_device_alerts);
         assert!(!ok("LATCHKEY_NEW_DEVICE_ALERTS", "off").new_device_alerts);
         err("LATCHKEY_NEW_DEVICE_ALERTS", "yes");
+    }
+
+    #[test]
+    fn bounded_resources_and_retention() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.password_hash_wait, Duration::from_secs(5));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.password_hash_concurrency, cpus);
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.audit_retention, Duration::from_secs(400 * 86400));
+
+        assert_eq!(
+            ok("LATCHKEY_PASSWORD_HASH_WAIT", "200ms").password_hash_wait,
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            ok("LATCHKEY_PASSWORD_HASH_CONCURRENCY", "1").password_hash_concurrency,
+            1
+        );
+        assert_eq!(
+            ok("LATCHKEY_REQUEST_TIMEOUT", "2m").request_timeout,
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            ok("LATCHKEY_HEADER_READ_TIMEOUT", "1s").header_read_timeout,
+            Duration::from_secs(1)
+        );
+        assert_eq!(ok("LATCHKEY_MAX_CONNECTIONS", "2").max_connections, 2);
+        assert_eq!(
+            ok("LATCHKEY_AUDIT_RETENTION", "1d").audit_retention,
+            Duration::from_secs(86400)
+        );
+        for var in [
+            "LATCHKEY_PASSWORD_HASH_WAIT",
+            "LATCHKEY_REQUEST_TIMEOUT",
+            "LATCHKEY_HEADER_READ_TIMEOUT",
+        ] {
+            assert!(err(var, "0s").reason.contains("greater than zero"));
+            err(var, "soon");
+        }
+        for var in [
+            "LATCHKEY_PASSWORD_HASH_CONCURRENCY",
+            "LATCHKEY_MAX_CONNECTIONS",
+        ] {
+            assert!(err(var, "0").reason.contains("whole number"));
+            err(var, "-1");
+            err(var, "many");
+        }
+        err("LATCHKEY_PASSWORD_HASH_CONCURRENCY", "1025");
+        ok("LATCHKEY_MAX_CONNECTIONS", "100000");
+        err("LATCHKEY_MAX_CONNECTIONS", "1000001");
+        assert_eq!(
+            err("LATCHKEY_AUDIT_RETENTION", "23h").to_string(),
+            "invalid LATCHKEY_AUDIT_RETENTION=\"23h\": must be at least 1d"
+        );
+        err("LATCHKEY_AUDIT_RETENTION", "forever");
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum AppError {
         /// Message safe to show.
         detail: String,
     },
+    /// The server is overloaded (no password-hashing slot free in time): 503 with `Retry-After`
+    /// ([`RETRY_AFTER_SECS`]), RFC 9110 §15.6.4.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else: a database or crypto failure (500). The message is logged, never shown.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -60,6 +64,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Problem { status, .. } => *status,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +79,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::TooManyRequests(_) => "too-many-requests",
             AppError::Problem { code, .. } => code,
+            AppError::Unavailable(_) => UNAVAILABLE,
             AppError::Internal(_) => "internal",
         }
     }
@@ -108,6 +114,13 @@ impl AppError {
     }
 }
 
+/// Problem code of [`AppError::Unavailable`].
+pub const UNAVAILABLE: &str = "temporarily-unavailable";
+
+/// Seconds an overloaded server asks clients to wait before retrying (`Retry-After`, RFC 9110
+/// §10.2.3): about one hashing slot's turnover under load, short enough for a person to retry.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
 /// Problem code of text the database cannot store (see [`crate::db::is_invalid_text`]).
 pub const INVALID_TEXT: &str = "invalid-text";
 
@@ -127,8 +140,12 @@ impl From<sqlx::Error> for AppError {
 }
 
 impl From<crate::crypto::CryptoError> for AppError {
+    /// A busy hasher is a 503 the client may retry; any other crypto failure is a 500.
     fn from(err: crate::crypto::CryptoError) -> Self {
-        AppError::Internal(err.into())
+        match err {
+            crate::crypto::CryptoError::Busy => AppError::Unavailable(err.to_string()),
+            other => AppError::Internal(other.into()),
+        }
     }
 }
 
@@ -159,6 +176,12 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut response = status.into_response();
+        if matches!(self, AppError::Unavailable(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
         response.extensions_mut().insert(ErrorBody {
             code: self.code(),
             detail,

@@ -19,10 +19,10 @@
 //! | [`error`] | [`error::AppError`], rendered as an HTML page or RFC 9457 problem+json |
 //! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
 //! | [`clock`] | injectable time |
-//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, the API's Bearer caller, request metadata |
+//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata, the accept loop with its limits (header-read timeout, connection cap, request timeout) |
 //! | [`audit`] | the audit log (every feature records its writes through [`audit::record`]) and the login history |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store (private halves sealed under the key-encryption key), the in-memory keyring, and the key-encryption key itself (configured, or `latchkey.kek` beside SQLite) |
-//! | [`accounts`] | users: validation, creation, lookup; sign-up (page and JSON API) and email verification |
+//! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |

@@ -3,6 +3,7 @@
 //! verification.
 
 pub mod api;
+pub mod password_strength;
 pub mod registration;
 pub mod signup;
 pub mod store;
@@ -15,7 +16,7 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::clock::Clock;
-use crate::crypto::password::{self, Password, PasswordHasher};
+use crate::crypto::password::{Password, PasswordHasher};
 use crate::db::{Database, Exec};
 use crate::error::{AppError, Result};
 
@@ -151,7 +152,16 @@ impl PreparedAccount {
     }
 }
 
-/// Validates `new` (address, name, password policy) and hashes the password with Argon2id, off the
+/// The refusal of a weak password: 400 `weak-password` with the reason and how to fix it.
+pub fn weak_password(err: &password_strength::WeakPassword) -> AppError {
+    AppError::problem(
+        axum::http::StatusCode::BAD_REQUEST,
+        password_strength::WEAK_PASSWORD,
+        err.message(),
+    )
+}
+
+/// Validates `new` (address, name, password length and strength) and hashes the password with Argon2id, off the
 /// async threads. Touches no database.
 pub async fn prepare_account(
     hasher: &PasswordHasher,
@@ -159,7 +169,8 @@ pub async fn prepare_account(
 ) -> Result<PreparedAccount> {
     let email = validate_email(new.email)?;
     let name = validate_name(new.name)?;
-    password::check_policy(new.password).map_err(|e| AppError::invalid(e.to_string()))?;
+    password_strength::check_new_password(new.password, &email, &name)
+        .map_err(|e| weak_password(&e))?;
     let password_hash = hasher.hash(new.password).await?;
     Ok(PreparedAccount {
         email,

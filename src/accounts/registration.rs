@@ -13,7 +13,7 @@ use sqlx::AnyConnection;
 use super::{NewAccount, User, store, verification};
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent};
-use crate::crypto::password::{self, Password};
+use crate::crypto::password::Password;
 use crate::crypto::tokens::new_id;
 use crate::db::Exec;
 use crate::error::AppError;
@@ -59,7 +59,7 @@ pub enum SignupError {
     InvalidEmail(String),
     /// The display name is too long or has control characters.
     InvalidName(String),
-    /// The password breaks the policy (NIST SP 800-63B: length only).
+    /// The password is too short, too long or too easy to guess (NIST SP 800-63B §5.1.1.2).
     WeakPassword(String),
     /// The organization name is empty, too long or has control characters.
     InvalidOrganization(String),
@@ -93,7 +93,10 @@ impl SignupError {
         let (status, code) = match self {
             SignupError::InvalidEmail(_) => (StatusCode::BAD_REQUEST, "invalid-email"),
             SignupError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid-name"),
-            SignupError::WeakPassword(_) => (StatusCode::BAD_REQUEST, "weak-password"),
+            SignupError::WeakPassword(_) => (
+                StatusCode::BAD_REQUEST,
+                super::password_strength::WEAK_PASSWORD,
+            ),
             SignupError::InvalidOrganization(_) => {
                 (StatusCode::BAD_REQUEST, "invalid-organization-name")
             }
@@ -134,7 +137,8 @@ pub async fn register(
     })?;
     let name =
         super::validate_name(input.name).map_err(|e| SignupError::InvalidName(e.to_string()))?;
-    password::check_policy(input.password).map_err(|e| SignupError::WeakPassword(e.to_string()))?;
+    super::password_strength::check_new_password(input.password, &email, &name)
+        .map_err(|e| SignupError::WeakPassword(e.message().to_owned()))?;
     let org_name = match input.organization.map(str::trim).filter(|n| !n.is_empty()) {
         Some(n) => Some(
             orgs::validate_org_name(n)

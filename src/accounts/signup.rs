@@ -33,6 +33,8 @@ struct SignupPage<'a> {
     organization: &'a str,
     client_name: Option<&'a str>,
     error: Option<&'a str>,
+    /// Why the password was refused, shown under the field.
+    password_error: Option<&'a str>,
     invite_only: bool,
     email_taken: bool,
     login_url: &'a str,
@@ -91,6 +93,8 @@ struct Typed<'a> {
 /// How the page is to be rendered.
 enum Mode<'a> {
     Form(Option<&'a str>),
+    /// The password was refused (too short, too long or too easy to guess).
+    WeakPassword(&'a str),
     InviteOnly,
     EmailTaken,
 }
@@ -118,11 +122,12 @@ async fn render_signup(
     } else {
         format!("{}?authz={authz}", routes::LOGIN)
     };
-    let (error, status) = match mode {
-        Mode::Form(None) => (None, StatusCode::OK),
-        Mode::Form(Some(e)) => (Some(e), StatusCode::BAD_REQUEST),
-        Mode::InviteOnly => (None, StatusCode::FORBIDDEN),
-        Mode::EmailTaken => (None, StatusCode::CONFLICT),
+    let (error, password_error, status) = match mode {
+        Mode::Form(None) => (None, None, StatusCode::OK),
+        Mode::Form(Some(e)) => (Some(e), None, StatusCode::BAD_REQUEST),
+        Mode::WeakPassword(e) => (None, Some(e), StatusCode::BAD_REQUEST),
+        Mode::InviteOnly => (None, None, StatusCode::FORBIDDEN),
+        Mode::EmailTaken => (None, None, StatusCode::CONFLICT),
     };
     let page = SignupPage {
         csrf: &csrf,
@@ -132,6 +137,7 @@ async fn render_signup(
         organization: typed.organization,
         client_name: client.as_ref().map(|c| c.name.as_str()),
         error,
+        password_error,
         invite_only: status == StatusCode::FORBIDDEN,
         email_taken: status == StatusCode::CONFLICT,
         login_url: &login_url,
@@ -194,6 +200,11 @@ pub async fn signup_submit(
         // The per-address limit: a 429 page, nothing to correct in the form.
         Err(too_many @ SignupError::TooMany) => {
             return Err(AppError::TooManyRequests(sentence(&too_many.message())));
+        }
+        Err(SignupError::WeakPassword(why)) => {
+            let message = sentence(&why);
+            let mode = Mode::WeakPassword(&message);
+            return render_signup(&state, &session, &form.authz, &typed, mode).await;
         }
         Err(refused) => {
             let message = sentence(&refused.message());

@@ -44,3 +44,22 @@ pub async fn record_login<'c>(
     .await?;
     Ok(())
 }
+
+/// Deletes up to `batch` login events recorded before `before` (the retention purge, NIST SP 800-92
+/// §5.1: keep logs as long as policy says, then dispose of them); returns how many went. The
+/// `login_events_time` index keeps the selection to the rows deleted.
+pub async fn delete_before<'c>(
+    ex: impl Exec<'c>,
+    before: i64,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from login_events where id in \
+         (select id from login_events where created_at < $1 limit $2)",
+    )
+    .bind(before)
+    .bind(batch)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -170,6 +170,24 @@ pub async fn count_from_ip<'c>(
     .await
 }
 
+/// Deletes up to `batch` audit events recorded before `before` (the retention purge); returns how
+/// many went. The `audit_events_time` index keeps the selection to the rows deleted.
+pub async fn delete_before<'c>(
+    ex: impl Exec<'c>,
+    before: i64,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from audit_events where id in \
+         (select id from audit_events where created_at < $1 limit $2)",
+    )
+    .bind(before)
+    .bind(batch)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// One audit event as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {

@@ -61,6 +61,10 @@ pub enum CryptoError {
     /// could not run).
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// Every password-hashing slot stayed busy for the configured wait: the
+    /// server is overloaded and the request should be retried later (503).
+    #[error("the server is busy; please try again in a few seconds")]
+    Busy,
     /// Generating a new signing key failed.
     #[error("key generation failed: {0}")]
     KeyGeneration(String),

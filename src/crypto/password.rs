@@ -14,7 +14,11 @@
 //! * **Bounded in flight.** A login burst (or a password-spraying attack) could
 //!   otherwise queue hundreds of 19 MiB hashes on the blocking pool. A
 //!   semaphore caps concurrent hashes (by default at the number of CPUs);
-//!   further callers wait asynchronously. The permit is moved into the blocking
+//!   further callers wait asynchronously, but only for a bounded time
+//!   ([`DEFAULT_MAX_WAIT`] unless configured): past it they get
+//!   [`CryptoError::Busy`], which every caller answers with 503 and
+//!   `Retry-After` (RFC 9110 §15.6.4), so a flood is shed instead of queueing
+//!   requests, memory and latency without end. The permit is moved into the blocking
 //!   task, so it is released only when the hash has really finished, even if
 //!   the caller's future is dropped.
 //! * **No account enumeration by timing.** Verifying a login for an unknown user
@@ -29,6 +33,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -42,6 +47,8 @@ pub const ARGON2_M_COST_KIB: u32 = 19_456;
 pub const ARGON2_T_COST: u32 = 2;
 /// Argon2id degree of parallelism (lanes): the OWASP recommendation.
 pub const ARGON2_P_COST: u32 = 1;
+/// Longest wait for a hashing slot when none is configured (`LATCHKEY_PASSWORD_HASH_WAIT`).
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5);
 /// Minimum password length, in Unicode scalar values (NIST SP 800-63B §5.1.1.2
 /// and OWASP Authentication Cheat Sheet both ask for at least 8).
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -143,6 +150,8 @@ pub struct PasswordHasher {
 struct Inner {
     permits: Arc<Semaphore>,
     max_in_flight: usize,
+    /// Longest wait for a permit before [`CryptoError::Busy`].
+    max_wait: Duration,
     argon2: Argon2<'static>,
     /// PHC hash of a random password, verified against for unknown users. Computed on first use on
     /// a blocking thread, so start-up stays fast and small.
@@ -151,16 +160,24 @@ struct Inner {
 
 impl PasswordHasher {
     /// Creates a hasher allowing at most `max_in_flight` concurrent hashes
-    /// (clamped to at least 1).
+    /// (clamped to at least 1), whose callers wait at most [`DEFAULT_MAX_WAIT`].
     ///
     /// Cheap: the dummy hash for unknown users is computed on first use.
     pub fn new(max_in_flight: usize) -> Self {
+        Self::with_limits(max_in_flight, DEFAULT_MAX_WAIT)
+    }
+
+    /// Creates a hasher allowing at most `max_in_flight` concurrent hashes
+    /// (clamped to at least 1), whose callers wait at most `max_wait` for a
+    /// slot and then get [`CryptoError::Busy`].
+    pub fn with_limits(max_in_flight: usize, max_wait: Duration) -> Self {
         let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         let argon2 = argon2_owasp();
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(max_in_flight)),
                 max_in_flight,
+                max_wait,
                 argon2,
                 dummy_phc: std::sync::OnceLock::new(),
             }),
@@ -171,7 +188,8 @@ impl PasswordHasher {
     /// (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) with a fresh random
     /// 128-bit salt.
     ///
-    /// Waits for a permit, then hashes on the blocking thread pool.
+    /// Waits for a permit (at most the configured time, then
+    /// [`CryptoError::Busy`]), then hashes on the blocking thread pool.
     pub async fn hash(&self, password: &Password) -> Result<String, CryptoError> {
         let permit = self.acquire().await?;
         let inner = Arc::clone(&self.inner);
@@ -193,7 +211,8 @@ impl PasswordHasher {
     /// * A malformed or unsupported PHC string yields `Ok(false)` and a
     ///   warning (without the password).
     ///
-    /// `Err` is only returned when the blocking task itself failed.
+    /// `Err` is only returned when no slot was free in time
+    /// ([`CryptoError::Busy`]) or the blocking task itself failed.
     pub async fn verify(
         &self,
         password: &Password,
@@ -224,11 +243,29 @@ impl PasswordHasher {
         self.inner.max_in_flight
     }
 
+    /// Hashes running now (each holds a permit until its blocking task ends).
+    pub fn in_flight(&self) -> usize {
+        self.inner.max_in_flight - self.inner.permits.available_permits()
+    }
+
+    /// A permit, waited for at most `max_wait`: beyond that the server is
+    /// overloaded and the caller should shed the request (OWASP Denial of
+    /// Service Cheat Sheet, "limit queue lengths").
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, CryptoError> {
-        Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| CryptoError::Hashing("password hasher is shut down".to_owned()))
+        let permits = Arc::clone(&self.inner.permits);
+        match tokio::time::timeout(self.inner.max_wait, permits.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(CryptoError::Hashing(
+                "password hasher is shut down".to_owned(),
+            )),
+            Err(_) => {
+                tracing::warn!(
+                    max_in_flight = self.inner.max_in_flight,
+                    "no password-hashing slot free in time; request shed"
+                );
+                Err(CryptoError::Busy)
+            }
+        }
     }
 }
 
@@ -326,7 +363,6 @@ fn hash_blocking(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, CryptoE
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::sync::OnceLock;
-    use std::time::Duration;
 
     use super::*;
 
@@ -408,6 +444,20 @@ mod tests {
         assert!(task.await.unwrap().is_ok());
         assert_eq!(h.inner.permits.available_permits(), 1);
         assert_eq!(PasswordHasher::new(0).max_in_flight(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_caller_waits_at_most_max_wait_then_is_told_busy() {
+        let h = PasswordHasher::with_limits(1, Duration::from_millis(50));
+        let held = Arc::clone(&h.inner.permits).acquire_owned().await.unwrap();
+        assert_eq!(h.in_flight(), 1);
+        let err = h.hash(&pw("a passphrase here")).await.unwrap_err();
+        assert!(matches!(err, CryptoError::Busy), "{err}");
+        let err = h.verify(&pw("a passphrase here"), None).await.unwrap_err();
+        assert!(matches!(err, CryptoError::Busy), "{err}");
+        drop(held);
+        assert_eq!(h.in_flight(), 0);
+        assert!(h.hash(&pw("a passphrase here")).await.is_ok());
     }
 
     #[test]

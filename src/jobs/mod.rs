@@ -58,11 +58,22 @@ pub async fn run_due(state: &AppState, holder: &str) {
     let now = state.clock.now();
     let until = now + LEASE_SECS;
     match lease::acquire(&state.db.pool, "purge", holder, now, until).await {
-        Ok(true) => match purge::run(&state.db, now).await {
-            Ok(purged) if !purged.rows.is_empty() => tracing::info!(?purged, "purged expired rows"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purge failed"),
-        },
+        Ok(true) => {
+            match purge::run(&state.db, now).await {
+                Ok(purged) if !purged.rows.is_empty() => {
+                    tracing::info!(?purged, "purged expired rows")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+            match purge::retention(&state.db, now, state.config.audit_retention).await {
+                Ok(purged) if !purged.rows.is_empty() => {
+                    tracing::info!(?purged, "purged history past its retention")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+            }
+        }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "cannot take the purge lease"),
     }

@@ -1,7 +1,16 @@
 //! Deletes what can never be used again: expired codes, sessions, refresh-token families, deny-list
-//! entries, reset and verification tokens, and invitations.
+//! entries, reset and verification tokens, and invitations; and, past `LATCHKEY_AUDIT_RETENTION`,
+//! the login history and the audit log ([`retention`]).
 
+use std::future::Future;
+use std::time::Duration;
+
+use crate::audit;
 use crate::db::Database;
+
+/// Rows one retention statement deletes at most, so that the first purge after years of history
+/// (or a shortened retention) never holds one huge delete's locks and undo log.
+const RETENTION_BATCH: i64 = 10_000;
 
 /// Rows that stay this long after expiry, so that a late replay still finds (and is refused by) them.
 const GRACE_SECS: i64 = 60 * 60;
@@ -78,4 +87,45 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
         }
     }
     Ok(purged)
+}
+
+/// Deletes login events and audit events older than `retention` at time `now`, in batches of
+/// [`RETENTION_BATCH`] (each an indexed delete on `created_at`). Keeping personal data such as
+/// addresses and browsers no longer than needed is GDPR Art. 5(1)(e); NIST SP 800-92 §5.1 asks for
+/// a defined log retention.
+pub async fn retention(
+    db: &Database,
+    now: i64,
+    retention: Duration,
+) -> Result<Purged, sqlx::Error> {
+    let cutoff = now.saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+    let mut purged = Purged::default();
+    let login_events =
+        drain(|| audit::login_history::delete_before(&db.pool, cutoff, RETENTION_BATCH)).await?;
+    let audit_events = drain(|| audit::delete_before(&db.pool, cutoff, RETENTION_BATCH)).await?;
+    for (table, rows) in [
+        ("login_events", login_events),
+        ("audit_events", audit_events),
+    ] {
+        if rows > 0 {
+            purged.rows.push((table, rows));
+        }
+    }
+    Ok(purged)
+}
+
+/// Runs a batched delete until a batch comes back short; returns the rows deleted in all.
+async fn drain<F, Fut>(mut batch: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let rows = batch().await?;
+        total += rows;
+        if rows < RETENTION_BATCH.unsigned_abs() {
+            return Ok(total);
+        }
+    }
 }

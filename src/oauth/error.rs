@@ -29,6 +29,9 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     /// RFC 6749 §4.1.2.1
     ServerError,
+    /// RFC 6749 §4.1.2.1: overloaded (no password-hashing slot free in time); 503 with `Retry-After`
+    /// at the token endpoint too.
+    TemporarilyUnavailable,
     /// OIDC Core §3.1.2.6
     LoginRequired,
     /// OIDC Core §3.1.2.6
@@ -60,6 +63,7 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::InteractionRequired => "interaction_required",
@@ -142,6 +146,7 @@ impl OAuthError {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -173,13 +178,16 @@ impl From<crate::error::AppError> for OAuthError {
         if err.code() == INVALID_TEXT {
             return OAuthError::invalid_request(err.to_string());
         }
+        if let crate::error::AppError::Unavailable(message) = &err {
+            return OAuthError::new(ErrorCode::TemporarilyUnavailable, message.clone());
+        }
         OAuthError::server_error(err)
     }
 }
 
 impl From<crate::crypto::CryptoError> for OAuthError {
     fn from(err: crate::crypto::CryptoError) -> Self {
-        OAuthError::server_error(err)
+        OAuthError::from(crate::error::AppError::from(err))
     }
 }
 
@@ -189,6 +197,12 @@ impl IntoResponse for OAuthError {
         let body = json!({"error": self.code.as_str(), "error_description": self.description});
         let mut response = (self.status(), axum::Json(body)).into_response();
         crate::web::headers::forbid_caching(&mut response);
+        if self.code == ErrorCode::TemporarilyUnavailable {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::error::RETRY_AFTER_SECS),
+            );
+        }
         if self.basic_challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -202,6 +216,13 @@ impl IntoResponse for OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_hasher_is_503_temporarily_unavailable_with_retry_after() {
+        let response = OAuthError::from(crate::crypto::CryptoError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
 
     #[test]
     fn descriptions_stay_within_rfc6749_characters() {

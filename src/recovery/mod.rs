@@ -6,9 +6,9 @@
 //!    timing tells nothing either. Requests are limited per account ([`MAX_PER_ACCOUNT`], counted
 //!    from `password_reset_tokens`) and per client address ([`MAX_PER_IP`], counted from the audit
 //!    events every request writes) within [`LIMIT_WINDOW_SECS`].
-//! 2. [`reset`]: `GET/POST /password/reset?token=…` sets a new password (policy of
-//!    [`crate::crypto::password::check_policy`]). In one transaction: the new hash, the token used,
-//!    every other open token of the account invalidated, every browser session ended and every
+//! 2. [`reset`]: `GET/POST /password/reset?token=…` sets a new password (length and strength of
+//!    [`crate::accounts::password_strength::check_new_password`]). In one transaction: the new
+//!    hash, the token used, every other open token of the account invalidated, every browser session ended and every
 //!    refresh-token family revoked (whoever had the old password may hold those), an audit event,
 //!    and a "your password was changed" mail.
 //!

@@ -11,9 +11,10 @@ use tower_sessions::Session;
 
 use super::store;
 use crate::accounts;
+use crate::accounts::password_strength::check_new_password;
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
-use crate::crypto::password::{Password, check_policy};
+use crate::crypto::password::Password;
 use crate::crypto::tokens::TokenHash;
 use crate::error::Result;
 use crate::login::session::{check_csrf, csrf_token};
@@ -22,7 +23,7 @@ use crate::mail::{self, MailContext, compose, format_utc};
 use crate::oauth::authorize::see_other;
 use crate::oauth::store::revoke_user_families;
 use crate::routes;
-use crate::web::page::{ASSET_VERSION, mismatched, render};
+use crate::web::page::{ASSET_VERSION, mismatched, render, sentence};
 use crate::web::request_meta::RequestMeta;
 
 /// Subject of the notification sent after a reset.
@@ -40,6 +41,8 @@ struct ResetPage<'a> {
     token: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    /// Why the new password was refused, shown under the field.
+    password_error: Option<&'a str>,
     asset_version: &'a str,
 }
 
@@ -134,6 +137,7 @@ async fn render_form(
     token: &str,
     email: &str,
     error: Option<&str>,
+    password_error: Option<&str>,
 ) -> Result<Response> {
     let csrf = csrf_token(session).await?;
     let mut response = render(&ResetPage {
@@ -141,9 +145,10 @@ async fn render_form(
         token,
         email,
         error,
+        password_error,
         asset_version: ASSET_VERSION,
     });
-    if error.is_some() {
+    if error.is_some() || password_error.is_some() {
         *response.status_mut() = StatusCode::BAD_REQUEST;
     }
     Ok(response)
@@ -156,7 +161,7 @@ pub async fn reset_page(
     Query(q): Query<ResetQuery>,
 ) -> Result<Response> {
     match usable_account(&state, &q.token).await? {
-        Some(user) => render_form(&session, q.token.trim(), &user.email, None).await,
+        Some(user) => render_form(&session, q.token.trim(), &user.email, None, None).await,
         None => Ok(invalid_link()),
     }
 }
@@ -175,13 +180,15 @@ pub async fn reset_submit(
     };
     let token = form.token.trim();
     let password = Password::new(form.password);
-    if let Err(e) = check_policy(&password) {
-        let message = format!("The new {e}.");
-        return render_form(&session, token, &user.email, Some(&message)).await;
+    // Length, then strength: common, breached-style or personal passwords are refused with the
+    // reason (NIST SP 800-63B §5.1.1.2).
+    if let Err(e) = check_new_password(&password, &user.email, &user.name) {
+        let message = sentence(&format!("the new {e}"));
+        return render_form(&session, token, &user.email, None, Some(&message)).await;
     }
     if mismatched(password.expose(), form.password_confirm.as_deref()) {
         let message = "The two passwords are not the same.";
-        return render_form(&session, token, &user.email, Some(message)).await;
+        return render_form(&session, token, &user.email, Some(message), None).await;
     }
     let phc = state.hasher.hash(&password).await?;
     let Some(hash) = token_hash(token) else {

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -42,9 +42,20 @@ pub async fn render(request: Request, next: Next) -> Response {
     let Some(body) = response.extensions().get::<ErrorBody>().cloned() else {
         return response;
     };
-    let status = response.status();
+    let mut rendered = render_error(api, response.status(), &body, &request_id);
+    // Keep headers the handler set (WWW-Authenticate, Allow, ...), except the body's own.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rendered
+}
+
+/// The body of an error response: RFC 9457 problem+json when `api`, else the HTML error page.
+pub fn render_error(api: bool, status: StatusCode, body: &ErrorBody, request_id: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
-    let mut rendered = if api {
+    if api {
         let problem = json!({
             "type": format!("{PROBLEM_TYPE_PREFIX}{}", body.code),
             "title": title,
@@ -57,31 +68,23 @@ pub async fn render(request: Request, next: Next) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        r
-    } else {
-        let page = ErrorPage {
-            status: status.as_u16(),
-            title,
-            detail: &body.detail,
-            request_id: &request_id,
-            asset_version: ASSET_VERSION,
-        };
-        match page.render() {
-            Ok(html) => (status, axum::response::Html(html)).into_response(),
-            Err(_) => (
-                status,
-                format!("{title}: {} (request id {request_id})", body.detail),
-            )
-                .into_response(),
-        }
-    };
-    // Keep headers the handler set (WWW-Authenticate, Allow, ...), except the body's own.
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rendered.headers_mut().insert(name.clone(), value.clone());
-        }
+        return r;
     }
-    rendered
+    let page = ErrorPage {
+        status: status.as_u16(),
+        title,
+        detail: &body.detail,
+        request_id,
+        asset_version: ASSET_VERSION,
+    };
+    match page.render() {
+        Ok(html) => (status, axum::response::Html(html)).into_response(),
+        Err(_) => (
+            status,
+            format!("{title}: {} (request id {request_id})", body.detail),
+        )
+            .into_response(),
+    }
 }
 
 /// Fallback for unknown paths.

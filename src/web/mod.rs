@@ -1,5 +1,6 @@
 //! Shared HTTP plumbing: error rendering, security headers, static files, page rendering, signed
-//! cookies and CSRF protection of forms, the API caller (Bearer) and request metadata extractors.
+//! cookies and CSRF protection of forms, the API caller (Bearer), request metadata extractors, and the
+//! server's accept loop with its limits.
 
 pub mod assets;
 pub mod bearer;
@@ -8,4 +9,5 @@ pub mod errors;
 pub mod headers;
 pub mod page;
 pub mod request_meta;
+pub mod server;
 pub mod signed_cookies;

@@ -5,6 +5,7 @@ use latchkey::crypto::tokens::TokenHash;
 use sqlx::Row;
 
 use crate::helpers::{Backend, TestApp};
+use crate::rp::PASSWORD;
 
 on_both_databases!(
     user_create_prints_json_and_stores_an_argon2id_hash,
@@ -55,7 +56,7 @@ async fn user_create_prints_json_and_stores_an_argon2id_hash(backend: Backend) {
 
 async fn user_create_refuses_bad_input_and_writes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.create_user("a@example.com", "password123").await;
+    app.create_user("a@example.com", PASSWORD).await;
 
     let duplicate = app
         .cli_stdin(
@@ -66,7 +67,7 @@ async fn user_create_refuses_bad_input_and_writes_nothing(backend: Backend) {
                 "A@EXAMPLE.COM",
                 "--password-stdin",
             ],
-            "password123",
+            PASSWORD,
         )
         .await;
     assert!(duplicate.refused().contains("already exists"));
@@ -108,7 +109,7 @@ async fn user_create_refuses_bad_input_and_writes_nothing(backend: Backend) {
                 "not-an-email",
                 "--password-stdin",
             ],
-            "password123",
+            PASSWORD,
         )
         .await;
     assert!(bad_email.refused().contains("email"));
@@ -123,7 +124,7 @@ async fn user_create_refuses_bad_input_and_writes_nothing(backend: Backend) {
 
 async fn org_create_makes_the_caller_owner(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let user = app.create_user("a@example.com", "password123").await;
+    let user = app.create_user("a@example.com", PASSWORD).await;
 
     let org = app
         .cli(&[
@@ -166,7 +167,7 @@ async fn org_create_makes_the_caller_owner(backend: Backend) {
 
 async fn org_create_refuses_bad_input_and_writes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.create_user("a@example.com", "password123").await;
+    app.create_user("a@example.com", PASSWORD).await;
     app.cli(&[
         "org",
         "create",
@@ -227,8 +228,8 @@ async fn org_create_refuses_bad_input_and_writes_nothing(backend: Backend) {
 
 async fn org_add_member_adds_and_refuses(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.create_user("owner@example.com", "password123").await;
-    let bob = app.create_user("bob@example.com", "password123").await;
+    app.create_user("owner@example.com", PASSWORD).await;
+    let bob = app.create_user("bob@example.com", PASSWORD).await;
     let org = app
         .cli(&[
             "org",
@@ -458,7 +459,7 @@ async fn keys_start_with_active_rs256_and_es256_and_rotate(backend: Backend) {
 
 async fn migrate_twice_is_a_no_op(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.create_user("a@example.com", "password123").await;
+    app.create_user("a@example.com", PASSWORD).await;
 
     let first = app.cli(&["migrate"]).await;
     let second = app.cli(&["migrate"]).await;

@@ -263,6 +263,30 @@ async fn the_account_form_checks_its_input(backend: Backend) {
     .await;
     assert_eq!(short.status(), 400);
     assert!(short.text().await.unwrap().contains("at least"));
+
+    // Common, or built from the address or the name: refused under the password field.
+    for weak in ["password123", "Summer2024!", "careful2024", "Carlsson1999"] {
+        let refused = post(
+            &org.app,
+            &browser,
+            "/invitation/register",
+            &[
+                ("csrf", &csrf),
+                ("name", "Carl Carlsson"),
+                ("password", weak),
+                ("password_confirm", weak),
+            ],
+        )
+        .await;
+        assert_eq!(refused.status(), 400, "{weak}");
+        let html = refused.text().await.unwrap();
+        assert!(html.contains("aria-invalid=\"true\""), "{html}");
+        assert!(html.contains("id=\"password-error\""), "{html}");
+        assert!(
+            html.contains("too easy to guess") || html.contains("name or email"),
+            "{weak}: {html}"
+        );
+    }
     assert_eq!(org.app.count("users").await, 1, "no account yet");
     assert_eq!(stored_state(&org.app).await, "pending");
 }

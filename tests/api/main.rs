@@ -7,6 +7,7 @@ mod helpers;
 mod support;
 
 mod authorize_rules;
+mod bounded;
 mod browser;
 mod browser_accounts;
 mod browser_capture;
@@ -36,6 +37,7 @@ mod oidc_flow;
 mod oidc_metadata;
 mod org_login;
 mod org_login_tokens;
+mod password_strength;
 mod recovery;
 mod refresh;
 mod resource_server;

@@ -439,6 +439,17 @@ async fn weak_or_mismatched_passwords_are_refused(backend: Backend) {
             .unwrap()
             .contains("at least 8 characters")
     );
+    // Common, or built from the address or the name: refused under the password field.
+    for weak in ["password", "Summer2024!", "alice2024", "Alice-1990!"] {
+        let refused = choose_password(&app, &browser, &link, weak, weak).await;
+        assert_eq!(refused.status(), 400, "{weak}");
+        let html = refused.text().await.unwrap();
+        assert!(html.contains("aria-invalid=\"true\""), "{html}");
+        assert!(
+            html.contains("too easy to guess") || html.contains("name or email"),
+            "{weak}: {html}"
+        );
+    }
     let mismatch = choose_password(&app, &browser, &link, NEW_PASSWORD, "something else").await;
     assert_eq!(mismatch.status(), 400);
     assert!(mismatch.text().await.unwrap().contains("not the same"));

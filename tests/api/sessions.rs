@@ -12,6 +12,7 @@ use tower_sessions::session_store::Error;
 
 use crate::helpers::{Backend, TestApp};
 use crate::rp;
+use crate::rp::PASSWORD;
 
 on_both_databases!(
     created_sessions_load_back,
@@ -110,11 +111,11 @@ async fn saving_updates_the_row_in_place(backend: Backend) {
 async fn sessions_of_a_user_end_together(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (store, clock) = store(&app);
-    let alice = app.create_user("alice@example.com", "password123").await["id"]
+    let alice = app.create_user("alice@example.com", PASSWORD).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let bob = app.create_user("bob@example.com", "password123").await["id"]
+    let bob = app.create_user("bob@example.com", PASSWORD).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -163,7 +164,7 @@ async fn sessions_of_a_user_end_together(backend: Backend) {
 async fn save_does_not_revive_an_ended_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (store, clock) = store(&app);
-    let user = app.create_user("alice@example.com", "password123").await["id"]
+    let user = app.create_user("alice@example.com", PASSWORD).await["id"]
         .as_str()
         .unwrap()
         .to_owned();

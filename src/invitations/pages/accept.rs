@@ -169,13 +169,15 @@ pub async fn register(
         Ok(found) => found,
         Err(why) => return Ok(gone_page(why)),
     };
-    let form_error = |message: &str| -> Result<Response> {
+    // `password_error`: the message goes under the password field rather than above the form.
+    let form_error = |message: &str, password_error: bool| -> Result<Response> {
         let csrf = form.csrf.as_str();
         let mut response = render(&RegisterPage {
             s: &summary,
             csrf,
             name: &form.name,
-            error: Some(message),
+            error: (!password_error).then_some(message),
+            password_error: password_error.then_some(message),
             min_password: crate::crypto::password::MIN_PASSWORD_CHARS,
             asset_version: ASSET_VERSION,
         });
@@ -183,7 +185,7 @@ pub async fn register(
         Ok(response)
     };
     if mismatched(&form.password, form.password_confirm.as_deref()) {
-        return form_error("The two passwords do not match.");
+        return form_error("The two passwords do not match.", false);
     }
     // A cheap check first, so a taken address costs no Argon2 work; the unique index decides races.
     if accounts::store::find_by_email(&state.db.pool, &inv.email)
@@ -205,7 +207,12 @@ pub async fn register(
     .await;
     let prepared = match prepared {
         Ok(prepared) => prepared,
-        Err(AppError::Invalid(message)) => return form_error(&sentence(&message)),
+        Err(AppError::Invalid(message)) => return form_error(&sentence(&message), false),
+        Err(AppError::Problem { code, detail, .. })
+            if code == accounts::password_strength::WEAK_PASSWORD =>
+        {
+            return form_error(&sentence(&detail), true);
+        }
         Err(other) => return Err(other),
     };
     let now = state.clock.now();

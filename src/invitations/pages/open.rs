@@ -80,6 +80,8 @@ pub(super) struct RegisterPage<'a> {
     pub csrf: &'a str,
     pub name: &'a str,
     pub error: Option<&'a str>,
+    /// Why the password was refused, shown under the field.
+    pub password_error: Option<&'a str>,
     pub min_password: usize,
     pub asset_version: &'a str,
 }
@@ -197,6 +199,7 @@ pub(super) async fn show(state: &AppState, session: &Session) -> Result<Response
         csrf: &csrf,
         name: "",
         error: None,
+        password_error: None,
         min_password: crate::crypto::password::MIN_PASSWORD_CHARS,
         asset_version: ASSET_VERSION,
     }))
