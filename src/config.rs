@@ -18,6 +18,8 @@ use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
+use crate::web::client_addr::TrustedProxies;
+
 /// Default for `LATCHKEY_ISSUER`.
 pub const DEFAULT_ISSUER: &str = "http://localhost:8080";
 /// Default for `LATCHKEY_BIND`.
@@ -48,6 +50,10 @@ pub const DEFAULT_SIGNUP: &str = "open";
 pub const DEFAULT_LOG_FORMAT: &str = "text";
 /// Default for `LATCHKEY_NEW_DEVICE_ALERTS`.
 pub const DEFAULT_NEW_DEVICE_ALERTS: &str = "on";
+
+// Client addresses behind reverse proxies (attack resistance).
+/// Default for `LATCHKEY_TRUSTED_PROXIES`: no proxy is trusted, the TCP peer is the client.
+pub const DEFAULT_TRUSTED_PROXIES: &str = "";
 
 /// Upper bound for every duration, so that `now + ttl` can never overflow.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -89,6 +95,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether a sign-in from a browser the account has not used before is mailed to its owner.
     pub new_device_alerts: bool,
+    // Client addresses behind reverse proxies (attack resistance).
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed (none by default).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A configuration variable with an unusable value. `Display` is a single
@@ -305,6 +314,12 @@ impl Config {
                 DEFAULT_NEW_DEVICE_ALERTS,
                 parse_on_off,
             )?,
+            // Client addresses behind reverse proxies (attack resistance).
+            trusted_proxies: env.get(
+                "LATCHKEY_TRUSTED_PROXIES",
+                DEFAULT_TRUSTED_PROXIES,
+                parse_trusted_proxies,
+            )?,
         })
     }
 
@@ -361,6 +376,14 @@ fn parse_on_off(v: &str) -> Result<bool, String> {
         "off" => Ok(false),
         _ => Err("expected on or off".into()),
     }
+}
+
+fn parse_trusted_proxies(v: &str) -> Result<TrustedProxies, String> {
+    TrustedProxies::parse(v).map_err(|e| {
+        format!(
+            "{e}; expected comma-separated CIDRs such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.1"
+        )
+    })
 }
 
 fn parse_signup(v: &str) -> Result<SignupPolicy, String> {
@@ -767,6 +790,25 @@ mod tests {
         assert!(ok("LATCHKEY_NEW_DEVICE_ALERTS", "on").new_device_alerts);
         assert!(!ok("LATCHKEY_NEW_DEVICE_ALERTS", "off").new_device_alerts);
         err("LATCHKEY_NEW_DEVICE_ALERTS", "yes");
+    }
+
+    #[test]
+    fn trusted_proxies() {
+        use std::net::IpAddr;
+        assert!(with(&[]).unwrap().trusted_proxies.is_empty());
+        let c = ok("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, ::1");
+        assert!(
+            c.trusted_proxies
+                .contains("10.1.2.3".parse::<IpAddr>().unwrap())
+        );
+        assert!(c.trusted_proxies.contains("::1".parse::<IpAddr>().unwrap()));
+        assert!(
+            !c.trusted_proxies
+                .contains("192.0.2.1".parse::<IpAddr>().unwrap())
+        );
+        let e = err("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local");
+        assert!(e.reason.contains("CIDRs"), "{e}");
+        err("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/40");
     }
 
     #[test]

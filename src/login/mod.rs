@@ -5,6 +5,7 @@ pub mod pages;
 pub mod session;
 pub mod session_store;
 pub mod store;
+pub mod throttle;
 
 use axum::Router;
 use axum::routing::get;

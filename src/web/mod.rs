@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod bearer;
+pub mod client_addr;
 pub mod errors;
 pub mod headers;
 pub mod page;
