@@ -42,4 +42,5 @@ mod serve;
 mod sessions;
 mod signup;
 mod signup_api;
+mod throttling;
 mod token_rules;
