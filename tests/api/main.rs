@@ -33,6 +33,7 @@ mod oidc_flow;
 mod oidc_metadata;
 mod org_login;
 mod org_login_tokens;
+mod proxies;
 mod recovery;
 mod refresh;
 mod resource_server;
