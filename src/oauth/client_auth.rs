@@ -106,7 +106,7 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
 }
 
 /// Authenticates the client of a request, or answers `invalid_client` (401, with a Basic challenge
-/// when Basic was tried).
+/// when Basic was tried). Not throttled: endpoints call [`authenticate_throttled`].
 pub async fn authenticate(
     registry: &ClientRegistry,
     headers: &HeaderMap,

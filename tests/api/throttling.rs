@@ -329,8 +329,19 @@ async fn wrong_client_secrets_are_throttled_per_client(backend: Backend) {
                 .contains("retry later")
         );
     }
+    // Revocation and introspection authenticate the client the same way, throttle included.
+    for path in ["/revoke", "/introspect"] {
+        let throttled = rp::rp_http()
+            .post(app.url(path))
+            .basic_auth(&client.id, Some(client.secret()))
+            .form(&[("token", "anything")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retry_after(&throttled), 1, "{path}");
+    }
     let audited = "select count(*) from audit_events where action = $1";
-    assert_eq!(count_where(&app, audited, "client_auth.throttled").await, 2);
+    assert_eq!(count_where(&app, audited, "client_auth.throttled").await, 4);
 
     // Another client is not affected; after the delay the right secret works and clears the count.
     let other = app
