@@ -1,7 +1,8 @@
 //! The login history: one row per sign-in attempt (`login_events`), successful or not, with the
-//! email as typed, the client address and the browser. It backs the per-account and per-address
-//! sign-in limits and what a person sees of their own sign-ins; like the audit log, it is written
-//! inside the transaction of the attempt it describes.
+//! email as typed, the client address, the browser and the outcome (succeeded, failed, or throttled
+//! before any password check). It backs what a person sees of their own sign-ins (the sign-in limits
+//! themselves are counted in `login_throttles`, `crate::login::throttle`); like the audit log, it is
+//! written inside the transaction of the attempt it describes.
 
 use crate::crypto::tokens::new_id;
 use crate::db::{self, Exec};

@@ -168,7 +168,7 @@ async fn record_throttled(
         org_id: None,
         actor: &Actor::anonymous(meta.clone()),
         action: action::CLIENT_AUTH_THROTTLED,
-        target_type: Some("client"),
+        target_type: None,
         target_id: None,
         details: json!({
             "client_id": client_id.chars().take(MAX_AUDITED_CLIENT_ID).collect::<String>(),

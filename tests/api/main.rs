@@ -12,6 +12,7 @@ mod browser_accounts;
 mod browser_capture;
 mod browser_pages;
 mod cli;
+mod client_throttling;
 mod config;
 mod email_verification;
 mod health;

@@ -1,6 +1,6 @@
 //! Login throttling (OWASP Authentication Cheat Sheet, NIST SP 800-63B §5.2.2): per account (the
-//! same for unknown emails), per known browser (device cookie), per address (IPv6 per /64), across
-//! processes, and at the token endpoint per client id.
+//! same for unknown emails), per known browser (device cookie), per address (IPv6 per /64), and
+//! across processes. Client authentication: `client_throttling.rs`.
 
 use std::time::Instant;
 
@@ -14,7 +14,6 @@ on_both_databases!(
     the_owners_browser_signs_in_while_the_account_is_delayed,
     one_address_gets_a_hundred_failures_ipv6_per_64,
     a_password_reset_clears_the_delay,
-    wrong_client_secrets_are_throttled_per_client,
 );
 
 const EMAIL: &str = "alice@example.com";
@@ -51,12 +50,12 @@ pub async fn attempt(
 }
 
 /// `Retry-After` of a 429, in seconds.
-fn retry_after(response: &reqwest::Response) -> i64 {
+pub fn retry_after(response: &reqwest::Response) -> i64 {
     assert_eq!(response.status(), 429);
     rp::header(response, "retry-after").parse().unwrap()
 }
 
-async fn count_where(app: &TestApp, sql: &str, bind: &str) -> i64 {
+pub async fn count_where(app: &TestApp, sql: &str, bind: &str) -> i64 {
     sqlx::query_scalar(sql)
         .bind(bind)
         .fetch_one(&app.db.pool)
@@ -297,69 +296,6 @@ async fn a_password_reset_clears_the_delay(backend: Backend) {
             .status(),
         303
     );
-}
-
-async fn wrong_client_secrets_are_throttled_per_client(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    app.clock.freeze();
-    let client = app
-        .register_client(&["--grant-type", "client_credentials"])
-        .await;
-    let form = [("grant_type", "client_credentials")];
-
-    for _ in 0..5 {
-        let refused = app
-            .post_token(Some((&client.id, "not-the-secret")), &form)
-            .await;
-        assert_eq!(refused.status(), 401);
-        let body: serde_json::Value = refused.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_client");
-    }
-    // Throttled: 429 with Retry-After, an RFC 6749 body, and the secret is not even checked.
-    for secret in ["not-the-secret", client.secret()] {
-        let throttled = app.post_token(Some((&client.id, secret)), &form).await;
-        assert_eq!(retry_after(&throttled), 1);
-        assert_eq!(rp::header(&throttled, "cache-control"), "no-store");
-        let body: serde_json::Value = throttled.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_client");
-        assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("retry later")
-        );
-    }
-    // Revocation and introspection authenticate the client the same way, throttle included.
-    for path in ["/revoke", "/introspect"] {
-        let throttled = rp::rp_http()
-            .post(app.url(path))
-            .basic_auth(&client.id, Some(client.secret()))
-            .form(&[("token", "anything")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(retry_after(&throttled), 1, "{path}");
-    }
-    let audited = "select count(*) from audit_events where action = $1";
-    assert_eq!(count_where(&app, audited, "client_auth.throttled").await, 4);
-
-    // Another client is not affected; after the delay the right secret works and clears the count.
-    let other = app
-        .register_client(&["--grant-type", "client_credentials"])
-        .await;
-    let fine = app
-        .post_token(Some((&other.id, other.secret())), &form)
-        .await;
-    assert_eq!(fine.status(), 200);
-    app.clock.advance(1);
-    let ok = app
-        .post_token(Some((&client.id, client.secret())), &form)
-        .await;
-    assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
-    let again = app
-        .post_token(Some((&client.id, "not-the-secret")), &form)
-        .await;
-    assert_eq!(again.status(), 401);
 }
 
 /// Two `latchkey serve` processes on one PostgreSQL count the same account's failures.
