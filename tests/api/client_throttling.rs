@@ -5,7 +5,10 @@ use crate::helpers::{Backend, TestApp};
 use crate::rp;
 use crate::throttling::{count_where, retry_after};
 
-on_both_databases!(wrong_client_secrets_are_throttled_per_client);
+on_both_databases!(
+    wrong_client_secrets_are_throttled_per_client,
+    one_address_gets_a_hundred_failed_client_authentications,
+);
 
 async fn wrong_client_secrets_are_throttled_per_client(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -68,4 +71,32 @@ async fn wrong_client_secrets_are_throttled_per_client(backend: Backend) {
         .post_token(Some((&client.id, "not-the-secret")), &form)
         .await;
     assert_eq!(again.status(), 401);
+}
+
+async fn one_address_gets_a_hundred_failed_client_authentications(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.clock.freeze();
+    let client = app
+        .register_client(&["--grant-type", "client_credentials"])
+        .await;
+    let form = [("grant_type", "client_credentials")];
+
+    // 100 failures with 100 different (unknown) client ids from one address, then 429 for all.
+    for i in 0..100 {
+        let id = format!("guessed-client-{i}");
+        let refused = app.post_token(Some((&id, "secret")), &form).await;
+        assert_eq!(refused.status(), 401);
+    }
+    let throttled = app
+        .post_token(Some((&client.id, client.secret())), &form)
+        .await;
+    let wait = retry_after(&throttled);
+    assert!((1..=900).contains(&wait), "{wait}");
+
+    // The window ends; the address is served again.
+    app.clock.advance(wait);
+    let ok = app
+        .post_token(Some((&client.id, client.secret())), &form)
+        .await;
+    assert_eq!(ok.status(), 200);
 }

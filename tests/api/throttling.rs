@@ -14,6 +14,7 @@ on_both_databases!(
     the_owners_browser_signs_in_while_the_account_is_delayed,
     one_address_gets_a_hundred_failures_ipv6_per_64,
     a_password_reset_clears_the_delay,
+    concurrent_attempts_get_no_more_guesses,
 );
 
 const EMAIL: &str = "alice@example.com";
@@ -296,6 +297,43 @@ async fn a_password_reset_clears_the_delay(backend: Backend) {
             .status(),
         303
     );
+}
+
+async fn concurrent_attempts_get_no_more_guesses(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.clock.freeze();
+    app.create_person(EMAIL, "Alice").await;
+    // Twenty browsers with a login form each, posted all at once.
+    let mut posts = Vec::new();
+    for _ in 0..20 {
+        let browser = rp::browser();
+        let html = browser.get(app.url("/login")).send().await.unwrap();
+        let form = [
+            ("csrf", hidden_input(&html.text().await.unwrap(), "csrf")),
+            ("email", EMAIL.to_owned()),
+            ("password", WRONG.to_owned()),
+        ];
+        posts.push(browser.post(app.url("/login")).form(&form).send());
+    }
+    let mut statuses: Vec<u16> = futures_statuses(posts).await;
+    statuses.sort_unstable();
+    // Each attempt is counted before its password is checked, so exactly five get a check.
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert_eq!(&statuses[5..], &[429; 15], "{statuses:?}");
+}
+
+/// Runs the requests concurrently; their statuses.
+async fn futures_statuses(
+    posts: Vec<
+        impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
+    >,
+) -> Vec<u16> {
+    let tasks: Vec<_> = posts.into_iter().map(tokio::spawn).collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().unwrap().status().as_u16());
+    }
+    statuses
 }
 
 /// Two `latchkey serve` processes on one PostgreSQL count the same account's failures.
