@@ -1,4 +1,5 @@
-//! Login: the login page, browser sessions (stored in our own database) and the login history.
+//! Login: the login page, browser sessions (stored in our own database), known browsers and the
+//! throttling of failed sign-ins and client authentications.
 
 pub mod device;
 pub mod pages;

@@ -1,7 +1,9 @@
 //! The login page (OWASP ASVS V2/V3): one message for an unknown email and a wrong password, the
 //! same Argon2id work in both cases, a CSRF token, 303 after the POST, and a renewed session id.
 //! Every attempt lands in the login history and the audit log; a `next` query parameter (a local
-//! path only) says where to go afterwards when no authorization request is waiting.
+//! path only) says where to go afterwards when no authorization request is waiting. Attempts are
+//! throttled before any password is hashed ([`super::throttle`]): 429 with `Retry-After` and one
+//! neutral message for known and unknown emails.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -139,8 +141,9 @@ pub async fn login_page(
     render_login(&state, &session, form).await
 }
 
-/// `POST /login`: verifies the password; records the attempt in the login history and the audit
-/// log (`login.succeeded` / `login.failed` with the typed email, never the password); on success
+/// `POST /login`: refuses a throttled attempt (429, `login.throttled`) or verifies the password;
+/// records the attempt in the login history and the audit log (`login.succeeded` /
+/// `login.failed` with the typed email, never the password); on success
 /// renews the session, recognises the browser (new-device alert, [`device`]) and continues the
 /// pending authorization request, else goes to `next` or home.
 pub async fn login_submit(
