@@ -6,10 +6,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The source of "now" for everything time-dependent (code expiry, key rotation, purges).
 ///
-/// Production uses the system clock; tests may shift it forward with [`Clock::advance`].
+/// Production uses the system clock; tests may shift it forward with [`Clock::advance`] and stop it
+/// with [`Clock::freeze`] (short delays, such as login throttling's first second, then do not lapse
+/// while a slow test runs).
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_secs: Arc<AtomicI64>,
+    /// The system time the clock stopped at (0: running).
+    frozen_at: Arc<AtomicI64>,
 }
 
 impl Clock {
@@ -20,11 +24,17 @@ impl Clock {
 
     /// Seconds since the Unix epoch (UTC), as stored in the database.
     pub fn now(&self) -> i64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        system.saturating_add(self.offset_secs.load(Ordering::Relaxed))
+        let base = match self.frozen_at.load(Ordering::Relaxed) {
+            0 => system_now(),
+            frozen => frozen,
+        };
+        base.saturating_add(self.offset_secs.load(Ordering::Relaxed))
+    }
+
+    /// Stops this clock (and every clone of it) at the current system time; [`Clock::advance`] still
+    /// moves it. For tests.
+    pub fn freeze(&self) {
+        self.frozen_at.store(system_now(), Ordering::Relaxed);
     }
 
     /// How far this clock is ahead of the system clock, in seconds (0 in production). Code handed
@@ -37,6 +47,14 @@ impl Clock {
     pub fn advance(&self, secs: i64) {
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);
     }
+}
+
+/// The system time in Unix seconds.
+fn system_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Converts a configured duration to whole seconds for the database.

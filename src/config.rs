@@ -20,6 +20,8 @@ use crate::crypto::kek::KeyEncryptionKey;
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
+use crate::web::client_addr::TrustedProxies;
+
 /// Default for `LATCHKEY_ISSUER`.
 pub const DEFAULT_ISSUER: &str = "http://localhost:8080";
 /// Default for `LATCHKEY_BIND`.
@@ -69,6 +71,10 @@ const MIN_AUDIT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_HASH_CONCURRENCY: usize = 1024;
 /// Largest `LATCHKEY_MAX_CONNECTIONS`: about a process's default file-descriptor limit.
 const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
+// Client addresses behind reverse proxies (attack resistance).
+/// Default for `LATCHKEY_TRUSTED_PROXIES`: no proxy is trusted, the TCP peer is the client.
+pub const DEFAULT_TRUSTED_PROXIES: &str = "";
 
 /// Upper bound for every duration, so that `now + ttl` can never overflow.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -128,6 +134,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Age after which login history and audit events are deleted.
     pub audit_retention: Duration,
+
+    // Client addresses behind reverse proxies (attack resistance).
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed (none by default).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A configuration variable with an unusable value. `Display` is a single
@@ -386,6 +396,13 @@ impl Config {
                 DEFAULT_AUDIT_RETENTION,
                 retention,
             )?,
+
+            // Client addresses behind reverse proxies (attack resistance).
+            trusted_proxies: env.get(
+                "LATCHKEY_TRUSTED_PROXIES",
+                DEFAULT_TRUSTED_PROXIES,
+                parse_trusted_proxies,
+            )?,
         })
     }
 
@@ -483,6 +500,14 @@ fn parse_on_off(v: &str) -> Result<bool, String> {
         "off" => Ok(false),
         _ => Err("expected on or off".into()),
     }
+}
+
+fn parse_trusted_proxies(v: &str) -> Result<TrustedProxies, String> {
+    TrustedProxies::parse(v).map_err(|e| {
+        format!(
+            "{e}; expected comma-separated CIDRs such as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.1"
+        )
+    })
 }
 
 fn parse_signup(v: &str) -> Result<SignupPolicy, String> {
@@ -1066,6 +1091,25 @@ mod tests {
             "invalid LATCHKEY_AUDIT_RETENTION=\"23h\": must be at least 1d"
         );
         err("LATCHKEY_AUDIT_RETENTION", "forever");
+    }
+
+    #[test]
+    fn trusted_proxies() {
+        use std::net::IpAddr;
+        assert!(with(&[]).unwrap().trusted_proxies.is_empty());
+        let c = ok("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, ::1");
+        assert!(
+            c.trusted_proxies
+                .contains("10.1.2.3".parse::<IpAddr>().unwrap())
+        );
+        assert!(c.trusted_proxies.contains("::1".parse::<IpAddr>().unwrap()));
+        assert!(
+            !c.trusted_proxies
+                .contains("192.0.2.1".parse::<IpAddr>().unwrap())
+        );
+        let e = err("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local");
+        assert!(e.reason.contains("CIDRs"), "{e}");
+        err("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/40");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! | [`error`] | [`error::AppError`], rendered as an HTML page or RFC 9457 problem+json |
 //! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
 //! | [`clock`] | injectable time |
-//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata, the accept loop with its limits (header-read timeout, connection cap, request timeout) |
+//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata and the client address behind trusted proxies (`web::client_addr`), the accept loop with its limits (header-read timeout, connection cap, request timeout) |
 //! | [`audit`] | the audit log (every feature records its writes through [`audit::record`]) and the login history |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store (private halves sealed under the key-encryption key), the in-memory keyring, and the key-encryption key itself (configured, or `latchkey.kek` beside SQLite) |
 //! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification |
@@ -28,7 +28,7 @@
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
-//! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), known browsers and the new-device alert |
+//! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
 //! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |

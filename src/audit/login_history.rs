@@ -1,7 +1,8 @@
 //! The login history: one row per sign-in attempt (`login_events`), successful or not, with the
-//! email as typed, the client address and the browser. It backs the per-account and per-address
-//! sign-in limits and what a person sees of their own sign-ins; like the audit log, it is written
-//! inside the transaction of the attempt it describes.
+//! email as typed, the client address, the browser and the outcome (succeeded, failed, or throttled
+//! before any password check). It backs what a person sees of their own sign-ins (the sign-in limits
+//! themselves are counted in `login_throttles`, `crate::login::throttle`); like the audit log, it is
+//! written inside the transaction of the attempt it describes.
 
 use crate::crypto::tokens::new_id;
 use crate::db::{self, Exec};
@@ -19,27 +20,65 @@ pub struct LoginEvent<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-/// Records a login attempt.
+/// How a login attempt ended (`login_events.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The password was right and the account usable.
+    Succeeded,
+    /// The password was checked and refused (or the account is disabled).
+    Failed,
+    /// Refused before any password check: too many recent failures (429).
+    Throttled,
+}
+
+impl Outcome {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Throttled => "throttled",
+        }
+    }
+}
+
+/// Records a login attempt that succeeded or failed.
 pub async fn record_login<'c>(
     ex: impl Exec<'c>,
     e: &LoginEvent<'_>,
     success: bool,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let outcome = if success {
+        Outcome::Succeeded
+    } else {
+        Outcome::Failed
+    };
+    record_login_outcome(ex, e, outcome, now).await
+}
+
+/// Records a login attempt with its outcome (`success` is 1 only for [`Outcome::Succeeded`]).
+pub async fn record_login_outcome<'c>(
+    ex: impl Exec<'c>,
+    e: &LoginEvent<'_>,
+    outcome: Outcome,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into login_events (id, user_id, email, success, ip, user_agent, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into login_events (id, user_id, email, success, ip, user_agent, created_at, \
+         outcome) values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(new_id())
     .bind(e.user_id)
     .bind(e.email.chars().take(254).collect::<String>())
-    .bind(db::flag(success))
+    .bind(db::flag(outcome == Outcome::Succeeded))
     .bind(e.ip)
     .bind(
         e.user_agent
             .map(|ua| ua.chars().take(512).collect::<String>()),
     )
     .bind(now)
+    .bind(outcome.as_str())
     .execute(ex)
     .await?;
     Ok(())

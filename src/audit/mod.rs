@@ -45,6 +45,12 @@ pub mod action {
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     /// A login failed.
     pub const LOGIN_FAILED: &str = "login.failed";
+    /// A login was refused with 429 before any password check: too many recent failures for the
+    /// account, the browser or the address (details: the typed email and which limit).
+    pub const LOGIN_THROTTLED: &str = "login.throttled";
+    /// A client authentication at a token-endpoint style endpoint was refused with 429 before the
+    /// secret was checked: too many recent failures for the client id or the address.
+    pub const CLIENT_AUTH_THROTTLED: &str = "client_auth.throttled";
     /// A password-reset link was asked for (target: the account, or none for an unknown address;
     /// the link itself is mailed unless the account's limit is reached).
     pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";

@@ -1,6 +1,6 @@
 //! Deletes what can never be used again: expired codes, sessions, refresh-token families, deny-list
-//! entries, reset and verification tokens, and invitations; and, past `LATCHKEY_AUDIT_RETENTION`,
-//! the login history and the audit log ([`retention`]).
+//! entries, reset and verification tokens, invitations, and spent failed-attempt counters; and, past
+//! `LATCHKEY_AUDIT_RETENTION`, the login history and the audit log ([`retention`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,7 +30,7 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 9] = [
+    let statements: [(&'static str, &str, i64); 10] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
@@ -65,6 +65,12 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
             "invitations",
             "delete from invitations where state = 'pending' and expires_at < $1",
             now - EXPIRED_INVITATION_KEEP_SECS,
+        ),
+        // Failed-attempt counters whose window has passed count nothing any more.
+        (
+            "login_throttles",
+            "delete from login_throttles where window_ends_at <= $1",
+            now,
         ),
         (
             "mail_outbox",

@@ -1,10 +1,12 @@
-//! Login: the login page, browser sessions (stored in our own database) and the login history.
+//! Login: the login page, browser sessions (stored in our own database), known browsers and the
+//! throttling of failed sign-ins and client authentications.
 
 pub mod device;
 pub mod pages;
 pub mod session;
 pub mod session_store;
 pub mod store;
+pub mod throttle;
 
 use axum::Router;
 use axum::routing::get;

@@ -1,23 +1,29 @@
 //! The login page (OWASP ASVS V2/V3): one message for an unknown email and a wrong password, the
 //! same Argon2id work in both cases, a CSRF token, 303 after the POST, and a renewed session id.
 //! Every attempt lands in the login history and the audit log; a `next` query parameter (a local
-//! path only) says where to go afterwards when no authorization request is waiting.
+//! path only) says where to go afterwards when no authorization request is waiting. Attempts are
+//! throttled before any password is hashed ([`super::throttle`]): 429 with `Retry-After` and one
+//! neutral message for known and unknown emails.
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::{device, session};
+use super::throttle::{self, Key, Throttled};
+use super::{device, session, store};
 use crate::accounts;
 use crate::app::AppState;
 use crate::audit::login_history;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
+use crate::crypto::tokens::SecretToken;
+use crate::db::Tx;
 use crate::error::Result;
 use crate::oauth::authorize::see_other;
 use crate::routes;
@@ -26,6 +32,10 @@ use crate::web::request_meta::RequestMeta;
 
 /// The one message for every failed login, so it does not reveal which emails have accounts.
 pub const LOGIN_FAILED: &str = "The email or password is not correct.";
+
+/// The start of the message of a throttled login, for known and unknown emails alike; the wait
+/// follows ("Try again in 8 seconds.").
+pub const LOGIN_THROTTLED: &str = "Too many failed sign-ins. Try again in";
 
 /// Longest `next` path accepted.
 const MAX_NEXT_LEN: usize = 2048;
@@ -111,7 +121,7 @@ async fn render_login(state: &AppState, session: &Session, form: Form<'_>) -> Re
     };
     let mut response = render(&page);
     if form.error.is_some() {
-        *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
     }
     Ok(response)
 }
@@ -131,8 +141,9 @@ pub async fn login_page(
     render_login(&state, &session, form).await
 }
 
-/// `POST /login`: verifies the password; records the attempt in the login history and the audit
-/// log (`login.succeeded` / `login.failed` with the typed email, never the password); on success
+/// `POST /login`: refuses a throttled attempt (429, `login.throttled`) or verifies the password;
+/// records the attempt in the login history and the audit log (`login.succeeded` /
+/// `login.failed` with the typed email, never the password); on success
 /// renews the session, recognises the browser (new-device alert, [`device`]) and continues the
 /// pending authorization request, else goes to `next` or home.
 pub async fn login_submit(
@@ -154,8 +165,6 @@ pub async fn login_submit(
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    // Unknown users are verified against a dummy hash: the same work, no timing oracle.
-    let verified = state.hasher.verify(&password, hash.as_deref()).await?;
     let user_id = user.as_ref().map(|u| u.id.clone());
     let ip = meta.ip.clone().unwrap_or_default();
     let event = login_history::LoginEvent {
@@ -164,7 +173,34 @@ pub async fn login_submit(
         ip: &ip,
         user_agent: meta.user_agent.as_deref(),
     };
+    let device_token = device::device_token(&headers, &state.config);
+    let keys = throttle_keys(&state, user_id.as_deref(), email, &device_token, &meta).await?;
     let now = state.clock.now();
+    // OWASP login throttling: checked, and a failure counted, before any password is hashed.
+    let mut tx = state.db.begin().await?;
+    if let Some(throttled) = throttle::admit(&mut tx, &keys, now).await? {
+        record_throttled(&mut tx, &event, &meta, throttled, now).await?;
+        tx.commit().await?;
+        let message = format!(
+            "{LOGIN_THROTTLED} {}.",
+            throttle::wait_text(throttled.retry_after)
+        );
+        let form = Form {
+            authz: &form.authz,
+            next: &form.next,
+            email: Some(email),
+            error: Some(&message),
+        };
+        let mut response = render_login(&state, &session, form).await?;
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
+        return Ok(response);
+    }
+    tx.commit().await?;
+    // Unknown users are verified against a dummy hash: the same work, no timing oracle.
+    let verified = state.hasher.verify(&password, hash.as_deref()).await?;
     let Some(user) = user.filter(|u| verified && !u.disabled) else {
         let mut tx = state.db.begin().await?;
         login_history::record_login(&mut *tx, &event, false, now).await?;
@@ -196,8 +232,8 @@ pub async fn login_submit(
         };
         return render_login(&state, &session, form).await;
     };
-    let device_token = device::device_token(&headers, &state.config);
     let mut tx = state.db.begin().await?;
+    throttle::settle_success(&mut tx, &keys, now).await?;
     login_history::record_login(&mut *tx, &event, true, now).await?;
     audit::record(
         &mut *tx,
@@ -238,6 +274,66 @@ pub async fn login_submit(
     };
     device::set_cookie(response.headers_mut(), &state.config, &device_token);
     Ok(response)
+}
+
+/// The counters a sign-in is throttled on (OWASP "device cookies"): a browser that signed in to the
+/// account before is counted on its own, so attackers cannot delay the owner; any other attempt on
+/// the account (or on an unknown email: the same rule, no oracle); and the client address.
+async fn throttle_keys(
+    state: &AppState,
+    user_id: Option<&str>,
+    email: &str,
+    device: &SecretToken,
+    meta: &RequestMeta,
+) -> Result<Vec<Key>> {
+    let device_hash = device.hash();
+    // Asked for unknown emails too (with no user id), so both take the same work.
+    let known = store::is_known_device(
+        &state.db.pool,
+        user_id.unwrap_or_default(),
+        device_hash.as_str(),
+    )
+    .await?;
+    let mut keys = vec![match user_id {
+        Some(id) if known => Key::device(id, device_hash.as_str()),
+        Some(id) => Key::account(id),
+        None => Key::unknown_email(email),
+    }];
+    if let Some(address) = meta.limit_key() {
+        keys.push(Key::login_address(&address));
+    }
+    Ok(keys)
+}
+
+/// Records a throttled attempt in the login history and the audit log (`login.throttled`).
+async fn record_throttled(
+    tx: &mut Tx,
+    event: &login_history::LoginEvent<'_>,
+    meta: &RequestMeta,
+    throttled: Throttled,
+    now: i64,
+) -> Result<()> {
+    login_history::record_login_outcome(&mut **tx, event, login_history::Outcome::Throttled, now)
+        .await?;
+    let actor = Actor::anonymous(meta.clone());
+    audit::record(
+        &mut **tx,
+        &AuditEvent {
+            org_id: None,
+            actor: &actor,
+            action: action::LOGIN_THROTTLED,
+            target_type: event.user_id.map(|_| "user"),
+            target_id: event.user_id,
+            details: json!({
+                "email": event.email.chars().take(254).collect::<String>(),
+                "limit": throttled.scope.as_str(),
+                "retry_after": throttled.retry_after,
+            }),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

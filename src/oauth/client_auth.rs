@@ -1,6 +1,7 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3):
 //! `client_secret_basic`, `client_secret_post`, and `none` for public clients. Secrets are 256-bit
-//! random values, checked by SHA-256 in constant time.
+//! random values, checked by SHA-256 in constant time. At the token endpoint failures are throttled
+//! per client id and per address ([`authenticate_throttled`], [`crate::login::throttle`]).
 
 use std::sync::Arc;
 
@@ -8,11 +9,20 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::error::OAuthError;
+use serde_json::json;
+
+use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
+use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::clients::Client;
 use crate::clients::registry::ClientRegistry;
 use crate::crypto::tokens::{TokenHash, constant_time_eq};
+use crate::login::throttle::{self, Key, Scope, Throttled};
+use crate::web::request_meta::RequestMeta;
+
+/// Longest presented client id kept in a `client_auth.throttled` event.
+const MAX_AUDITED_CLIENT_ID: usize = 128;
 
 /// How the client authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +106,85 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
 }
 
 /// Authenticates the client of a request, or answers `invalid_client` (401, with a Basic challenge
-/// when Basic was tried).
+/// when Basic was tried). Not throttled: endpoints call [`authenticate_throttled`].
 pub async fn authenticate(
     registry: &ClientRegistry,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
+    check(registry, presented(headers, params)?).await
+}
+
+/// [`authenticate`], throttled (OWASP Authentication Cheat Sheet, login throttling): failures are
+/// counted per client id (5, then a doubling delay) and per address (100 per 15 minutes); while
+/// either is blocked the answer is 429 `invalid_client` with `Retry-After`, without checking the
+/// secret, and a `client_auth.throttled` audit event.
+pub async fn authenticate_throttled(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<AuthenticatedClient, OAuthError> {
     let presented = presented(headers, params)?;
+    let mut keys = vec![Key::client(&presented.client_id)];
+    if let Some(address) = meta.limit_key() {
+        keys.push(Key::client_address(&address));
+    }
+    let now = state.clock.now();
+    let found = throttle::counters(&state.db.pool, &keys).await?;
+    if let Some(throttled) = throttle::longest_wait(found.iter().map(|(k, c)| (*k, *c)), now) {
+        record_throttled(state, meta, &presented.client_id, throttled, now).await?;
+        return Err(OAuthError::throttled(throttled.retry_after));
+    }
+    let client_counted = found.iter().any(|(k, _)| k.scope == Scope::Client);
+    match check(&state.clients, presented).await {
+        Ok(client) => {
+            if client_counted {
+                let _gate = state.db.write_gate().await;
+                throttle::clear(&state.db.pool, &keys[0]).await?;
+            }
+            Ok(client)
+        }
+        Err(e) if e.code == ErrorCode::InvalidClient => {
+            let mut tx = state.db.begin().await?;
+            throttle::count_failure(&mut tx, &keys, now).await?;
+            tx.commit().await?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Records `client_auth.throttled` with the presented client id and the address.
+async fn record_throttled(
+    state: &AppState,
+    meta: &RequestMeta,
+    client_id: &str,
+    throttled: Throttled,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let _gate = state.db.write_gate().await;
+    let event = AuditEvent {
+        org_id: None,
+        actor: &Actor::anonymous(meta.clone()),
+        action: action::CLIENT_AUTH_THROTTLED,
+        target_type: None,
+        target_id: None,
+        details: json!({
+            "client_id": client_id.chars().take(MAX_AUDITED_CLIENT_ID).collect::<String>(),
+            "limit": throttled.scope.as_str(),
+            "retry_after": throttled.retry_after,
+        }),
+    };
+    audit::record(&state.db.pool, &event, now).await?;
+    Ok(())
+}
+
+/// Checks presented credentials against the registry.
+async fn check(
+    registry: &ClientRegistry,
+    presented: Presented,
+) -> Result<AuthenticatedClient, OAuthError> {
     let basic = presented.basic;
     let failed = || OAuthError::invalid_client("client authentication failed", basic);
     let client = registry

@@ -87,8 +87,10 @@ pub struct OAuthError {
     /// Set when the client tried HTTP Basic authentication and failed (RFC 6749 §5.2: 401 with a
     /// `WWW-Authenticate` header).
     pub basic_challenge: bool,
-    /// A status other than the code's usual one (413 for an oversized body).
+    /// A status other than the code's usual one (413 for an oversized body, 429 when throttled).
     pub status_override: Option<StatusCode>,
+    /// Seconds for a `Retry-After` header (RFC 9110 §10.2.3), sent with 429.
+    pub retry_after: Option<i64>,
 }
 
 impl OAuthError {
@@ -99,6 +101,7 @@ impl OAuthError {
             description: sanitize(&description.into()),
             basic_challenge: false,
             status_override: None,
+            retry_after: None,
         }
     }
 
@@ -117,6 +120,19 @@ impl OAuthError {
         OAuthError {
             basic_challenge: basic,
             ..OAuthError::new(ErrorCode::InvalidClient, description)
+        }
+    }
+
+    /// `invalid_client` with 429 and `Retry-After`: too many failed client authentications (OWASP
+    /// Authentication Cheat Sheet, login throttling); the secret was not checked.
+    pub fn throttled(retry_after: i64) -> OAuthError {
+        OAuthError {
+            status_override: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after: Some(retry_after),
+            ..OAuthError::new(
+                ErrorCode::InvalidClient,
+                "too many failed attempts; retry later",
+            )
         }
     }
 
@@ -197,11 +213,15 @@ impl IntoResponse for OAuthError {
         let body = json!({"error": self.code.as_str(), "error_description": self.description});
         let mut response = (self.status(), axum::Json(body)).into_response();
         crate::web::headers::forbid_caching(&mut response);
-        if self.code == ErrorCode::TemporarilyUnavailable {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(crate::error::RETRY_AFTER_SECS),
-            );
+        // Throttled client authentication says when to retry; a busy server a short fixed pause.
+        let retry_after = self.retry_after.or_else(|| {
+            (self.code == ErrorCode::TemporarilyUnavailable)
+                .then_some(crate::error::RETRY_AFTER_SECS as i64)
+        });
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.basic_challenge {
             response.headers_mut().insert(

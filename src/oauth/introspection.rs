@@ -24,6 +24,7 @@ use super::revocation::{self, TokenRequest, TokenTypeHint};
 use super::store;
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
+use crate::web::request_meta::RequestMeta;
 
 /// Access-token claims copied into an active introspection response (§2.2), when present.
 const ACCESS_TOKEN_MEMBERS: [&str; 11] = [
@@ -107,10 +108,11 @@ fn answer(body: Map<String, Value>) -> Response {
 /// see, otherwise `{"active":false}`; 401 `invalid_client` for a public or unauthenticated caller.
 pub async fn introspect(
     State(state): State<AppState>,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let request = TokenRequest::parse(&state, &headers, body).await?;
+    let request = TokenRequest::parse(&state, &meta, &headers, body).await?;
     if request.client.client.public {
         return Err(OAuthError::invalid_client(
             "introspection requires a confidential client",

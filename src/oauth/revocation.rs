@@ -24,6 +24,7 @@ use super::store;
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
 use crate::db::Exec;
+use crate::web::request_meta::RequestMeta;
 
 /// The `revoked_reason` recorded on a family revoked through this endpoint.
 pub const REVOKED_BY_CLIENT: &str = "revoked_by_client";
@@ -61,16 +62,18 @@ impl std::fmt::Debug for TokenRequest {
 
 impl TokenRequest {
     /// Parses the form body (repeated parameters refused), authenticates the client exactly as the
-    /// token endpoint does (RFC 7009 §2.1, RFC 7662 §2.1), and requires `token`.
+    /// token endpoint does (RFC 7009 §2.1, RFC 7662 §2.1; throttled the same way), and requires
+    /// `token`.
     pub async fn parse(
         state: &AppState,
+        meta: &RequestMeta,
         headers: &HeaderMap,
         body: Result<Bytes, BytesRejection>,
     ) -> Result<TokenRequest, OAuthError> {
         let body = body.map_err(|r| OAuthError::unreadable_body(&r))?;
         let params = Params::from_form(headers, &body)
             .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-        let client = client_auth::authenticate(&state.clients, headers, &params).await?;
+        let client = client_auth::authenticate_throttled(state, meta, headers, &params).await?;
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?
@@ -193,10 +196,11 @@ async fn revoke_refresh_token(
 /// revoke; 400/401 only for a malformed request or a failed client authentication (§2.2.1).
 pub async fn revoke(
     State(state): State<AppState>,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let request = TokenRequest::parse(&state, &headers, body).await?;
+    let request = TokenRequest::parse(&state, &meta, &headers, body).await?;
     let client_id = request.client.client.id.as_str();
     let token = request.token.as_str();
     // The hint only decides which kind is tried first (§2.1).

@@ -15,6 +15,7 @@ use super::grants;
 use super::params::Params;
 use crate::app::AppState;
 use crate::clients::GrantType;
+use crate::web::request_meta::RequestMeta;
 
 /// RFC 6749 §5.1 successful response.
 #[derive(Debug, Serialize)]
@@ -46,6 +47,7 @@ impl IntoResponse for TokenResponse {
 /// `POST /token`
 pub async fn token(
     State(state): State<AppState>,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<TokenResponse, OAuthError> {
@@ -61,7 +63,7 @@ pub async fn token(
             format!("unsupported grant_type {grant_type}"),
         )
     })?;
-    let client = client_auth::authenticate(&state.clients, &headers, &params).await?;
+    let client = client_auth::authenticate_throttled(&state, &meta, &headers, &params).await?;
     if !client.client.grant_types.contains(&grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

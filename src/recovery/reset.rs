@@ -202,6 +202,8 @@ pub async fn reset_submit(
         return Ok(invalid_link());
     }
     store::set_password_hash(&mut *tx, &user.id, &phc, now).await?;
+    // The owner proved control of the mailbox: failed sign-ins no longer delay the account.
+    crate::login::throttle::clear_account(&mut *tx, &user.id).await?;
     let tokens = store::invalidate_user_tokens(&mut *tx, &user.id, now).await?;
     let sessions = delete_user_sessions(&mut *tx, &user.id).await?;
     let families = revoke_user_families(&mut *tx, &user.id, now, REVOKED_REASON).await?;

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod bearer;
+pub mod client_addr;
 pub mod csrf;
 pub mod errors;
 pub mod headers;

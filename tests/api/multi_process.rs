@@ -13,27 +13,27 @@ use url::Url;
 use crate::helpers::run_cli;
 use crate::rp::{self, PASSWORD, REDIRECT_URI, RegisteredClient};
 
-const EMAIL: &str = "ada@example.com";
+pub(crate) const EMAIL: &str = "ada@example.com";
 const ISSUER: &str = "http://localhost:8080";
 const SCOPE: &str = "openid offline_access";
 /// How many concurrent requests race for one code or one refresh token.
 const RACERS: usize = 8;
 
 /// One `latchkey serve` child process.
-struct Server {
+pub(crate) struct Server {
     /// `http://127.0.0.1:PORT`
     base: String,
     _child: tokio::process::Child,
 }
 
 impl Server {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 }
 
 /// A shared database, two servers on it, a user and a first-party confidential client.
-struct Cluster {
+pub(crate) struct Cluster {
     a: Server,
     b: Server,
     env: HashMap<String, String>,
@@ -44,7 +44,7 @@ struct Cluster {
 
 impl Cluster {
     /// Server A for even `i`, B for odd.
-    fn server(&self, i: usize) -> &Server {
+    pub(crate) fn server(&self, i: usize) -> &Server {
         if i.is_multiple_of(2) {
             &self.a
         } else {
@@ -54,7 +54,7 @@ impl Cluster {
 }
 
 /// `None` when PostgreSQL is not available (the test then returns early).
-async fn start_cluster() -> Option<Cluster> {
+pub(crate) async fn start_cluster() -> Option<Cluster> {
     let pg = crate::support::postgres::shared()?;
     let url = pg.create_database().await;
     let dir = tempfile::tempdir().expect("temp dir");

@@ -21,7 +21,7 @@ const EMAIL: &str = "alice@example.com";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
 /// Asks for a reset link for `email` from a fresh browser; returns the answer to the POST.
-async fn request_reset(app: &TestApp, email: &str) -> reqwest::Response {
+pub(crate) async fn request_reset(app: &TestApp, email: &str) -> reqwest::Response {
     let browser = rp::browser();
     let page = browser
         .get(app.url("/password/forgot"))
@@ -43,7 +43,7 @@ async fn request_reset(app: &TestApp, email: &str) -> reqwest::Response {
 }
 
 /// Opens `link` in `browser` and submits the new-password form; returns the answer to the POST.
-async fn choose_password(
+pub(crate) async fn choose_password(
     app: &TestApp,
     browser: &reqwest::Client,
     link: &str,
