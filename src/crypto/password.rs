@@ -202,14 +202,8 @@ impl PasswordHasher {
         .map_err(|e| CryptoError::Hashing(format!("hashing task failed: {e}")))?
     }
 
-    /// Verifies a password against a stored PHC string.
-    ///
-    /// * `phc = None` (unknown user, or a user without a password): a full
-    ///   verification against the dummy hash is still performed, then `false`
-    ///   is returned, so the response time does not reveal whether the account
-    ///   exists.
-    /// * A malformed or unsupported PHC string yields `Ok(false)` and a
-    ///   warning (without the password).
+    /// Verifies a password against a stored PHC string: [`PasswordHasher::reserve`] then
+    /// [`HashSlot::verify`].
     ///
     /// `Err` is only returned when no slot was free in time
     /// ([`CryptoError::Busy`]) or the blocking task itself failed.
@@ -218,16 +212,18 @@ impl PasswordHasher {
         password: &Password,
         phc: Option<&str>,
     ) -> Result<bool, CryptoError> {
-        let permit = self.acquire().await?;
-        let inner = Arc::clone(&self.inner);
-        let password = password.clone();
-        let phc = phc.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            inner.verify_blocking(password.expose().as_bytes(), phc.as_deref())
+        self.reserve().await?.verify(password, phc).await
+    }
+
+    /// Reserves a hashing slot (waiting at most the configured time, then [`CryptoError::Busy`]),
+    /// for a caller that must know the work will run before it commits to it: the login counts an
+    /// attempt against the throttle only once its verification is sure to happen, so that a request
+    /// shed with 503 never counts as a failed sign-in.
+    pub async fn reserve(&self) -> Result<HashSlot, CryptoError> {
+        Ok(HashSlot {
+            permit: self.acquire().await?,
+            inner: Arc::clone(&self.inner),
         })
-        .await
-        .map_err(|e| CryptoError::Hashing(format!("verification task failed: {e}")))
     }
 
     /// Computes the dummy hash now (blocking; call from `spawn_blocking` at start-up) so that the first
@@ -266,6 +262,40 @@ impl PasswordHasher {
                 Err(CryptoError::Busy)
             }
         }
+    }
+}
+
+/// A reserved hashing slot ([`PasswordHasher::reserve`]); dropping it frees the slot.
+pub struct HashSlot {
+    permit: OwnedSemaphorePermit,
+    inner: Arc<Inner>,
+}
+
+impl HashSlot {
+    /// Verifies a password against a stored PHC string on the blocking pool, in this slot.
+    ///
+    /// * `phc = None` (unknown user, or a user without a password): a full
+    ///   verification against the dummy hash is still performed, then `false`
+    ///   is returned, so the response time does not reveal whether the account
+    ///   exists.
+    /// * A malformed or unsupported PHC string yields `Ok(false)` and a
+    ///   warning (without the password).
+    pub async fn verify(self, password: &Password, phc: Option<&str>) -> Result<bool, CryptoError> {
+        let HashSlot { permit, inner } = self;
+        let password = password.clone();
+        let phc = phc.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            inner.verify_blocking(password.expose().as_bytes(), phc.as_deref())
+        })
+        .await
+        .map_err(|e| CryptoError::Hashing(format!("verification task failed: {e}")))
+    }
+}
+
+impl fmt::Debug for HashSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HashSlot")
     }
 }
 

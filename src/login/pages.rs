@@ -151,11 +151,11 @@ pub async fn login_submit(
     session: Session,
     meta: RequestMeta,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<LoginForm>,
+    axum::Form(mut form): axum::Form<LoginForm>,
 ) -> Result<Response> {
     session::check_csrf(&session, &form.csrf).await?;
     let email = form.email.trim();
-    let password = Password::new(form.password);
+    let password = Password::new(std::mem::take(&mut form.password));
     let found = if email.len() <= accounts::MAX_EMAIL_LEN {
         accounts::store::find_credentials(&state.db.pool, email).await?
     } else {
@@ -176,31 +176,22 @@ pub async fn login_submit(
     let device_token = device::device_token(&headers, &state.config);
     let keys = throttle_keys(&state, user_id.as_deref(), email, &device_token, &meta).await?;
     let now = state.clock.now();
-    // OWASP login throttling: checked, and a failure counted, before any password is hashed.
+    // OWASP login throttling: a blocked attempt is refused before it waits for a hashing slot; an
+    // admitted one is counted as a failure before its password is hashed (a success takes it
+    // back), but only once a slot is reserved, so that a request shed with 503 counts for nothing.
+    if let Some(throttled) = throttle::blocked(&state.db.pool, &keys, now).await? {
+        let tx = state.db.begin().await?;
+        return refuse_throttled(&state, &session, tx, &event, &meta, &form, throttled).await;
+    }
+    let slot = state.hasher.reserve().await?;
     let mut tx = state.db.begin().await?;
     if let Some(throttled) = throttle::admit(&mut tx, &keys, now).await? {
-        record_throttled(&mut tx, &event, &meta, throttled, now).await?;
-        tx.commit().await?;
-        let message = format!(
-            "{LOGIN_THROTTLED} {}.",
-            throttle::wait_text(throttled.retry_after)
-        );
-        let form = Form {
-            authz: &form.authz,
-            next: &form.next,
-            email: Some(email),
-            error: Some(&message),
-        };
-        let mut response = render_login(&state, &session, form).await?;
-        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
-        return Ok(response);
+        drop(slot);
+        return refuse_throttled(&state, &session, tx, &event, &meta, &form, throttled).await;
     }
     tx.commit().await?;
     // Unknown users are verified against a dummy hash: the same work, no timing oracle.
-    let verified = state.hasher.verify(&password, hash.as_deref()).await?;
+    let verified = slot.verify(&password, hash.as_deref()).await?;
     let Some(user) = user.filter(|u| verified && !u.disabled) else {
         let mut tx = state.db.begin().await?;
         login_history::record_login(&mut *tx, &event, false, now).await?;
@@ -306,6 +297,38 @@ async fn throttle_keys(
 }
 
 /// Records a throttled attempt in the login history and the audit log (`login.throttled`).
+/// The 429 answer to a throttled attempt (OWASP: the same neutral message for every account, with
+/// `Retry-After`), recorded in `tx` (login history and `login.throttled`).
+async fn refuse_throttled(
+    state: &AppState,
+    session: &Session,
+    mut tx: Tx,
+    event: &login_history::LoginEvent<'_>,
+    meta: &RequestMeta,
+    form: &LoginForm,
+    throttled: Throttled,
+) -> Result<Response> {
+    let now = state.clock.now();
+    record_throttled(&mut tx, event, meta, throttled, now).await?;
+    tx.commit().await?;
+    let message = format!(
+        "{LOGIN_THROTTLED} {}.",
+        throttle::wait_text(throttled.retry_after)
+    );
+    let page = Form {
+        authz: &form.authz,
+        next: &form.next,
+        email: Some(event.email),
+        error: Some(&message),
+    };
+    let mut response = render_login(state, session, page).await?;
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
+    Ok(response)
+}
+
 async fn record_throttled(
     tx: &mut Tx,
     event: &login_history::LoginEvent<'_>,

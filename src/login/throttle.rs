@@ -270,6 +270,17 @@ pub async fn settle_success(tx: &mut Tx, keys: &[Key], now: i64) -> Result<(), s
     Ok(())
 }
 
+/// Read-only: whether one of `keys` is blocked at `now` (a cheap refusal before anything waits for
+/// a hashing slot; [`admit`] decides again under the row locks).
+pub async fn blocked(
+    pool: &Pool,
+    keys: &[Key],
+    now: i64,
+) -> Result<Option<Throttled>, sqlx::Error> {
+    let found = counters(pool, keys).await?;
+    Ok(longest_wait(found.into_iter(), now))
+}
+
 /// Read-only, before a client secret is verified: the counters `keys` have (see [`longest_wait`]).
 pub async fn counters<'k>(
     pool: &Pool,
