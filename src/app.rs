@@ -32,6 +32,7 @@ use crate::login::session::{self, IDLE_TIMEOUT};
 use crate::login::session_store::DbSessionStore;
 use crate::mail::Mailer;
 use crate::oidc::discovery::Discovery;
+use crate::web::csrf;
 use crate::web::{self, page::ASSET_VERSION};
 use crate::{accounts, invitations, login, oauth, oidc, orgs, routes};
 
@@ -194,7 +195,7 @@ async fn home(State(state): State<AppState>, session: Session) -> crate::error::
         None => None,
     };
     let verify_csrf = match &user {
-        Some(u) if !u.email_verified => Some(session::csrf_token(&session).await?),
+        Some(u) if !u.email_verified => Some(csrf::token()?),
         _ => None,
     };
     Ok(web::page::render(&HomePage {

@@ -27,7 +27,7 @@
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
-//! | [`jobs`] | background work (expiry purges, signing-key rotation) under database leases, stopped cleanly |
+//! | [`jobs`] | background work (expiry purges, retention of the audit log and login history, signing-key rotation) under database leases, stopped cleanly |
 //! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |

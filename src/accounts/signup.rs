@@ -19,6 +19,7 @@ use crate::error::{AppError, Result};
 use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, mismatched, render, sentence};
 use crate::web::request_meta::RequestMeta;
 
@@ -106,7 +107,7 @@ async fn render_signup(
     typed: &Typed<'_>,
     mode: Mode<'_>,
 ) -> Result<Response> {
-    let csrf = session::csrf_token(session).await?;
+    let csrf = csrf::token()?;
     let pending = if authz.is_empty() {
         None
     } else {
@@ -173,7 +174,7 @@ pub async fn signup_submit(
     if state.config.signup == SignupPolicy::InviteOnly {
         return render_signup(&state, &session, "", &Typed::default(), Mode::InviteOnly).await;
     }
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let typed = Typed {
         email: form.email.trim(),
         name: form.name.trim(),
@@ -239,7 +240,7 @@ pub async fn done_page(State(state): State<AppState>, session: Session) -> Resul
     let Some(user) = store::find_by_id(&state.db.pool, &signed.user_id).await? else {
         return Ok(see_other(routes::LOGIN));
     };
-    let csrf = session::csrf_token(&session).await?;
+    let csrf = csrf::token()?;
     Ok(render(&DonePage {
         email: &user.email,
         verified: user.email_verified,

@@ -24,6 +24,7 @@ use crate::mail;
 use crate::mail::template::{MailContext, compose};
 use crate::oauth::authorize::see_other;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 
 /// How long a verification link works (24 hours).
@@ -186,7 +187,7 @@ async fn resend_csrf(state: &AppState, session: &Session) -> Result<Option<Strin
         return Ok(None);
     };
     match store::find_by_id(&state.db.pool, &signed.user_id).await? {
-        Some(user) if !user.email_verified => Ok(Some(session::csrf_token(session).await?)),
+        Some(user) if !user.email_verified => Ok(Some(csrf::token()?)),
         _ => Ok(None),
     }
 }
@@ -212,7 +213,7 @@ pub async fn verify_page(
     let Lookup::Valid(user) = found else {
         return refusal(&state, &session, &found).await;
     };
-    let csrf = session::csrf_token(&session).await?;
+    let csrf = csrf::token()?;
     Ok(render(&ConfirmPage {
         csrf: &csrf,
         token: &q.token,
@@ -238,7 +239,7 @@ pub async fn verify_submit(
     session: Session,
     Form(form): Form<VerifyForm>,
 ) -> Result<Response> {
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let found = lookup(&mut tx, &form.token, now).await?;
@@ -282,7 +283,7 @@ pub async fn resend(
     session: Session,
     Form(form): Form<ResendForm>,
 ) -> Result<Response> {
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let Some(signed) = session::signed_in(&session, &state.clock).await? else {
         return Ok(see_other(routes::LOGIN));
     };
@@ -299,7 +300,7 @@ pub async fn resend(
     let last = store::last_verification_sent_at(&mut *tx, &user.id).await?;
     if last.is_some_and(|t| now - t < RESEND_INTERVAL_SECS) {
         drop(tx);
-        let csrf = session::csrf_token(&session).await?;
+        let csrf = csrf::token()?;
         let mut response = render(&ResultPage {
             title: "Please wait a minute",
             message: "We sent you a link less than a minute ago. Check your inbox (and spam \

@@ -27,6 +27,7 @@ use crate::db::Tx;
 use crate::error::Result;
 use crate::oauth::authorize::see_other;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -98,7 +99,7 @@ struct Form<'a> {
 }
 
 async fn render_login(state: &AppState, session: &Session, form: Form<'_>) -> Result<Response> {
-    let csrf = session::csrf_token(session).await?;
+    let csrf = csrf::token()?;
     let pending = if form.authz.is_empty() {
         None
     } else {
@@ -153,7 +154,7 @@ pub async fn login_submit(
     headers: HeaderMap,
     axum::Form(mut form): axum::Form<LoginForm>,
 ) -> Result<Response> {
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let email = form.email.trim();
     let password = Password::new(std::mem::take(&mut form.password));
     let found = if email.len() <= accounts::MAX_EMAIL_LEN {

@@ -146,17 +146,6 @@ pub async fn sign_in(
     Ok(signed_in)
 }
 
-/// This browser's CSRF token for the forms of the page being rendered ([`csrf::token`]: a signed
-/// cookie, not a session value, so that rendering a form writes no session row).
-pub async fn csrf_token(_session: &Session) -> Result<String> {
-    csrf::token()
-}
-
-/// Checks a form's CSRF token ([`csrf::check`]); a mismatch is a 400 page.
-pub async fn check_csrf(_session: &Session, presented: &str) -> Result<()> {
-    csrf::check(presented)
-}
-
 async fn pending_map(session: &Session) -> Result<HashMap<String, AuthzRequest>> {
     Ok(session
         .get(PENDING_KEY)

@@ -12,13 +12,15 @@
 //! - [`Rule::Window`] (a client address, IPv6 per /64): at most [`ADDRESS_MAX_FAILURES`] failures per
 //!   fixed [`WINDOW_SECS`] window, then blocked until the window ends.
 //!
-//! Sign-ins are counted pessimistically ([`admit`]): in one transaction each key's row is locked (an
-//! upsert, in key order so two attempts cannot deadlock), a blocked key refuses the attempt before any
-//! password is hashed, and otherwise a failure is counted at once; a success then takes it back
-//! ([`settle_success`]). So concurrent attempts, in one process or several on one PostgreSQL, can
+//! Sign-ins are counted pessimistically ([`admit`]): a read-only [`blocked`] check refuses a blocked
+//! attempt before it even waits for a hashing slot; once the login holds a slot, one transaction locks
+//! each key's row (an upsert, in key order so two attempts cannot deadlock), refuses a key blocked
+//! meanwhile, and otherwise counts a failure at once; a success then takes it back
+//! ([`settle_success`]). A request shed for want of a slot (503) thus never counts. So concurrent attempts, in one process or several on one PostgreSQL, can
 //! never get more guesses through than the limits allow. Client secrets are 256-bit random values
-//! checked by one SHA-256, so client authentication is counted after the fact ([`counters`], then
-//! [`count_failure`] or [`clear`]) and adds no write to a successful token request.
+//! checked by one SHA-256, so client authentication checks the secret first and touches the counters
+//! only after a failure ([`counters`], then [`count_failure`]): a successful token request reads and
+//! writes nothing here.
 
 use std::borrow::Cow;
 
@@ -303,11 +305,6 @@ pub async fn count_failure(tx: &mut Tx, keys: &[Key], now: i64) -> Result<(), sq
         store::save_throttle(&mut **tx, &key.name, &next).await?;
     }
     Ok(())
-}
-
-/// Forgets a doubling counter (a client that authenticated).
-pub async fn clear<'c>(ex: impl Exec<'c>, key: &Key) -> Result<(), sqlx::Error> {
-    store::delete_throttle(ex, &key.name).await
 }
 
 /// Forgets the account's counter and those of its known browsers (a successful password reset).

@@ -18,7 +18,7 @@ use crate::audit::{self, Actor, AuditEvent, action};
 use crate::clients::Client;
 use crate::clients::registry::ClientRegistry;
 use crate::crypto::tokens::{TokenHash, constant_time_eq};
-use crate::login::throttle::{self, Key, Scope, Throttled};
+use crate::login::throttle::{self, Key, Throttled};
 use crate::web::request_meta::RequestMeta;
 
 /// Longest presented client id kept in a `client_auth.throttled` event.
@@ -116,9 +116,15 @@ pub async fn authenticate(
 }
 
 /// [`authenticate`], throttled (OWASP Authentication Cheat Sheet, login throttling): failures are
-/// counted per client id (5, then a doubling delay) and per address (100 per 15 minutes); while
-/// either is blocked the answer is 429 `invalid_client` with `Retry-After`, without checking the
-/// secret, and a `client_auth.throttled` audit event.
+/// counted per client id (5, then a doubling delay) and per address (100 per 15 minutes); a failure
+/// while either is blocked is answered 429 `invalid_client` with `Retry-After` (and a
+/// `client_auth.throttled` audit event) instead of 401.
+///
+/// The secret is checked first, and a correct one is never refused nor costs a database round
+/// trip: client secrets are 256-bit random values (one SHA-256 to check), which no rate of guessing
+/// can find, so what throttling protects here is the server (the failure traffic and its writes),
+/// and refusing a correct secret would only let anyone lock a client out by hammering its id (the
+/// reason for device cookies at login). It also keeps the token endpoint's hot path free of reads.
 pub async fn authenticate_throttled(
     state: &AppState,
     meta: &RequestMeta,
@@ -126,33 +132,25 @@ pub async fn authenticate_throttled(
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let presented = presented(headers, params)?;
-    let mut keys = vec![Key::client(&presented.client_id)];
+    let client_id = presented.client_id.clone();
+    let refused = match check(&state.clients, presented).await {
+        Err(e) if e.code == ErrorCode::InvalidClient => e,
+        other => return other,
+    };
+    let mut keys = vec![Key::client(&client_id)];
     if let Some(address) = meta.limit_key() {
         keys.push(Key::client_address(&address));
     }
     let now = state.clock.now();
     let found = throttle::counters(&state.db.pool, &keys).await?;
     if let Some(throttled) = throttle::longest_wait(found.iter().map(|(k, c)| (*k, *c)), now) {
-        record_throttled(state, meta, &presented.client_id, throttled, now).await?;
+        record_throttled(state, meta, &client_id, throttled, now).await?;
         return Err(OAuthError::throttled(throttled.retry_after));
     }
-    let client_counted = found.iter().any(|(k, _)| k.scope == Scope::Client);
-    match check(&state.clients, presented).await {
-        Ok(client) => {
-            if client_counted {
-                let _gate = state.db.write_gate().await;
-                throttle::clear(&state.db.pool, &keys[0]).await?;
-            }
-            Ok(client)
-        }
-        Err(e) if e.code == ErrorCode::InvalidClient => {
-            let mut tx = state.db.begin().await?;
-            throttle::count_failure(&mut tx, &keys, now).await?;
-            tx.commit().await?;
-            Err(e)
-        }
-        Err(e) => Err(e),
-    }
+    let mut tx = state.db.begin().await?;
+    throttle::count_failure(&mut tx, &keys, now).await?;
+    tx.commit().await?;
+    Err(refused)
 }
 
 /// Records `client_auth.throttled` with the presented client id and the address.

@@ -18,6 +18,7 @@ use crate::error::{AppError, Result};
 use crate::login::session;
 use crate::orgs::picker::{self, OrgDecision};
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 
 /// The consent page.
@@ -55,7 +56,7 @@ pub async fn consent_page(
 ) -> Result<Response> {
     let authorize::WaitingPage { req, user, client } =
         authorize::waiting_page(&state, &session, &q.authz).await?;
-    let csrf = session::csrf_token(&session).await?;
+    let csrf = csrf::token()?;
     let mut scopes: Vec<&'static str> = req.scope.split(' ').map(describe).collect();
     scopes.dedup();
     let org = match picker::resolve(&state.db.pool, &client, &req, &user.id).await? {
@@ -89,7 +90,7 @@ pub async fn consent_submit(
     session: Session,
     Form(form): Form<ConsentForm>,
 ) -> Result<Response> {
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let (mut req, signed) = authorize::waiting_request(&state, &session, &form.authz).await?;
     match form.decision.as_str() {
         "allow" => {

@@ -46,6 +46,7 @@ use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::oauth::params::Params;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 
 /// The `revoked_reason` of refresh-token families ended by a logout.
@@ -176,7 +177,7 @@ async fn handle(
 ) -> Result<Response> {
     if confirmed {
         // Checked before anything else, so a forged form learns nothing and changes nothing.
-        session::check_csrf(session, params.get("csrf").unwrap_or_default()).await?;
+        csrf::check(params.get("csrf").unwrap_or_default())?;
     }
     let request = validate(state, params).await?;
     let signed_in = session::signed_in(session, &state.clock).await?;
@@ -185,7 +186,7 @@ async fn handle(
         Some(user) => hint.sub.as_deref() == Some(user.user_id.as_str()),
     });
     if !confirmed && !hint_matches {
-        let csrf = session::csrf_token(session).await?;
+        let csrf = csrf::token()?;
         return Ok(render(&ConfirmPage {
             csrf: &csrf,
             client_name: request.client.as_ref().map(|(_, name)| name.as_str()),

@@ -34,6 +34,7 @@ use crate::oauth::authorize::{
 use crate::oauth::request::AuthzRequest;
 use crate::orgs::roles::Role;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 use store::MembershipChoice;
 
@@ -198,7 +199,7 @@ pub async fn picker_page(
             checked: checked == Some(m.org_id.as_str()),
         })
         .collect();
-    let csrf = session::csrf_token(&session).await?;
+    let csrf = csrf::token()?;
     Ok(render(&PickerPage {
         client_name: &client.name,
         email: &user.email,
@@ -227,7 +228,7 @@ pub async fn picker_submit(
     session: Session,
     Form(form): Form<PickerForm>,
 ) -> Result<Response> {
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let (mut req, signed) = waiting_request(&state, &session, &form.authz).await?;
     if form.org.is_empty() {
         return Err(AppError::invalid("Choose an organization."));

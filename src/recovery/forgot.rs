@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use tower_sessions::Session;
 
 use super::{LIMIT_WINDOW_SECS, MAX_PER_ACCOUNT, MAX_PER_IP, RESET_TTL_SECS, store};
 use crate::accounts::{self, User};
@@ -15,10 +14,10 @@ use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::crypto::tokens::random_token;
 use crate::error::{AppError, Result};
-use crate::login::session::{check_csrf, csrf_token};
 use crate::mail::{self, MailContext, compose};
 use crate::oauth::authorize::see_other;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -73,8 +72,8 @@ pub struct ForgotForm {
     email: String,
 }
 
-async fn render_form(session: &Session, email: &str, error: Option<&str>) -> Result<Response> {
-    let csrf = csrf_token(session).await?;
+async fn render_form(email: &str, error: Option<&str>) -> Result<Response> {
+    let csrf = csrf::token()?;
     let mut response = render(&ForgotPage {
         csrf: &csrf,
         email,
@@ -88,8 +87,8 @@ async fn render_form(session: &Session, email: &str, error: Option<&str>) -> Res
 }
 
 /// `GET /password/forgot`: the form.
-pub async fn forgot_page(session: Session) -> Result<Response> {
-    render_form(&session, "", None).await
+pub async fn forgot_page() -> Result<Response> {
+    render_form("", None).await
 }
 
 /// `POST /password/forgot`: mails a reset link when the address belongs to an enabled account,
@@ -103,19 +102,13 @@ pub async fn forgot_page(session: Session) -> Result<Response> {
 /// queued ([`send_link`] in a spawned task); the response never waits for it.
 pub async fn forgot_submit(
     State(state): State<AppState>,
-    session: Session,
     meta: RequestMeta,
     Form(form): Form<ForgotForm>,
 ) -> Result<Response> {
-    check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let typed = form.email.trim();
     if typed.is_empty() {
-        return render_form(
-            &session,
-            "",
-            Some("Enter the email address of your account."),
-        )
-        .await;
+        return render_form("", Some("Enter the email address of your account.")).await;
     }
     let now = state.clock.now();
     let user = if typed.len() <= accounts::MAX_EMAIL_LEN {

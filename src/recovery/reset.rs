@@ -17,12 +17,12 @@ use crate::audit::{self, Actor, AuditEvent, action};
 use crate::crypto::password::Password;
 use crate::crypto::tokens::TokenHash;
 use crate::error::Result;
-use crate::login::session::{check_csrf, csrf_token};
 use crate::login::session_store::delete_user_sessions;
 use crate::mail::{self, MailContext, compose, format_utc};
 use crate::oauth::authorize::see_other;
 use crate::oauth::store::revoke_user_families;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, mismatched, render, sentence};
 use crate::web::request_meta::RequestMeta;
 
@@ -133,13 +133,12 @@ async fn usable_account(state: &AppState, token: &str) -> Result<Option<accounts
 }
 
 async fn render_form(
-    session: &Session,
     token: &str,
     email: &str,
     error: Option<&str>,
     password_error: Option<&str>,
 ) -> Result<Response> {
-    let csrf = csrf_token(session).await?;
+    let csrf = csrf::token()?;
     let mut response = render(&ResetPage {
         csrf: &csrf,
         token,
@@ -157,11 +156,10 @@ async fn render_form(
 /// `GET /password/reset?token=…`: the new-password form, or a page saying the link is no good.
 pub async fn reset_page(
     State(state): State<AppState>,
-    session: Session,
     Query(q): Query<ResetQuery>,
 ) -> Result<Response> {
     match usable_account(&state, &q.token).await? {
-        Some(user) => render_form(&session, q.token.trim(), &user.email, None, None).await,
+        Some(user) => render_form(q.token.trim(), &user.email, None, None).await,
         None => Ok(invalid_link()),
     }
 }
@@ -174,7 +172,7 @@ pub async fn reset_submit(
     meta: RequestMeta,
     Form(form): Form<ResetForm>,
 ) -> Result<Response> {
-    check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let Some(user) = usable_account(&state, &form.token).await? else {
         return Ok(invalid_link());
     };
@@ -184,11 +182,11 @@ pub async fn reset_submit(
     // reason (NIST SP 800-63B §5.1.1.2).
     if let Err(e) = check_new_password(&password, &user.email, &user.name) {
         let message = sentence(&format!("the new {e}"));
-        return render_form(&session, token, &user.email, None, Some(&message)).await;
+        return render_form(token, &user.email, None, Some(&message)).await;
     }
     if mismatched(password.expose(), form.password_confirm.as_deref()) {
         let message = "The two passwords are not the same.";
-        return render_form(&session, token, &user.email, Some(message), None).await;
+        return render_form(token, &user.email, Some(message), None).await;
     }
     let phc = state.hasher.hash(&password).await?;
     let Some(hash) = token_hash(token) else {

@@ -26,6 +26,7 @@ use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::orgs::{Membership, store as org_store};
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, mismatched, render, sentence};
 use crate::web::request_meta::RequestMeta;
 
@@ -123,7 +124,7 @@ pub async fn accept(
     meta: RequestMeta,
     Form(form): Form<AcceptForm>,
 ) -> Result<Response> {
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let Some(hash) = token_hash() else {
         return Ok(gone_page(Gone::NoLink));
     };
@@ -158,7 +159,7 @@ pub async fn register(
     meta: RequestMeta,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response> {
-    session::check_csrf(&session, &form.csrf).await?;
+    csrf::check(&form.csrf)?;
     let Some(hash) = token_hash() else {
         return Ok(gone_page(Gone::NoLink));
     };

@@ -18,6 +18,7 @@ use crate::login::session;
 use crate::oauth::authorize::see_other;
 use crate::orgs::Organization;
 use crate::routes;
+use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::signed_cookies;
 
@@ -165,7 +166,7 @@ pub(super) async fn show(state: &AppState, session: &Session) -> Result<Response
         Ok(found) => found,
         Err(why) => return Ok(gone_page(why)),
     };
-    let csrf = session::csrf_token(session).await?;
+    let csrf = csrf::token()?;
     if let Some(user) = current_user(state, session).await? {
         if is_invitee(&user, &inv) {
             return Ok(render(&AcceptPage {
