@@ -10,12 +10,10 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
 use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 
 use super::CryptoError;
+use super::tokens::{hmac_sha256, sha256};
 
 /// Length of the KEK and of every derived key, in bytes (AES-256, HMAC-SHA256).
 pub const KEK_LEN: usize = 32;
@@ -51,28 +49,11 @@ impl KeyEncryptionKey {
     /// The key for one `purpose` (a fixed label such as `"csrf-cookie"`): HMAC-SHA256(KEK,
     /// "latchkey/" + purpose).
     pub fn derive(&self, purpose: &str) -> [u8; KEK_LEN] {
-        let mut out = [0u8; KEK_LEN];
         let label = format!("latchkey/{purpose}");
-        // HMAC with a 32-byte key cannot fail in OpenSSL; should it, the derived key stays all
-        // zero only if every step failed, so fall back to a plain SHA-256 of key and label.
-        let mac = PKey::hmac(&self.0)
-            .and_then(|key| {
-                let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
-                signer.update(label.as_bytes())?;
-                signer.sign_to_vec()
-            })
-            .ok();
-        match mac {
-            Some(mac) if mac.len() == KEK_LEN => out.copy_from_slice(&mac),
-            _ => {
-                use sha2::Digest;
-                let mut h = sha2::Sha256::new();
-                h.update(self.0);
-                h.update(label.as_bytes());
-                out.copy_from_slice(&h.finalize());
-            }
-        }
-        out
+        // HMAC with a 32-byte key does not fail in OpenSSL; should it, a plain SHA-256 of key and
+        // label still gives a key only the KEK's holder can compute.
+        hmac_sha256(&self.0, &[label.as_bytes()])
+            .unwrap_or_else(|| sha256(&[&self.0[..], label.as_bytes()].concat()))
     }
 }
 

@@ -126,6 +126,20 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts` under `key`, through OpenSSL; `None` only
+/// if OpenSSL itself fails, which callers treat as "no valid MAC".
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 32]> {
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+    let key = PKey::hmac(key).ok()?;
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
+    for part in parts {
+        signer.update(part).ok()?;
+    }
+    signer.sign_to_vec().ok()?.try_into().ok()
+}
+
 /// SHA-256 digest of `data`, base64url-encoded without padding (43 characters),
 /// as used by PKCE `S256` (RFC 7636 §4.2) and JWK thumbprints (RFC 7638).
 pub fn sha256_b64url(data: &[u8]) -> String {

@@ -23,12 +23,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
 
 use crate::app::AppState;
-use crate::crypto::tokens::constant_time_eq;
+use crate::crypto::tokens::{constant_time_eq, hmac_sha256};
 use crate::error::{AppError, Result};
 
 /// Purpose label of the signing key derived from the key-encryption key.
@@ -74,13 +71,8 @@ impl Jar {
         self.outgoing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn mac(&self, name: &str, value: &str) -> Option<Vec<u8>> {
-        let key = PKey::hmac(&self.key).ok()?;
-        let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
-        signer.update(name.as_bytes()).ok()?;
-        signer.update(&[0]).ok()?;
-        signer.update(value.as_bytes()).ok()?;
-        signer.sign_to_vec().ok()
+    fn mac(&self, name: &str, value: &str) -> Option<[u8; 32]> {
+        hmac_sha256(&self.key, &[name.as_bytes(), &[0], value.as_bytes()])
     }
 
     /// The verified value of cookie `name` as the handler should see it now.
