@@ -69,6 +69,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// The key-encryption key: seals secrets at rest and keys the CSRF cookie's signature.
     pub kek: Arc<KeyEncryptionKey>,
+    /// The signing key of the signed cookies (CSRF), derived from `kek` once.
+    pub cookie_key: web::signed_cookies::CookieKey,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             hasher,
             keyring,
             mailer: Mailer::default(),
+            cookie_key: web::signed_cookies::CookieKey::derive(&kek),
             kek,
         })
     }

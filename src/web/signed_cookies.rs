@@ -25,6 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::app::AppState;
+use crate::crypto::kek::KeyEncryptionKey;
 use crate::crypto::tokens::{constant_time_eq, hmac_sha256};
 use crate::error::{AppError, Result};
 
@@ -36,6 +37,24 @@ const PREFIX: &str = "latchkey_";
 const SECURE_PREFIX: &str = "__Host-latchkey_";
 /// Longest cookie value read (a signed value of ours is far shorter).
 const MAX_VALUE_LEN: usize = 1024;
+
+/// The signing key of these cookies, derived once from the key-encryption key (kept in
+/// [`AppState`], not derived again per request).
+#[derive(Clone)]
+pub struct CookieKey([u8; 32]);
+
+impl CookieKey {
+    /// The cookie key of `kek`.
+    pub fn derive(kek: &KeyEncryptionKey) -> CookieKey {
+        CookieKey(kek.derive(KEY_PURPOSE))
+    }
+}
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieKey(***)")
+    }
+}
 
 tokio::task_local! {
     /// The cookies of the request whose handler runs on this task.
@@ -147,7 +166,7 @@ fn parse_cookies(headers: &HeaderMap) -> HashMap<String, String> {
 /// writes the ones it set.
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let jar = Arc::new(Jar {
-        key: state.kek.derive(KEY_PURPOSE),
+        key: state.cookie_key.0,
         https: state.config.is_https(),
         incoming: parse_cookies(req.headers()),
         outgoing: Mutex::new(Vec::new()),
