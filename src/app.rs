@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::recovery::router())
         .merge(invitations::router())
         .merge(accounts::router())
+        .merge(crate::self_service::router())
         .merge(oauth::authorize_router())
         .merge(orgs::picker::router())
         .merge(oidc::browser_router())
@@ -147,8 +148,8 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::api_router())
         .merge(invitations::api_router())
         .merge(accounts::api_router())
-        .method_not_allowed_fallback(orgs::api::method_not_allowed)
-        .layer(axum::middleware::from_fn(orgs::api::link_next_page))
+        .method_not_allowed_fallback(crate::web::api::method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::web::api::link_next_page))
         .layer(axum::middleware::from_fn(web::errors::render));
     let hsts = web::headers::hsts_layer(state.config.is_https());
     let mut router = Router::new()

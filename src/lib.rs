@@ -19,11 +19,11 @@
 //! | [`error`] | [`error::AppError`], rendered as an HTML page or RFC 9457 problem+json |
 //! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
 //! | [`clock`] | injectable time |
-//! | [`web`] | shared HTTP plumbing: error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata and the client address behind trusted proxies (`web::client_addr`), the accept loop with its limits (header-read timeout, connection cap, request timeout) |
+//! | [`web`] | shared HTTP plumbing: the API's JSON and query extractors, 405 and pagination (`web::api`), error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata and the client address behind trusted proxies (`web::client_addr`), the accept loop with its limits (header-read timeout, connection cap, request timeout) |
 //! | [`audit`] | the audit log (every feature records its writes through [`audit::record`]) and the login history |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store (private halves sealed under the key-encryption key), the in-memory keyring, and the key-encryption key itself (configured, or `latchkey.kek` beside SQLite) |
-//! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification |
-//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
+//! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification; what ends an account's sign-ins or the account itself (`accounts::lifecycle`: sessions, refresh families, disable, delete) |
+//! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the organizations' management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
@@ -32,6 +32,7 @@
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
 //! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |
+//! | [`self_service`] | your account: the `/account` pages (profile, email, password, sessions and devices, connected apps, sign-in history, organizations, deletion) and `/api/v1/me/…` |
 //!
 //! Outside `src/`: `migrations/{sqlite,postgres}` (same numbering), `templates/` (askama pages on one base
 //! layout, and `mail/` text + HTML pairs), `static/` (embedded in the binary), `examples/`
@@ -58,5 +59,6 @@ pub mod oidc;
 pub mod orgs;
 pub mod recovery;
 pub mod routes;
+pub mod self_service;
 pub mod telemetry;
 pub mod web;

@@ -89,3 +89,24 @@ pub const PASSWORD_FORGOT_SENT: &str = "/password/forgot/sent";
 pub const PASSWORD_RESET: &str = "/password/reset";
 /// Where a successful password reset lands (303 after the form).
 pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";
+
+/// Your account: the overview of the signed-in person's own account (signed out: to the login).
+pub const ACCOUNT: &str = "/account";
+/// Your account: name.
+pub const ACCOUNT_PROFILE: &str = "/account/profile";
+/// Your account: change the email address (a mailed link to the new address confirms it).
+pub const ACCOUNT_EMAIL: &str = "/account/email";
+/// Your account: the mailed link `ACCOUNT_EMAIL_CONFIRM?token=…` that confirms a new address.
+pub const ACCOUNT_EMAIL_CONFIRM: &str = "/account/email/confirm";
+/// Your account: change the password.
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
+/// Your account: browser sessions and devices.
+pub const ACCOUNT_SESSIONS: &str = "/account/sessions";
+/// Your account: the applications given access (consents and refresh tokens).
+pub const ACCOUNT_APPS: &str = "/account/apps";
+/// Your account: the last sign-in attempts.
+pub const ACCOUNT_HISTORY: &str = "/account/history";
+/// Your account: memberships of organizations.
+pub const ACCOUNT_ORGANIZATIONS: &str = "/account/organizations";
+/// Your account: delete the account.
+pub const ACCOUNT_DELETE: &str = "/account/delete";

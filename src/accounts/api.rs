@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
 use crate::error::{AppError, Result};
-use crate::orgs::api::ApiJson;
+use crate::web::api::ApiJson;
 use crate::web::request_meta::RequestMeta;
 
 /// Body of `POST /api/v1/signup`.

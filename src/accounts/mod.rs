@@ -3,6 +3,7 @@
 //! verification.
 
 pub mod api;
+pub mod lifecycle;
 pub mod password_strength;
 pub mod registration;
 pub mod signup;

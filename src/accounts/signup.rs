@@ -213,7 +213,7 @@ pub async fn signup_submit(
             return render_signup(&state, &session, &form.authz, &typed, mode).await;
         }
     };
-    session::sign_in(&session, &state.clock, &registered.user.id, &["pwd"]).await?;
+    session::sign_in(&session, &state.clock, &registered.user.id, &["pwd"], &meta).await?;
     let pending = if form.authz.is_empty() {
         None
     } else {

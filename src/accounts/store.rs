@@ -209,3 +209,35 @@ pub async fn last_verification_sent_at<'c>(
         .fetch_one(ex)
         .await
 }
+
+/// Sets the `disabled` flag of `user_id`: `None` when there is no such user, else whether it changed.
+pub async fn set_disabled(
+    ex: &mut sqlx::AnyConnection,
+    user_id: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<Option<bool>, sqlx::Error> {
+    let Some(before): Option<i64> = sqlx::query_scalar("select disabled from users where id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *ex)
+        .await?
+    else {
+        return Ok(None);
+    };
+    sqlx::query("update users set disabled = $2, updated_at = $3 where id = $1")
+        .bind(user_id)
+        .bind(db::flag(disabled))
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(Some((before != 0) != disabled))
+}
+
+/// Deletes `user_id` (what references it goes by `on delete cascade`); true when a row went.
+pub async fn delete<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("delete from users where id = $1")
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}

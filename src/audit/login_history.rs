@@ -18,6 +18,9 @@ pub struct LoginEvent<'a> {
     pub ip: &'a str,
     /// Browser.
     pub user_agent: Option<&'a str>,
+    /// How the person tried to authenticate: the RFC 8176 `amr` value of the method (`pwd` for a
+    /// password; other methods name theirs).
+    pub method: &'a str,
 }
 
 /// How a login attempt ended (`login_events.outcome`).
@@ -66,7 +69,7 @@ pub async fn record_login_outcome<'c>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into login_events (id, user_id, email, success, ip, user_agent, created_at, \
-         outcome) values ($1, $2, $3, $4, $5, $6, $7, $8)",
+         outcome, method) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(new_id())
     .bind(e.user_id)
@@ -79,6 +82,7 @@ pub async fn record_login_outcome<'c>(
     )
     .bind(now)
     .bind(outcome.as_str())
+    .bind(e.method)
     .execute(ex)
     .await?;
     Ok(())

@@ -19,9 +19,9 @@ use crate::crypto::tokens::{new_id, random_token};
 use crate::error::{AppError, Result};
 use crate::mail::MailContext;
 use crate::orgs::access::{self, OrgAccess};
-use crate::orgs::api::{ApiJson, ApiQuery, Listing, Page};
 use crate::orgs::roles::{Permission, Role};
 use crate::routes;
+use crate::web::api::{ApiJson, ApiQuery, Listing, Page};
 use crate::web::bearer::{ApiCaller, CallerKind};
 use crate::web::request_meta::RequestMeta;
 
@@ -38,7 +38,7 @@ pub struct CreateInvitation {
 /// Query of `GET /api/v1/orgs/{org}/invitations`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    /// Page size, 1 to [`MAX_PAGE_SIZE`](crate::orgs::api::MAX_PAGE_SIZE).
+    /// Page size, 1 to [`MAX_PAGE_SIZE`](crate::web::api::MAX_PAGE_SIZE).
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -173,6 +173,7 @@ pub async fn login_submit(
         email,
         ip: &ip,
         user_agent: meta.user_agent.as_deref(),
+        method: "pwd",
     };
     let device_token = device::device_token(&headers, &state.config);
     let keys = throttle_keys(&state, user_id.as_deref(), email, &device_token, &meta).await?;
@@ -245,7 +246,7 @@ pub async fn login_submit(
     if alerted {
         state.mailer.wake();
     }
-    session::sign_in(&session, &state.clock, &user.id, &["pwd"]).await?;
+    session::sign_in(&session, &state.clock, &user.id, &["pwd"], &meta).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
     let pending = if form.authz.is_empty() {
         None

@@ -18,7 +18,8 @@ use crate::clock::{self, Clock};
 use crate::crypto::tokens::new_id;
 use crate::error::{AppError, Result};
 use crate::oauth::request::AuthzRequest;
-use crate::web::csrf;
+use crate::web::request_meta::RequestMeta;
+use crate::web::{csrf, page};
 
 /// A session unused this long ends.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
@@ -31,15 +32,19 @@ pub const RENEW_AFTER: Duration = Duration::from_secs(5 * 60);
 const MAX_PENDING: usize = 8;
 
 /// Session key: when the user authenticated (`auth_time`).
-const AUTH_TIME_KEY: &str = "auth_time";
+pub(super) const AUTH_TIME_KEY: &str = "auth_time";
 /// Session key: the session id exposed to clients as `sid` (stable across id renewal).
-const SID_KEY: &str = "sid";
+pub(super) const SID_KEY: &str = "sid";
 /// Session key: authentication methods (`amr`).
 const AMR_KEY: &str = "amr";
 /// Session key: when the session was last renewed by use (unix seconds, see [`RENEW_AFTER`]).
-const SEEN_KEY: &str = "seen";
+pub(super) const SEEN_KEY: &str = "seen";
 /// Session key: authorization requests waiting for login or consent, by id.
 const PENDING_KEY: &str = "pending_authz";
+/// Session key: the browser (`User-Agent`) that signed in, shown on the account's sessions page.
+pub(super) const USER_AGENT_KEY: &str = "user_agent";
+/// Session key: the client address that signed in, shown on the account's sessions page.
+pub(super) const IP_KEY: &str = "ip";
 
 /// The signed-in user of a browser session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +104,7 @@ pub async fn signed_in(session: &Session, clock: &Clock) -> Result<Option<Signed
         .await
         .map_err(session_error)?
         .unwrap_or_default();
+    page::note_signed_in();
     Ok(Some(SignedIn {
         user_id,
         auth_time,
@@ -108,12 +114,14 @@ pub async fn signed_in(session: &Session, clock: &Clock) -> Result<Option<Signed
 }
 
 /// Signs `user_id` in: a new session id (against fixation, OWASP ASVS V3.2.1), a new `sid` and a new
-/// CSRF token ([`csrf::renew`]), pending authorization requests kept.
+/// CSRF token ([`csrf::renew`]), pending authorization requests kept. The browser and address of
+/// `meta` are kept so that the account's sessions page can show where each session is used.
 pub async fn sign_in(
     session: &Session,
     clock: &Clock,
     user_id: &str,
     amr: &[&str],
+    meta: &RequestMeta,
 ) -> Result<SignedIn> {
     session.cycle_id().await.map_err(session_error)?;
     let signed_in = SignedIn {
@@ -142,6 +150,15 @@ pub async fn sign_in(
         .insert(SEEN_KEY, signed_in.auth_time)
         .await
         .map_err(session_error)?;
+    session
+        .insert(USER_AGENT_KEY, &meta.user_agent)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(IP_KEY, &meta.ip)
+        .await
+        .map_err(session_error)?;
+    page::note_signed_in();
     csrf::renew()?;
     Ok(signed_in)
 }

@@ -26,6 +26,7 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, Error};
 
+use super::session;
 use crate::clock::Clock;
 use crate::crypto::tokens::TokenHash;
 use crate::db::{Database, Exec};
@@ -81,19 +82,25 @@ impl DbSessionStore {
     /// Inserts `record`, drawing a new id while the current one is taken.
     async fn insert_new(&self, record: &mut Record) -> session_store::Result<()> {
         let data = encode(record)?;
-        let user_id = user_id_of(record).map(str::to_owned);
+        let shown = Shown::of(record);
         for _ in 0..CREATE_ATTEMPTS {
             // A foreign-key violation (a user id that does not exist) is an error, not a collision:
             // `do nothing` only covers the conflict on the primary key.
             let result = sqlx::query(
-                "insert into sessions (id, user_id, data, created_at, expires_at) \
-                 values ($1, $2, $3, $4, $5) on conflict (id) do nothing",
+                "insert into sessions (id, user_id, data, created_at, expires_at, sid, user_agent, \
+                 ip, signed_in_at, last_seen_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 on conflict (id) do nothing",
             )
             .bind(stored_id(&record.id))
-            .bind(user_id.as_deref())
+            .bind(shown.user_id.as_deref())
             .bind(&data)
             .bind(self.clock.now())
             .bind(self.to_clock(record.expiry_date))
+            .bind(shown.sid.as_deref())
+            .bind(shown.user_agent.as_deref())
+            .bind(shown.ip.as_deref())
+            .bind(shown.signed_in_at)
+            .bind(shown.last_seen_at)
             .execute(&self.db.pool)
             .await
             .map_err(backend)?;
@@ -109,14 +116,23 @@ impl DbSessionStore {
 
     /// Updates the data, user and expiry of an existing row; `created_at` never changes.
     async fn update(&self, record: &Record) -> session_store::Result<()> {
-        sqlx::query("update sessions set data = $2, user_id = $3, expires_at = $4 where id = $1")
-            .bind(stored_id(&record.id))
-            .bind(encode(record)?)
-            .bind(user_id_of(record))
-            .bind(self.to_clock(record.expiry_date))
-            .execute(&self.db.pool)
-            .await
-            .map_err(backend)?;
+        let shown = Shown::of(record);
+        sqlx::query(
+            "update sessions set data = $2, user_id = $3, expires_at = $4, sid = $5, \
+             user_agent = $6, ip = $7, signed_in_at = $8, last_seen_at = $9 where id = $1",
+        )
+        .bind(stored_id(&record.id))
+        .bind(encode(record)?)
+        .bind(shown.user_id.as_deref())
+        .bind(self.to_clock(record.expiry_date))
+        .bind(shown.sid.as_deref())
+        .bind(shown.user_agent.as_deref())
+        .bind(shown.ip.as_deref())
+        .bind(shown.signed_in_at)
+        .bind(shown.last_seen_at)
+        .execute(&self.db.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
@@ -163,6 +179,93 @@ pub async fn delete_user_sessions<'c>(
         .execute(ex)
         .await?;
     Ok(result.rows_affected())
+}
+
+/// A live signed-in browser session as its owner sees it on the account pages.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionSummary {
+    /// The session's `sid` (stable across id renewal; the handle to end it by).
+    pub sid: String,
+    /// The browser that signed in (`User-Agent`), if it sent one.
+    pub user_agent: Option<String>,
+    /// The client address that signed in.
+    pub ip: Option<String>,
+    /// Unix seconds of the sign-in.
+    pub signed_in_at: i64,
+    /// Unix seconds of the last renewal by use (exact to within the renewal interval).
+    pub last_seen_at: i64,
+}
+
+/// A `sessions` row as [`list_for_user`] reads it: sid, browser, address, sign-in, last use, creation.
+type SummaryRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
+
+/// The live signed-in sessions of `user_id` at `now`, most recently used first.
+pub async fn list_for_user<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<SessionSummary>, sqlx::Error> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "select sid, user_agent, ip, signed_in_at, last_seen_at, created_at from sessions \
+             where user_id = $1 and sid is not null and expires_at > $2 \
+             order by last_seen_at desc, created_at desc",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(sid, user_agent, ip, signed_in_at, last_seen_at, created_at)| {
+                let signed_in_at = signed_in_at.unwrap_or(created_at);
+                SessionSummary {
+                    sid,
+                    user_agent,
+                    ip,
+                    signed_in_at,
+                    last_seen_at: last_seen_at.unwrap_or(signed_in_at),
+                }
+            },
+        )
+        .collect())
+}
+
+/// The `sid`s of the sessions of `user_id` other than `keep_sid` (expired ones included: they are
+/// ended too).
+pub async fn other_sids<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    keep_sid: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select sid from sessions where user_id = $1 and sid is not null and sid <> $2",
+    )
+    .bind(user_id)
+    .bind(keep_sid)
+    .fetch_all(ex)
+    .await
+}
+
+/// Deletes the session `sid` of `user_id` (another user's sid deletes nothing); true when one went.
+pub async fn delete_by_sid<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    sid: &str,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("delete from sessions where user_id = $1 and sid = $2")
+        .bind(user_id)
+        .bind(sid)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// tower-sessions 0.14 declares its trait with `#[async_trait]`; these are the signatures that macro
@@ -223,12 +326,38 @@ fn encode(record: &Record) -> session_store::Result<String> {
     serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))
 }
 
-/// The signed-in user's id, when the record holds one as a JSON string.
-fn user_id_of(record: &Record) -> Option<&str> {
-    record
-        .data
-        .get(USER_ID_KEY)
-        .and_then(serde_json::Value::as_str)
+/// What the `sessions` row shows of a record beside its data: the signed-in user (so that every
+/// session of a user can be found and ended), and for the account's sessions page the `sid`, the
+/// browser, the address, the sign-in time and the last renewal by use. All `None` for an anonymous
+/// session.
+struct Shown {
+    user_id: Option<String>,
+    sid: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    signed_in_at: Option<i64>,
+    last_seen_at: Option<i64>,
+}
+
+impl Shown {
+    fn of(record: &Record) -> Shown {
+        let text = |key: &str| {
+            record
+                .data
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let number = |key: &str| record.data.get(key).and_then(serde_json::Value::as_i64);
+        Shown {
+            user_id: text(USER_ID_KEY),
+            sid: text(session::SID_KEY),
+            user_agent: text(session::USER_AGENT_KEY),
+            ip: text(session::IP_KEY),
+            signed_in_at: number(session::AUTH_TIME_KEY),
+            last_seen_at: number(session::SEEN_KEY),
+        }
+    }
 }
 
 /// Hides the database error's type from tower-sessions, keeping its message for the logs.

@@ -321,3 +321,24 @@ pub async fn memberships_of_user<'c>(
     .await?;
     rows.iter().map(org_role_from_row).collect()
 }
+
+/// The organizations whose only owner is `user_id` (such a person can neither leave them nor delete
+/// their account until another owner is named), by name.
+pub async fn solely_owned_by<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+) -> Result<Vec<Organization>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+         join memberships m on m.org_id = o.id \
+         where m.user_id = $1 and m.role = 'owner' \
+         and (select count(*) from memberships x where x.org_id = o.id and x.role = 'owner') = 1 \
+         order by o.name, o.id",
+    )
+    .bind(user_id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|row| org_role_from_row(row).map(|(org, _)| org))
+        .collect()
+}

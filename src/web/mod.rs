@@ -2,6 +2,7 @@
 //! cookies and CSRF protection of forms, the API caller (Bearer), request metadata extractors, and the
 //! server's accept loop with its limits.
 
+pub mod api;
 pub mod assets;
 pub mod bearer;
 pub mod client_addr;

@@ -1,5 +1,8 @@
 //! Rendering askama templates into responses.
 
+use std::cell::Cell;
+use std::future::Future;
+
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -7,6 +10,30 @@ use crate::error::AppError;
 
 /// Version string appended to static URLs so they can be cached for a year (`?v=`).
 pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+tokio::task_local! {
+    /// Whether the handler running on this task found a signed-in user (the page header then links
+    /// to the account pages).
+    static SIGNED_IN: Cell<bool>;
+}
+
+/// Runs a page handler with its page context (see [`signed_in`]); the page router's cookie layer
+/// wraps every page in it.
+pub async fn scope<F: Future>(handler: F) -> F::Output {
+    SIGNED_IN.scope(Cell::new(false), handler).await
+}
+
+/// Notes that this request's browser is signed in (called by the session code when it finds or
+/// makes a signed-in user).
+pub fn note_signed_in() {
+    let _ = SIGNED_IN.try_with(|cell| cell.set(true));
+}
+
+/// True when this request's handler found a signed-in user: the base layout then shows a link to
+/// the account pages in its header, so every page of a signed-in person leads there.
+pub fn signed_in() -> bool {
+    SIGNED_IN.try_with(Cell::get).unwrap_or(false)
+}
 
 /// Renders a template as an HTML response; a template error is an internal error.
 ///

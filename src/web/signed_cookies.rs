@@ -171,7 +171,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         incoming: parse_cookies(req.headers()),
         outgoing: Mutex::new(Vec::new()),
     });
-    let mut response = JAR.scope(jar.clone(), next.run(req)).await;
+    let mut response = super::page::scope(JAR.scope(jar.clone(), next.run(req))).await;
     jar.set_cookie_headers(response.headers_mut());
     response
 }

@@ -228,12 +228,12 @@ pub async fn register(
         Err(AppError::Conflict(_)) => return Ok(see_other(routes::INVITATION)),
         Err(other) => return Err(other),
     };
-    let Some(accepted) = accept_in(&mut tx, &inv, &hash, &user.id, meta, now).await? else {
+    let Some(accepted) = accept_in(&mut tx, &inv, &hash, &user.id, meta.clone(), now).await? else {
         return Ok(gone_page(Gone::Used));
     };
     tx.commit().await?;
     tracing::info!(invitation_id = %inv.id, user_id = %user.id, "account created from invitation");
-    session::sign_in(&session, &state.clock, &user.id, &["pwd"]).await?;
+    session::sign_in(&session, &state.clock, &user.id, &["pwd"], &meta).await?;
     finish(&session, &accepted).await
 }
 

@@ -7,12 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::{ApiQuery, Listing, Page, invalid_query};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry, AuditFilter};
 use crate::error::{AppError, Result};
 use crate::orgs::access::authorize;
 use crate::orgs::roles::Permission;
+use crate::web::api::{ApiQuery, Listing, Page, invalid_query};
 use crate::web::bearer::ApiCaller;
 
 /// Longest `action` filter accepted.

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::orgs::ListQuery;
-use super::{ApiJson, ApiQuery, Listing};
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::db::Tx;
@@ -20,6 +19,7 @@ use crate::error::{AppError, Result};
 use crate::orgs::access::{OrgAccess, authorize};
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::store::{self, Member};
+use crate::web::api::{ApiJson, ApiQuery, Listing};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_WRITE};
 use crate::web::request_meta::RequestMeta;
 

@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiJson, ApiQuery, Listing, Page};
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::error::{AppError, Result};
 use crate::orgs::access::authorize;
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::{self as org_mod, Organization, slug, store};
+use crate::web::api::{ApiJson, ApiQuery, Listing, Page};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ, SCOPE_ORG_WRITE};
 use crate::web::request_meta::RequestMeta;
 

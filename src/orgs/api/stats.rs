@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::audit_log::require_operator;
-use super::{ApiQuery, invalid_query};
 use crate::app::AppState;
 use crate::error::Result;
 use crate::orgs::roles::Role;
 use crate::orgs::stats::{self, DAY_SECS, UserFilter};
+use crate::web::api::{ApiQuery, invalid_query};
 use crate::web::bearer::ApiCaller;
 
 /// Statuses the `status` filter takes.
