@@ -110,3 +110,25 @@ pub const ACCOUNT_HISTORY: &str = "/account/history";
 pub const ACCOUNT_ORGANIZATIONS: &str = "/account/organizations";
 /// Your account: delete the account.
 pub const ACCOUNT_DELETE: &str = "/account/delete";
+
+/// Your account (API): the caller's live browser sessions (GET).
+pub const API_ME_SESSIONS: &str = "/api/v1/me/sessions";
+/// Your account (API): one session, by `sid` (DELETE ends it).
+pub const API_ME_SESSION: &str = "/api/v1/me/sessions/{sid}";
+/// Your account (API): end every session but the one the token was issued in (POST).
+pub const API_ME_SESSIONS_END_OTHERS: &str = "/api/v1/me/sessions/end-others";
+/// Your account (API): connected apps (GET).
+pub const API_ME_APPS: &str = "/api/v1/me/apps";
+/// Your account (API): one connected app, by client id (DELETE removes its access).
+pub const API_ME_APP: &str = "/api/v1/me/apps/{client_id}";
+/// Your account (API): the last sign-in attempts (GET).
+pub const API_ME_LOGIN_HISTORY: &str = "/api/v1/me/login-history";
+/// Your account (API): one membership (DELETE leaves the organization).
+pub const API_ME_ORGANIZATION: &str = "/api/v1/me/organizations/{org}";
+
+/// Operator API: users (GET lists, `?email=` searches, paginated).
+pub const API_USERS: &str = "/api/v1/users";
+/// Operator API: one user (GET, PATCH `{"disabled": …}`, DELETE).
+pub const API_USER: &str = "/api/v1/users/{id}";
+/// Operator API: end every session and refresh family of a user (POST).
+pub const API_USER_SESSIONS_REVOKE: &str = "/api/v1/users/{id}/sessions/revoke";

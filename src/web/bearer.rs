@@ -21,7 +21,14 @@ use crate::oidc::userinfo::{self, BearerError};
 pub const SCOPE_ORG_READ: &str = "org:read";
 /// Scope that lets a token change organizations, members and invitations.
 pub const SCOPE_ORG_WRITE: &str = "org:write";
-/// Scope that makes a `client_credentials` token an operator over every organization.
+/// Scope that lets a person's token read their own account (`/api/v1/me/…`: sessions, apps, sign-in
+/// history).
+pub const SCOPE_ACCOUNT_READ: &str = "account:read";
+/// Scope that lets a person's token change their own account (`/api/v1/me/…`: end sessions, remove
+/// apps, leave organizations, delete the account).
+pub const SCOPE_ACCOUNT_WRITE: &str = "account:write";
+/// Scope that makes a `client_credentials` token an operator over every organization (and every
+/// user: `/api/v1/users`).
 pub const SCOPE_ADMIN: &str = "admin";
 
 /// Who presented the token.
