@@ -183,6 +183,17 @@ async fn disable_ends_every_sign_in_and_enable_restores_sign_in(backend: Backend
     );
     assert_eq!(account_page(&app, &ada.browser).await, "/login");
     assert_eq!(api_status(&app, &ada.access_token).await, 401);
+    // Introspection (RFC 7662) says the same as the API: the token is no longer active.
+    let introspected = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&client.id, Some(client.secret()))
+        .form(&[("token", ada.access_token.as_str())])
+        .send()
+        .await
+        .expect("introspection sent");
+    let introspected: Value = introspected.json().await.expect("introspection JSON");
+    assert_eq!(introspected, json!({"active": false}));
     let redeemed = redeem(&app, &client, &code, &verifier).await;
     let redeemed = rp::json_with_status(redeemed, 400).await;
     assert_eq!(redeemed["error"], "invalid_grant");
