@@ -6,7 +6,8 @@
 //! (naming which), else the user row goes and everything personal with it (sessions, refresh
 //! families, consents, memberships, history: foreign keys `on delete cascade`). In the same
 //! transaction: the audit event `user.deleted` (the audit log keeps the user id, as it has no
-//! foreign keys) and a goodbye mail to the address.
+//! foreign keys), a `member.removed` in each organization the person was in, and a goodbye mail to
+//! the address.
 
 use askama::Template;
 use axum::Form;
@@ -29,7 +30,8 @@ use crate::crypto::password::Password;
 use crate::error::{AppError, Result};
 use crate::login::session::session_error;
 use crate::oauth::authorize::see_other;
-use crate::orgs::Organization;
+use crate::orgs::roles::Role;
+use crate::orgs::{self, Organization};
 use crate::routes;
 use crate::web::api::ApiJson;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_WRITE};
@@ -84,8 +86,37 @@ pub async fn delete_account(
 ) -> Result<std::result::Result<(), DeleteRefused>> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
+    let memberships = orgs::store::memberships_of_user(&mut *tx, &user.id).await?;
+    // As the operator's deletion (`accounts::admin::delete`) does: the organizations the person
+    // owns are locked, in id order, before the last-owner check, so that a concurrent demotion of
+    // the other owner cannot leave one without an owner (PostgreSQL; SQLite serialises writes).
+    let mut owned: Vec<&str> = memberships
+        .iter()
+        .filter(|(_, role)| *role == Role::Owner)
+        .map(|(org, _)| org.id.as_str())
+        .collect();
+    owned.sort_unstable();
+    for org_id in owned {
+        orgs::store::lock_org(&mut *tx, org_id, now).await?;
+    }
     if let Err(refused) = lifecycle::delete_user(&mut tx, &user.id).await? {
         return Ok(Err(refused));
+    }
+    // Each organization's audit log keeps that the member went with the account.
+    for (org, role) in &memberships {
+        audit::record(
+            &mut *tx,
+            &AuditEvent {
+                org_id: Some(&org.id),
+                actor,
+                action: action::MEMBER_REMOVED,
+                target_type: Some("user"),
+                target_id: Some(&user.id),
+                details: json!({"role": role, "left": true, "account_deleted": true}),
+            },
+            now,
+        )
+        .await?;
     }
     audit::record(
         &mut *tx,
@@ -114,7 +145,7 @@ async fn delete_page(
     status: StatusCode,
 ) -> Result<Response> {
     let csrf = csrf::token()?;
-    let sole = crate::orgs::store::solely_owned_by(&state.db.pool, &user.id).await?;
+    let sole = orgs::store::solely_owned_by(&state.db.pool, &user.id).await?;
     let mut response = render(&DeletePage {
         nav: nav(routes::ACCOUNT_DELETE),
         csrf: &csrf,

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
+use super::notice;
 use super::pages::{holder, nav};
-use super::{notice, store};
 use crate::accounts;
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
@@ -103,7 +103,7 @@ pub async fn profile_submit(
     if name != user.name {
         let now = state.clock.now();
         let mut tx = state.db.begin().await?;
-        store::set_name(&mut *tx, &user.id, &name, now).await?;
+        accounts::store::set_name(&mut *tx, &user.id, &name, now).await?;
         audit::record(
             &mut *tx,
             &AuditEvent {

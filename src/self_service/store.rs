@@ -1,26 +1,10 @@
-//! SQL of the account pages: the name, the password hash, the sign-in address and its pending
+//! SQL of the account pages (the name is [`crate::accounts::store::set_name`]): the password hash, the sign-in address and its pending
 //! changes (`email_changes`, migration 0009: only the SHA-256 of each mailed token is stored).
 
 use sqlx::Row;
 
 use crate::crypto::tokens::TokenHash;
 use crate::db::Exec;
-
-/// Sets the display name of `user_id`; false when there is no such user.
-pub async fn set_name<'c>(
-    ex: impl Exec<'c>,
-    user_id: &str,
-    name: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("update users set name = $1, updated_at = $2 where id = $3")
-        .bind(name)
-        .bind(now)
-        .bind(user_id)
-        .execute(ex)
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
 
 /// Replaces the password hash of `user_id`. Unlike [`crate::recovery::store::set_password_hash`]
 /// (a reset link proves the mailbox, so it marks the address verified), a change from the account

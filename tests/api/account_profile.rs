@@ -644,6 +644,11 @@ async fn deletion_page_refuses_the_last_owner_then_deletes(backend: Backend) {
     assert_eq!(events[0].0.as_deref(), Some(user_id.as_str()));
     assert_eq!(events[0].1.as_deref(), Some(user_id.as_str()));
     assert_eq!(events[0].2["email"], EMAIL);
+    // The organization's log keeps that its member went with the account.
+    let removed = audit(&app, "member.removed").await;
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].1.as_deref(), Some(user_id.as_str()));
+    assert_eq!(removed[0].2["account_deleted"], true);
     let goodbye = wait_for_mail(&app, EMAIL, "Your account was deleted").await;
     assert!(goodbye.text.contains("was deleted"), "{}", goodbye.text);
 }
