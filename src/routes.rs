@@ -132,3 +132,9 @@ pub const API_USERS: &str = "/api/v1/users";
 pub const API_USER: &str = "/api/v1/users/{id}";
 /// Operator API: end every session and refresh family of a user (POST).
 pub const API_USER_SESSIONS_REVOKE: &str = "/api/v1/users/{id}/sessions/revoke";
+
+// Your account: profile, email, password, deletion (sub-pages).
+/// Your account: "check your inbox" after asking for a new address.
+pub const ACCOUNT_EMAIL_SENT: &str = "/account/email/sent";
+/// Where the browser lands after deleting its account (signed out).
+pub const ACCOUNT_DELETED: &str = "/account/deleted";

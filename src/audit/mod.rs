@@ -75,6 +75,19 @@ pub mod action {
     pub const USER_SESSIONS_ENDED: &str = "user.sessions_ended";
     /// An account's display name was changed (details: old and new name).
     pub const USER_RENAMED: &str = "user.renamed";
+
+    // Your account: profile, email, password, deletion (the person acts on their own account).
+    /// A person changed their display name (details: from, to).
+    pub const USER_PROFILE_UPDATED: &str = "user.profile_updated";
+    /// A person asked to change their sign-in address (a link went to the new one).
+    pub const USER_EMAIL_CHANGE_REQUESTED: &str = "user.email_change_requested";
+    /// A change of sign-in address was confirmed through the mailed link (details: from, to).
+    pub const USER_EMAIL_CHANGED: &str = "user.email_changed";
+    /// A person changed (or first set) their password on the account page (details: whether the
+    /// other browsers were signed out).
+    pub const USER_PASSWORD_CHANGED: &str = "user.password_changed";
+    // A person deleting their own account records `USER_DELETED` (above), with the person as
+    // the actor.
 }
 
 /// Who did something.

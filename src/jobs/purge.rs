@@ -30,7 +30,7 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 10] = [
+    let statements: [(&'static str, &str, i64); 11] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
@@ -59,6 +59,12 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
         (
             "email_verification_tokens",
             "delete from email_verification_tokens where expires_at < $1",
+            now - GRACE_SECS,
+        ),
+        // Address changes (your account) whose link expired, used or not.
+        (
+            "email_changes",
+            "delete from email_changes where expires_at < $1",
             now - GRACE_SECS,
         ),
         (

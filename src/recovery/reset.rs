@@ -61,24 +61,30 @@ struct DonePage<'a> {
     asset_version: &'a str,
 }
 
-/// Text of the "password changed" mail.
+/// Text of the "password changed" mail (also sent by a change on the account page).
 #[derive(Template)]
 #[template(path = "mail/password_changed.txt")]
-struct ChangedText<'a> {
-    ctx: &'a MailContext,
-    when: &'a str,
-    ip: &'a str,
-    forgot_link: &'a str,
+pub(crate) struct ChangedText<'a> {
+    pub(crate) ctx: &'a MailContext,
+    pub(crate) when: &'a str,
+    /// How it was changed ("through a reset link opened from …").
+    pub(crate) how: &'a str,
+    /// What else happened (signed out), a sentence, or empty.
+    pub(crate) aftermath: &'a str,
+    pub(crate) forgot_link: &'a str,
 }
 
-/// HTML of the "password changed" mail.
+/// HTML of the "password changed" mail (also sent by a change on the account page).
 #[derive(Template)]
 #[template(path = "mail/password_changed.html")]
-struct ChangedHtml<'a> {
-    ctx: &'a MailContext,
-    when: &'a str,
-    ip: &'a str,
-    forgot_link: &'a str,
+pub(crate) struct ChangedHtml<'a> {
+    pub(crate) ctx: &'a MailContext,
+    pub(crate) when: &'a str,
+    /// How it was changed ("through a reset link opened from …").
+    pub(crate) how: &'a str,
+    /// What else happened (signed out), a sentence, or empty.
+    pub(crate) aftermath: &'a str,
+    pub(crate) forgot_link: &'a str,
 }
 
 /// Query of the mailed link.
@@ -209,16 +215,20 @@ pub async fn reset_submit(
     let when = format_utc(now);
     let ip = meta.ip.as_deref().unwrap_or("an unknown address");
     let forgot_link = ctx.link(routes::PASSWORD_FORGOT);
+    let how = format!("through a reset link opened from {ip}");
+    let aftermath = "You were signed out everywhere; applications will ask you to sign in again.";
     let text = ChangedText {
         ctx: &ctx,
         when: &when,
-        ip,
+        how: &how,
+        aftermath,
         forgot_link: &forgot_link,
     };
     let html = ChangedHtml {
         ctx: &ctx,
         when: &when,
-        ip,
+        how: &how,
+        aftermath,
         forgot_link: &forgot_link,
     };
     mail::queue(

@@ -6,9 +6,11 @@
 mod helpers;
 mod support;
 
+mod account_profile;
 mod authorize_rules;
 mod bounded;
 mod browser;
+mod browser_account_profile;
 mod browser_accounts;
 mod browser_capture;
 mod browser_pages;

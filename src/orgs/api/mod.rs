@@ -22,7 +22,11 @@ use crate::web::api::method_not_allowed;
 /// The management API routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(routes::API_ME, get(me::me))
+        // DELETE (the person deletes their own account) lives with the account deletion page.
+        .route(
+            routes::API_ME,
+            get(me::me).delete(crate::self_service::deletion::api_delete),
+        )
         .route(routes::API_ROLES, get(me::roles))
         .route(routes::API_ORGS, get(orgs::list).post(orgs::create))
         .route(
