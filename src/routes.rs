@@ -132,3 +132,12 @@ pub const API_USERS: &str = "/api/v1/users";
 pub const API_USER: &str = "/api/v1/users/{id}";
 /// Operator API: end every session and refresh family of a user (POST).
 pub const API_USER_SESSIONS_REVOKE: &str = "/api/v1/users/{id}/sessions/revoke";
+
+// Email sign-in (a mailed link and code instead of a password).
+/// Email sign-in: the "email me a sign-in link" form (GET) and the request (POST, answers the
+/// "check your inbox" page with the code form).
+pub const LOGIN_EMAIL: &str = "/login/email";
+/// Email sign-in: where the code typed on the "check your inbox" page posts.
+pub const LOGIN_EMAIL_CODE: &str = "/login/email/code";
+/// Email sign-in: the mailed link `LOGIN_EMAIL_CONFIRM?token=…` (GET shows a button, POST signs in).
+pub const LOGIN_EMAIL_CONFIRM: &str = "/login/email/confirm";

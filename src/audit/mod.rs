@@ -61,6 +61,11 @@ pub mod action {
     pub const USER_SIGNED_UP: &str = "user.signed_up";
     /// A sign-in came from a browser the account had not used before (alert mailed if enabled).
     pub const NEW_DEVICE_SIGN_IN: &str = "login.new_device";
+
+    // Email sign-in.
+    /// Someone asked for a sign-in mail (`/login/email`), for a known address or not: the target
+    /// is the account when the address has a usable one. No mail when it has none.
+    pub const LOGIN_EMAIL_REQUESTED: &str = "login.email_requested";
 }
 
 /// Who did something.
