@@ -152,7 +152,8 @@ pub async fn login_page(
 /// records the attempt in the login history and the audit log (`login.succeeded` /
 /// `login.failed` with the typed email, never the password); on success
 /// renews the session, recognises the browser (new-device alert, [`device`]) and continues the
-/// pending authorization request, else goes to `next` or home.
+/// pending authorization request, else goes to `next` or home: the steps every way of signing in
+/// shares ([`finish_sign_in`], also used by email sign-in), with `amr` `["pwd"]`.
 pub async fn login_submit(
     State(state): State<AppState>,
     session: Session,
