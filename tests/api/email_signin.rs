@@ -20,6 +20,7 @@ on_both_databases!(
     five_wrong_codes_end_the_request,
     unknown_and_disabled_addresses_get_the_same_page_and_no_mail,
     mails_are_limited_per_account,
+    requests_are_limited_per_address,
     off_answers_404_and_hides_the_link,
     wrong_codes_are_throttled_with_retry_after,
 );
@@ -626,6 +627,30 @@ async fn mails_are_limited_per_account(backend: Backend) {
     // An hour later, mail again.
     app.clock.advance(60 * 60 + 1);
     mail_for(&app, &browser, EMAIL).await;
+}
+
+async fn requests_are_limited_per_address(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let browser = rp::browser();
+    // Thirty requests an hour from one address, for any addresses (known or not)...
+    for i in 0..30 {
+        let email = format!("nobody{i}@example.com");
+        let response = ask_for_mail(&app, &browser, "/login/email", &email).await;
+        assert_eq!(response.status(), 200, "request {i}");
+    }
+    // ... then 429 with the wait until the oldest leaves the window.
+    let response = ask_for_mail(&app, &browser, "/login/email", "late@example.com").await;
+    assert_eq!(response.status(), 429);
+    let retry: i64 = rp::header(&response, "retry-after").parse().unwrap();
+    assert!((3000..=3600).contains(&retry), "{retry}");
+    assert!(response.text().await.unwrap().contains("from your network"));
+    assert_eq!(
+        count(&app, "select count(*) from email_signin_requests").await,
+        30
+    );
+    app.clock.advance(retry);
+    let response = ask_for_mail(&app, &browser, "/login/email", "late@example.com").await;
+    assert_eq!(response.status(), 200);
 }
 
 async fn off_answers_404_and_hides_the_link(backend: Backend) {

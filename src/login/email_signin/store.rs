@@ -120,8 +120,8 @@ pub async fn count_for_user<'c>(
     .await
 }
 
-/// Requests from address `ip` since `since`, whatever address they named, and the oldest one's time
-/// (when the window frees a place).
+/// Requests from address `ip` after `since`, whatever address they named, and the oldest one's time
+/// (the window frees a place when `since` reaches it).
 pub async fn count_from_ip<'c>(
     ex: impl Exec<'c>,
     ip: &str,
@@ -129,7 +129,7 @@ pub async fn count_from_ip<'c>(
 ) -> Result<(i64, Option<i64>), sqlx::Error> {
     let row = sqlx::query(
         "select count(*) as n, min(created_at) as oldest from email_signin_requests \
-         where requested_ip = $1 and created_at >= $2",
+         where requested_ip = $1 and created_at > $2",
     )
     .bind(ip)
     .bind(since)
