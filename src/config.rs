@@ -52,6 +52,8 @@ pub const DEFAULT_SIGNUP: &str = "open";
 pub const DEFAULT_LOG_FORMAT: &str = "text";
 /// Default for `LATCHKEY_NEW_DEVICE_ALERTS`.
 pub const DEFAULT_NEW_DEVICE_ALERTS: &str = "on";
+/// Default for `LATCHKEY_EMAIL_SIGNIN`.
+pub const DEFAULT_EMAIL_SIGNIN: &str = "on";
 
 // Bounded resources (password hashing, connections, requests) and retention of the audit trail.
 /// Default for `LATCHKEY_PASSWORD_HASH_WAIT`.
@@ -116,6 +118,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether a sign-in from a browser the account has not used before is mailed to its owner.
     pub new_device_alerts: bool,
+    /// Whether people may sign in with a mailed link or code (`/login/email`) instead of a password.
+    pub email_signin: bool,
     /// The key-encryption key from `LATCHKEY_KEY_ENCRYPTION_KEY` or `LATCHKEY_KEY_ENCRYPTION_KEY_FILE`;
     /// `None` when neither is set (see `crypto::kek_file::resolve` for the fallback). Redacted in
     /// `Debug`.
@@ -365,6 +369,7 @@ impl Config {
                 DEFAULT_NEW_DEVICE_ALERTS,
                 parse_on_off,
             )?,
+            email_signin: env.get("LATCHKEY_EMAIL_SIGNIN", DEFAULT_EMAIL_SIGNIN, parse_on_off)?,
             key_encryption_key: key_encryption_key(&env)?,
 
             // Bounded resources and retention.
@@ -1033,6 +1038,16 @@ mod tests {
         assert!(ok("LATCHKEY_NEW_DEVICE_ALERTS", "on").new_device_alerts);
         assert!(!ok("LATCHKEY_NEW_DEVICE_ALERTS", "off").new_device_alerts);
         err("LATCHKEY_NEW_DEVICE_ALERTS", "yes");
+    }
+
+    #[test]
+    fn email_signin() {
+        assert!(with(&[]).unwrap().email_signin);
+        assert!(ok("LATCHKEY_EMAIL_SIGNIN", "on").email_signin);
+        assert!(!ok("LATCHKEY_EMAIL_SIGNIN", "off").email_signin);
+        let e = err("LATCHKEY_EMAIL_SIGNIN", "yes");
+        assert!(e.to_string().contains("LATCHKEY_EMAIL_SIGNIN"), "{e}");
+        err("LATCHKEY_EMAIL_SIGNIN", "On");
     }
 
     #[test]

@@ -138,3 +138,12 @@ pub const API_USER_SESSIONS_REVOKE: &str = "/api/v1/users/{id}/sessions/revoke";
 pub const ACCOUNT_EMAIL_SENT: &str = "/account/email/sent";
 /// Where the browser lands after deleting its account (signed out).
 pub const ACCOUNT_DELETED: &str = "/account/deleted";
+
+// Email sign-in (a mailed link and code instead of a password).
+/// Email sign-in: the "email me a sign-in link" form (GET) and the request (POST, answers the
+/// "check your inbox" page with the code form).
+pub const LOGIN_EMAIL: &str = "/login/email";
+/// Email sign-in: where the code typed on the "check your inbox" page posts.
+pub const LOGIN_EMAIL_CODE: &str = "/login/email/code";
+/// Email sign-in: the mailed link `LOGIN_EMAIL_CONFIRM?token=…` (GET shows a button, POST signs in).
+pub const LOGIN_EMAIL_CONFIRM: &str = "/login/email/confirm";

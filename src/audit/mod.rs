@@ -88,6 +88,11 @@ pub mod action {
     pub const USER_PASSWORD_CHANGED: &str = "user.password_changed";
     // A person deleting their own account records `USER_DELETED` (above), with the person as
     // the actor.
+
+    // Email sign-in.
+    /// Someone asked for a sign-in mail (`/login/email`), for a known address or not: the target
+    /// is the account when the address has a usable one. No mail when it has none.
+    pub const LOGIN_EMAIL_REQUESTED: &str = "login.email_requested";
 }
 
 /// Who did something.

@@ -1,6 +1,7 @@
 //! Deletes what can never be used again: expired codes, sessions, refresh-token families, deny-list
-//! entries, reset and verification tokens, invitations, and spent failed-attempt counters; and, past
-//! `LATCHKEY_AUDIT_RETENTION`, the login history and the audit log ([`retention`]).
+//! entries, reset and verification tokens, email sign-in requests, invitations, and spent
+//! failed-attempt counters; and, past `LATCHKEY_AUDIT_RETENTION`, the login history and the audit
+//! log ([`retention`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +21,11 @@ const EXPIRED_INVITATION_KEEP_SECS: i64 = 30 * 24 * 60 * 60;
 
 // The purge of given-up mail spells the attempt limit out in SQL.
 const _: () = assert!(crate::mail::delivery::MAX_ATTEMPTS == 20);
+// Email sign-in requests must outlive the window their sending limits count them in.
+const _: () = assert!(
+    crate::login::email_signin::REQUEST_TTL_SECS + GRACE_SECS
+        >= crate::login::email_signin::LIMIT_WINDOW_SECS
+);
 
 /// What one purge removed, per table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -30,7 +36,7 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 11] = [
+    let statements: [(&'static str, &str, i64); 12] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
@@ -65,6 +71,13 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
         (
             "email_changes",
             "delete from email_changes where expires_at < $1",
+            now - GRACE_SECS,
+        ),
+        // Email sign-in requests: kept an hour after expiry, which is also as long as the sending
+        // limits look back (`login::email_signin::LIMIT_WINDOW_SECS` from creation).
+        (
+            "email_signin_requests",
+            "delete from email_signin_requests where expires_at < $1",
             now - GRACE_SECS,
         ),
         (

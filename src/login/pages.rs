@@ -14,19 +14,17 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::throttle::{self, Key, Throttled};
-use super::{device, session, store};
+use super::completion::{self, Completion, finish_sign_in, record_throttled};
+use super::throttle::{self, Throttled};
+use super::{device, session};
 use crate::accounts;
 use crate::app::AppState;
 use crate::audit::login_history;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
-use crate::crypto::tokens::SecretToken;
 use crate::db::Tx;
 use crate::error::Result;
-use crate::oauth::authorize::see_other;
-use crate::routes;
 use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
@@ -52,6 +50,8 @@ struct LoginPage<'a> {
     client_name: Option<&'a str>,
     error: Option<&'a str>,
     signup_open: bool,
+    /// The "email me a sign-in link" link (with `authz` and `next`), when email sign-in is on.
+    email_link: Option<String>,
     asset_version: &'a str,
 }
 
@@ -110,14 +110,20 @@ async fn render_login(state: &AppState, session: &Session, form: Form<'_>) -> Re
         None => None,
     };
     let hint = pending.as_ref().and_then(|r| r.login_hint.as_deref());
+    let authz = if pending.is_some() { form.authz } else { "" };
+    let next = local_next(form.next).unwrap_or_default();
     let page = LoginPage {
         csrf: &csrf,
-        authz: if pending.is_some() { form.authz } else { "" },
-        next: local_next(form.next).unwrap_or_default(),
+        authz,
+        next,
         email: form.email.or(hint).unwrap_or_default(),
         client_name: client.as_ref().map(|c| c.name.as_str()),
         error: form.error,
         signup_open: state.config.signup == SignupPolicy::Open,
+        email_link: state
+            .config
+            .email_signin
+            .then(|| super::email_signin::request_link(authz, next)),
         asset_version: ASSET_VERSION,
     };
     let mut response = render(&page);
@@ -146,7 +152,8 @@ pub async fn login_page(
 /// records the attempt in the login history and the audit log (`login.succeeded` /
 /// `login.failed` with the typed email, never the password); on success
 /// renews the session, recognises the browser (new-device alert, [`device`]) and continues the
-/// pending authorization request, else goes to `next` or home.
+/// pending authorization request, else goes to `next` or home: the steps every way of signing in
+/// shares ([`finish_sign_in`], also used by email sign-in), with `amr` `["pwd"]`.
 pub async fn login_submit(
     State(state): State<AppState>,
     session: Session,
@@ -176,7 +183,8 @@ pub async fn login_submit(
         method: "pwd",
     };
     let device_token = device::device_token(&headers, &state.config);
-    let keys = throttle_keys(&state, user_id.as_deref(), email, &device_token, &meta).await?;
+    let keys =
+        completion::throttle_keys(&state, user_id.as_deref(), email, &device_token, &meta).await?;
     let now = state.clock.now();
     // OWASP login throttling: a blocked attempt is refused before it waits for a hashing slot; an
     // admitted one is counted as a failure before its password is hashed (a success takes it
@@ -225,80 +233,20 @@ pub async fn login_submit(
         };
         return render_login(&state, &session, form).await;
     };
-    let mut tx = state.db.begin().await?;
-    throttle::settle_success(&mut tx, &keys, now).await?;
-    login_history::record_login(&mut *tx, &event, true, now).await?;
-    audit::record(
-        &mut *tx,
-        &AuditEvent {
-            org_id: None,
-            actor: &Actor::user(user.id.clone(), meta.clone()),
-            action: action::LOGIN_SUCCEEDED,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            details: json!({ "method": "pwd" }),
-        },
-        now,
-    )
-    .await?;
-    let alerted = device::recognise(&mut tx, &state, &user, &meta, &device_token, now).await?;
-    tx.commit().await?;
-    if alerted {
-        state.mailer.wake();
-    }
-    session::sign_in(&session, &state.clock, &user.id, &["pwd"], &meta).await?;
-    tracing::info!(user_id = %user.id, "login succeeded");
-    let pending = if form.authz.is_empty() {
-        None
-    } else {
-        session::pending(&session, &form.authz).await?
+    let tx = state.db.begin().await?;
+    let completion = Completion {
+        user: &user,
+        email,
+        method: "pwd",
+        amr: &["pwd"],
+        keys: &keys,
+        authz: &form.authz,
+        next: &form.next,
+        device_token: &device_token,
     };
-    let mut response = if let Some(mut req) = pending {
-        // This login answers `prompt=login` / `max_age` of the request it was asked for.
-        req.signed_in_for_request = true;
-        session::save_pending(&session, &req).await?;
-        see_other(&format!(
-            "{}?authz={}",
-            routes::AUTHORIZE_CONTINUE,
-            form.authz
-        ))
-    } else {
-        see_other(local_next(&form.next).unwrap_or(routes::HOME))
-    };
-    device::set_cookie(response.headers_mut(), &state.config, &device_token);
-    Ok(response)
+    finish_sign_in(&state, &session, &meta, tx, completion).await
 }
 
-/// The counters a sign-in is throttled on (OWASP "device cookies"): a browser that signed in to the
-/// account before is counted on its own, so attackers cannot delay the owner; any other attempt on
-/// the account (or on an unknown email: the same rule, no oracle); and the client address.
-async fn throttle_keys(
-    state: &AppState,
-    user_id: Option<&str>,
-    email: &str,
-    device: &SecretToken,
-    meta: &RequestMeta,
-) -> Result<Vec<Key>> {
-    let device_hash = device.hash();
-    // Asked for unknown emails too (with no user id), so both take the same work.
-    let known = store::is_known_device(
-        &state.db.pool,
-        user_id.unwrap_or_default(),
-        device_hash.as_str(),
-    )
-    .await?;
-    let mut keys = vec![match user_id {
-        Some(id) if known => Key::device(id, device_hash.as_str()),
-        Some(id) => Key::account(id),
-        None => Key::unknown_email(email),
-    }];
-    if let Some(address) = meta.limit_key() {
-        keys.push(Key::login_address(&address));
-    }
-    Ok(keys)
-}
-
-/// Records a throttled attempt in the login history and the audit log (`login.throttled`).
 /// The 429 answer to a throttled attempt (OWASP: the same neutral message for every account, with
 /// `Retry-After`), recorded in `tx` (login history and `login.throttled`).
 async fn refuse_throttled(
@@ -329,36 +277,6 @@ async fn refuse_throttled(
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
     Ok(response)
-}
-
-async fn record_throttled(
-    tx: &mut Tx,
-    event: &login_history::LoginEvent<'_>,
-    meta: &RequestMeta,
-    throttled: Throttled,
-    now: i64,
-) -> Result<()> {
-    login_history::record_login_outcome(&mut **tx, event, login_history::Outcome::Throttled, now)
-        .await?;
-    let actor = Actor::anonymous(meta.clone());
-    audit::record(
-        &mut **tx,
-        &AuditEvent {
-            org_id: None,
-            actor: &actor,
-            action: action::LOGIN_THROTTLED,
-            target_type: event.user_id.map(|_| "user"),
-            target_id: event.user_id,
-            details: json!({
-                "email": event.email.chars().take(254).collect::<String>(),
-                "limit": throttled.scope.as_str(),
-                "retry_after": throttled.retry_after,
-            }),
-        },
-        now,
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]
