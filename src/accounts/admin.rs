@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
-use super::lifecycle::{self, DeleteRefused, Ended};
+use super::lifecycle::{self, DeleteRefused, DeletedBy, Ended};
 use super::{User, store};
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::db::{Database, Tx};
@@ -281,49 +281,11 @@ pub async fn delete(db: &Database, now: i64, user: UserRef<'_>, actor: &Actor) -
     let found = find_in(&mut tx, user)
         .await?
         .ok_or_else(|| not_found(user))?;
-    let memberships = crate::orgs::store::memberships_of_user(&mut *tx, &found.id).await?;
-    // The organizations the person owns are locked (in id order, so that two deletions cannot
-    // deadlock) before the last-owner check, as membership changes lock theirs: a concurrent
-    // demotion of the other owner cannot leave an organization without one (PostgreSQL; SQLite
-    // transactions are serialised already).
-    let mut owned: Vec<&str> = memberships
-        .iter()
-        .filter(|(_, role)| *role == Role::Owner)
-        .map(|(org, _)| org.id.as_str())
-        .collect();
-    owned.sort_unstable();
-    for org_id in owned {
-        crate::orgs::store::lock_org(&mut *tx, org_id, now).await?;
-    }
-    match lifecycle::delete_user(&mut tx, &found.id).await? {
+    match lifecycle::delete_user(&mut tx, &found, actor, DeletedBy::Operator, now).await? {
         Err(refused) => return Err(last_owner(&found, &refused)),
         Ok(false) => return Err(not_found(user)),
         Ok(true) => {}
     }
-    for (org, role) in &memberships {
-        audit::record(
-            &mut *tx,
-            &AuditEvent {
-                org_id: Some(&org.id),
-                actor,
-                action: action::MEMBER_REMOVED,
-                target_type: Some("user"),
-                target_id: Some(&found.id),
-                details: json!({"role": role, "left": false, "account_deleted": true}),
-            },
-            now,
-        )
-        .await?;
-    }
-    record(
-        &mut tx,
-        actor,
-        action::USER_DELETED,
-        &found.id,
-        json!({"email": found.email}),
-        now,
-    )
-    .await?;
     tx.commit().await?;
     tracing::info!(user_id = %found.id, "user deleted by an operator");
     Ok(found)

@@ -1,8 +1,10 @@
 //! What ends an account's sign-ins, and the account itself: ending one browser session, all but the
 //! current one, or everything (every session and every refresh-token family); disabling and enabling
 //! an account; deleting it. The account pages, the `/api/v1/me` routes and the operator's CLI and
-//! API all go through these, inside the caller's transaction, and record their own audit events
-//! (the actor differs: the person, an operator).
+//! API all go through these, inside the caller's transaction. Callers record the audit events of
+//! ending sessions and disabling themselves (what they say differs); a deletion records its own
+//! (`member.removed` per organization and `user.deleted`), so that both ways to delete leave the same
+//! trace.
 //!
 //! Ending a browser session also revokes the refresh-token families born in it that were not granted
 //! `offline_access`, as RP-initiated logout does ([`revoke_session_families`]): an application the
@@ -12,12 +14,16 @@
 //! at once, wherever they are).
 
 use serde::Serialize;
+use serde_json::json;
 
+use crate::accounts::User;
+use crate::audit::{self, Actor, AuditEvent, action};
 use crate::db::Tx;
 use crate::error::Result;
 use crate::login::session_store;
 use crate::oauth::store::revoke_user_families;
 use crate::oidc::end_session::revoke_session_families;
+use crate::orgs::roles::Role;
 use crate::orgs::{self, Organization};
 
 /// What ending an account's sign-ins ended.
@@ -118,20 +124,77 @@ impl DeleteRefused {
     }
 }
 
-/// Deletes `user_id` and everything personal: memberships, sessions, refresh families, codes,
+/// Who asks for a deletion, as the audit log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedBy {
+    /// The person deleted their own account (they left their organizations).
+    Themselves,
+    /// An operator deleted it (CLI or operator API).
+    Operator,
+}
+
+/// Deletes `user` and everything personal: memberships, sessions, refresh families, codes,
 /// consents, login history, known browsers, reset and verification tokens go with the row (foreign
-/// keys `on delete cascade`); the sign-in counters of the account are dropped. Audit events keep the
-/// user id (the caller records the deletion itself). Refused while the person is the last owner of
-/// an organization. `Ok(Ok(false))`: no such user.
+/// keys `on delete cascade`); the sign-in counters of the account are dropped. Refused while the
+/// person is the last owner of an organization: the organizations they own are locked first (in id
+/// order, so that two deletions cannot deadlock), as membership changes lock theirs, so that a
+/// concurrent demotion of the other owner cannot leave one without an owner (PostgreSQL; SQLite
+/// serialises writes). The audit log keeps the user id: `member.removed` in each organization's log
+/// (`account_deleted: true`) and `user.deleted` with the email, by `actor`. `Ok(Ok(false))`: the
+/// user was already gone.
 pub async fn delete_user(
     tx: &mut Tx,
-    user_id: &str,
+    user: &User,
+    actor: &Actor,
+    by: DeletedBy,
+    now: i64,
 ) -> Result<std::result::Result<bool, DeleteRefused>> {
-    let sole = orgs::store::solely_owned_by(&mut **tx, user_id).await?;
+    let memberships = orgs::store::memberships_of_user(&mut **tx, &user.id).await?;
+    let mut owned: Vec<&str> = memberships
+        .iter()
+        .filter(|(_, role)| *role == Role::Owner)
+        .map(|(org, _)| org.id.as_str())
+        .collect();
+    owned.sort_unstable();
+    for org_id in owned {
+        orgs::store::lock_org(&mut **tx, org_id, now).await?;
+    }
+    let sole = orgs::store::solely_owned_by(&mut **tx, &user.id).await?;
     if !sole.is_empty() {
         return Ok(Err(DeleteRefused::LastOwner(sole)));
     }
-    crate::login::throttle::clear_account(&mut **tx, user_id).await?;
-    let deleted = crate::accounts::store::delete(&mut **tx, user_id).await?;
-    Ok(Ok(deleted))
+    crate::login::throttle::clear_account(&mut **tx, &user.id).await?;
+    if !crate::accounts::store::delete(&mut **tx, &user.id).await? {
+        return Ok(Ok(false));
+    }
+    let left = by == DeletedBy::Themselves;
+    for (org, role) in &memberships {
+        audit::record(
+            &mut **tx,
+            &AuditEvent {
+                org_id: Some(&org.id),
+                actor,
+                action: action::MEMBER_REMOVED,
+                target_type: Some("user"),
+                target_id: Some(&user.id),
+                details: json!({"role": role, "left": left, "account_deleted": true}),
+            },
+            now,
+        )
+        .await?;
+    }
+    audit::record(
+        &mut **tx,
+        &AuditEvent {
+            org_id: None,
+            actor,
+            action: action::USER_DELETED,
+            target_type: Some("user"),
+            target_id: Some(&user.id),
+            details: json!({ "email": user.email }),
+        },
+        now,
+    )
+    .await?;
+    Ok(Ok(true))
 }

@@ -65,7 +65,7 @@ async fn access_token_answer(
     // and the management API treat it (a `client_credentials` token's subject is the client).
     if verified.subject != verified.client_id {
         let user = crate::accounts::store::find_by_id(&state.db.pool, &verified.subject).await?;
-        if !user.is_some_and(|u| !u.disabled) {
+        if user.is_none_or(|u| u.disabled) {
             return Ok(None);
         }
     }

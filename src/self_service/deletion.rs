@@ -16,21 +16,19 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 use tower_sessions::Session;
 
 use super::mail;
 use super::pages::{holder, nav};
 use super::reauth::{self, Reauth};
 use crate::accounts::User;
-use crate::accounts::lifecycle::{self, DeleteRefused};
+use crate::accounts::lifecycle::{self, DeleteRefused, DeletedBy};
 use crate::app::AppState;
-use crate::audit::{self, Actor, AuditEvent, action};
+use crate::audit::Actor;
 use crate::crypto::password::Password;
 use crate::error::{AppError, Result};
 use crate::login::session::session_error;
 use crate::oauth::authorize::see_other;
-use crate::orgs::roles::Role;
 use crate::orgs::{self, Organization};
 use crate::routes;
 use crate::web::api::ApiJson;
@@ -86,51 +84,11 @@ pub async fn delete_account(
 ) -> Result<std::result::Result<(), DeleteRefused>> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    let memberships = orgs::store::memberships_of_user(&mut *tx, &user.id).await?;
-    // As the operator's deletion (`accounts::admin::delete`) does: the organizations the person
-    // owns are locked, in id order, before the last-owner check, so that a concurrent demotion of
-    // the other owner cannot leave one without an owner (PostgreSQL; SQLite serialises writes).
-    let mut owned: Vec<&str> = memberships
-        .iter()
-        .filter(|(_, role)| *role == Role::Owner)
-        .map(|(org, _)| org.id.as_str())
-        .collect();
-    owned.sort_unstable();
-    for org_id in owned {
-        orgs::store::lock_org(&mut *tx, org_id, now).await?;
-    }
-    if let Err(refused) = lifecycle::delete_user(&mut tx, &user.id).await? {
+    if let Err(refused) =
+        lifecycle::delete_user(&mut tx, user, actor, DeletedBy::Themselves, now).await?
+    {
         return Ok(Err(refused));
     }
-    // Each organization's audit log keeps that the member went with the account.
-    for (org, role) in &memberships {
-        audit::record(
-            &mut *tx,
-            &AuditEvent {
-                org_id: Some(&org.id),
-                actor,
-                action: action::MEMBER_REMOVED,
-                target_type: Some("user"),
-                target_id: Some(&user.id),
-                details: json!({"role": role, "left": true, "account_deleted": true}),
-            },
-            now,
-        )
-        .await?;
-    }
-    audit::record(
-        &mut *tx,
-        &AuditEvent {
-            org_id: None,
-            actor,
-            action: action::USER_DELETED,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            details: json!({ "email": user.email }),
-        },
-        now,
-    )
-    .await?;
     mail::queue_account_deleted(&mut tx, state, &user.email, now).await?;
     tx.commit().await?;
     state.mailer.wake();
