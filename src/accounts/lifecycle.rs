@@ -77,7 +77,8 @@ pub async fn end_everything(tx: &mut Tx, user_id: &str, now: i64, reason: &str) 
     })
 }
 
-/// Disables (`true`) or enables `user_id`; a disabled account's sign-ins all end at once. Returns
+/// Disables (`true`) or enables `user_id`; a disabled account's sign-ins all end at once, and an
+/// enabled one starts with no browser session. Returns
 /// `None` when there is no such user, else whether the flag changed and what ended.
 pub async fn set_disabled(
     tx: &mut Tx,
@@ -92,6 +93,10 @@ pub async fn set_disabled(
     let ended = if disabled {
         end_everything(tx, user_id, now, "user_disabled").await?
     } else {
+        // A sign-in whose password check raced the disabling can have written its session row
+        // after the sessions were ended; it was ignored while the account was disabled, and must
+        // not come back to life now: enabling restores signing in, not old sessions.
+        session_store::delete_user_sessions(&mut **tx, user_id).await?;
         Ended::default()
     };
     Ok(Some((changed, ended)))

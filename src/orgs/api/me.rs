@@ -9,13 +9,16 @@ use crate::app::AppState;
 use crate::error::Result;
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::store;
-use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ};
+use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ORG_READ};
 
 /// `GET /api/v1/me`: the calling user and their memberships `[{org_id, org_slug, org_name, role}]`
-/// (the documented interface (README)). Needs a user token with `org:read`.
+/// (the documented interface (README)). Needs a user token with `org:read` or `account:read` (an
+/// account page of a single-page app reads who is signed in without any organization scope).
 pub async fn me(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
     let user = caller.require_user()?;
-    caller.require_scope(SCOPE_ORG_READ)?;
+    if !caller.token.has_scope(SCOPE_ACCOUNT_READ) {
+        caller.require_scope(SCOPE_ORG_READ)?;
+    }
     let memberships: Vec<Value> = store::memberships_of_user(&state.db.pool, &user.id)
         .await?
         .into_iter()
