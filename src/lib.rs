@@ -22,13 +22,13 @@
 //! | [`web`] | shared HTTP plumbing: the API's JSON and query extractors, 405 and pagination (`web::api`), error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata and the client address behind trusted proxies (`web::client_addr`), the accept loop with its limits (header-read timeout, connection cap, request timeout) |
 //! | [`audit`] | the audit log (every feature records its writes through [`audit::record`]) and the login history |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store (private halves sealed under the key-encryption key), the in-memory keyring, and the key-encryption key itself (configured, or `latchkey.kek` beside SQLite) |
-//! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification; what ends an account's sign-ins or the account itself (`accounts::lifecycle`: sessions, refresh families, disable, delete) |
+//! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification; what ends an account's sign-ins or the account itself (`accounts::lifecycle`: sessions, refresh families, disable, delete); the operator's controls over users (`accounts::admin`, the `user` commands and `/api/v1/users` in `accounts::admin_api`) |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the organizations' management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, retention of the audit log and login history, signing-key rotation) under database leases, stopped cleanly |
-//! | [`login`] | the login page, browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
+//! | [`login`] | the login page, sign-in by a mailed link or 6-digit code (`login::email_signin`), the shared end of every sign-in (`login::completion`), browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
 //! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |
