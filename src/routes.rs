@@ -132,3 +132,13 @@ pub const API_USERS: &str = "/api/v1/users";
 pub const API_USER: &str = "/api/v1/users/{id}";
 /// Operator API: end every session and refresh family of a user (POST).
 pub const API_USER_SESSIONS_REVOKE: &str = "/api/v1/users/{id}/sessions/revoke";
+
+// Your account: sessions, connected apps, sign-in history, organizations (the forms' targets).
+/// Your account: end one browser session (POST `sid`).
+pub const ACCOUNT_SESSIONS_END: &str = "/account/sessions/end";
+/// Your account: end every browser session but this one (POST).
+pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
+/// Your account: remove an application's access (POST `client_id`).
+pub const ACCOUNT_APPS_REMOVE: &str = "/account/apps/remove";
+/// Your account: leave an organization (POST `org`).
+pub const ACCOUNT_ORGANIZATIONS_LEAVE: &str = "/account/organizations/leave";

@@ -61,6 +61,14 @@ pub mod action {
     pub const USER_SIGNED_UP: &str = "user.signed_up";
     /// A sign-in came from a browser the account had not used before (alert mailed if enabled).
     pub const NEW_DEVICE_SIGN_IN: &str = "login.new_device";
+
+    // Your account: sessions and connected apps (the person is the actor).
+    /// A person ended one of their browser sessions (account page or `/api/v1/me/sessions/{sid}`).
+    pub const SESSION_ENDED: &str = "session.ended";
+    /// A person ended every browser session but the current one ("sign out everywhere else").
+    pub const SESSIONS_ENDED_OTHERS: &str = "sessions.ended_others";
+    /// A person removed an application's access: its consents deleted, its refresh tokens revoked.
+    pub const APP_ACCESS_REMOVED: &str = "app.access_removed";
 }
 
 /// Who did something.
