@@ -122,6 +122,17 @@ pub struct Attempt {
     pub outcome: &'static str,
 }
 
+/// A `login_events` row as [`recent_for_user`] reads it: time, address, browser, method, outcome,
+/// success flag.
+type AttemptRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
 /// The `limit` newest sign-in attempts of `user_id`, newest first. Rows written before the outcome
 /// column existed have it null: their `success` flag tells succeeded from failed.
 pub async fn recent_for_user<'c>(
@@ -129,16 +140,9 @@ pub async fn recent_for_user<'c>(
     user_id: &str,
     limit: i64,
 ) -> Result<Vec<Attempt>, sqlx::Error> {
-    let rows: Vec<(
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i64,
-    )> = sqlx::query_as(
+    let rows: Vec<AttemptRow> = sqlx::query_as(
         "select created_at, ip, user_agent, method, outcome, success from login_events \
-             where user_id = $1 order by created_at desc, id desc limit $2",
+         where user_id = $1 order by created_at desc, id desc limit $2",
     )
     .bind(user_id)
     .bind(limit)
