@@ -6,6 +6,7 @@
 mod helpers;
 mod support;
 
+mod account_activity;
 mod authorize_rules;
 mod bounded;
 mod browser;
