@@ -10,6 +10,7 @@ mod account_activity;
 mod authorize_rules;
 mod bounded;
 mod browser;
+mod browser_account;
 mod browser_accounts;
 mod browser_capture;
 mod browser_pages;
