@@ -53,7 +53,8 @@ pub struct ConnectedApp {
     organizations: Vec<AppOrg>,
     /// The earliest consent or refresh-token grant (unix seconds).
     granted_at: i64,
-    /// The newest refresh-token issue (unix seconds); `null` without live refresh tokens.
+    /// The newest refresh-token issue (unix seconds); `null` without live refresh tokens (a consent
+    /// alone leaves no trace of use: access tokens are verified offline by resource servers).
     last_used_at: Option<i64>,
 }
 
@@ -211,7 +212,7 @@ pub async fn page(
             last_used: app
                 .last_used_at
                 .map(display::utc)
-                .unwrap_or_else(|| "not since".to_owned()),
+                .unwrap_or_else(|| "unknown".to_owned()),
             client_id: app.client_id,
             client_name: app.client_name,
         })
