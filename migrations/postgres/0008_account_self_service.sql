@@ -10,6 +10,11 @@ alter table sessions add column ip text;
 alter table sessions add column signed_in_at bigint;
 alter table sessions add column last_seen_at bigint;
 create index sessions_sid on sessions (sid);
+-- sessions signed in before this migration: their sid and times come out of the record's data.
+update sessions set sid = (data::jsonb) ->> 'sid',
+    signed_in_at = ((data::jsonb) ->> 'auth_time')::bigint,
+    last_seen_at = ((data::jsonb) ->> 'seen')::bigint
+    where user_id is not null;
 
 -- how a sign-in attempt authenticated (rfc 8176 amr value: pwd, email, ...); null for older rows.
 alter table login_events add column method text;

@@ -10,6 +10,11 @@ alter table sessions add column ip text;
 alter table sessions add column signed_in_at integer;
 alter table sessions add column last_seen_at integer;
 create index sessions_sid on sessions (sid);
+-- sessions signed in before this migration: their sid and times come out of the record's data.
+update sessions set sid = json_extract(data, '$.sid'),
+    signed_in_at = json_extract(data, '$.auth_time'),
+    last_seen_at = json_extract(data, '$.seen')
+    where user_id is not null;
 
 -- how a sign-in attempt authenticated (rfc 8176 amr value: pwd, email, ...); null for older rows.
 alter table login_events add column method text;

@@ -1,7 +1,9 @@
 //! Accounts: the people who sign in. Creating users, looking them up by email (without regard to case),
 //! the rules an email address and a password must meet, sign-up (page and JSON API) and email
-//! verification.
+//! verification; the operator's controls over users ([`admin`], its API [`admin_api`]).
 
+pub mod admin;
+pub mod admin_api;
 pub mod api;
 pub mod lifecycle;
 pub mod password_strength;
@@ -43,10 +45,23 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// JSON endpoints of the accounts feature (`POST /api/v1/signup`), mounted in the `/api` group whose
-/// errors are problem+json.
+/// JSON endpoints of the accounts feature (`POST /api/v1/signup`, and the operator's
+/// `/api/v1/users`), mounted in the `/api` group whose errors are problem+json.
 pub fn api_router() -> Router<AppState> {
-    Router::new().route(crate::routes::API_SIGNUP, post(api::signup))
+    Router::new()
+        .route(crate::routes::API_SIGNUP, post(api::signup))
+        .route(crate::routes::API_USERS, get(admin_api::list))
+        .route(
+            crate::routes::API_USER,
+            get(admin_api::read)
+                .patch(admin_api::update)
+                .delete(admin_api::delete),
+        )
+        .route(
+            crate::routes::API_USER_SESSIONS_REVOKE,
+            post(admin_api::revoke_sessions),
+        )
+        .method_not_allowed_fallback(crate::web::api::method_not_allowed)
 }
 
 /// Longest accepted email address (RFC 5321 §4.5.3.1.3 path limit).

@@ -241,3 +241,115 @@ pub async fn delete<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<bool, sqlx::
         .await?;
     Ok(result.rows_affected() == 1)
 }
+
+// --- The operator's view of users (`accounts::admin`: `latchkey user …` and `/api/v1/users`) ---
+
+/// The escape character of [`email_search_pattern`]'s `LIKE` patterns. Not the backslash, whose
+/// meaning inside a string literal differs between SQL dialects and settings.
+const LIKE_ESCAPE: char = '!';
+
+/// A `LIKE` pattern that finds `needle` anywhere in `users.email_lower`: letters lower-cased as
+/// [`super::email_key`] does, and the pattern characters `%` and `_` (and the escape itself) taken
+/// literally, so that searching `a_b` does not match `axb`.
+pub fn email_search_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars().map(|c| c.to_ascii_lowercase()) {
+        if matches!(c, '%' | '_') || c == LIKE_ESCAPE {
+            pattern.push(LIKE_ESCAPE);
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Users oldest first (by creation time, then id), optionally only those whose address matches
+/// `pattern` (from [`email_search_pattern`]), strictly after the keyset position `after`; at most
+/// `limit`.
+pub async fn list_users<'c>(
+    ex: impl Exec<'c>,
+    pattern: Option<&str>,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    let (after_at, after_id) = match after {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    // Every condition is always present and neutralised by a null parameter: one static statement.
+    let sql = format!(
+        "select {USER_COLUMNS} from users \
+         where ($1 is null or email_lower like $1 escape '{LIKE_ESCAPE}') \
+         and ($2 is null or created_at > $2 or (created_at = $2 and id > $3)) \
+         order by created_at, id limit $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(pattern)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(user_from_row).collect()
+}
+
+/// How many signed-in browser sessions of `user_id` are live at `now`.
+pub async fn count_live_sessions<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from sessions where user_id = $1 and expires_at > $2")
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(ex)
+        .await
+}
+
+/// How many refresh-token families of `user_id` can still be refreshed at `now` (not revoked, not
+/// past their absolute lifetime).
+pub async fn count_live_refresh_families<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from refresh_families \
+         where user_id = $1 and revoked_at is null and expires_at > $2",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(ex)
+    .await
+}
+
+/// When `user_id` last signed in successfully (the login history), if ever (or not since the
+/// history's retention).
+pub async fn last_sign_in_at<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select max(created_at) from login_events where user_id = $1 and success = 1",
+    )
+    .bind(user_id)
+    .fetch_one(ex)
+    .await
+}
+
+/// Sets the display name of `user_id` (validated by the caller); false when there is no such user.
+pub async fn set_name<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    name: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("update users set name = $2, updated_at = $3 where id = $1")
+        .bind(user_id)
+        .bind(name)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

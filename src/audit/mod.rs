@@ -62,6 +62,20 @@ pub mod action {
     /// A sign-in came from a browser the account had not used before (alert mailed if enabled).
     pub const NEW_DEVICE_SIGN_IN: &str = "login.new_device";
 
+    // Operator controls over users (`latchkey user …`, `/api/v1/users`; `accounts::admin`). The
+    // actor is the CLI or the operator's client; the target is the user.
+    /// An account was disabled: it cannot sign in, and its sessions and refresh tokens were ended
+    /// (details: what ended).
+    pub const USER_DISABLED: &str = "user.disabled";
+    /// A disabled account was enabled again.
+    pub const USER_ENABLED: &str = "user.enabled";
+    /// An account was deleted (target id: the former user id; details: its email).
+    pub const USER_DELETED: &str = "user.deleted";
+    /// Every session and refresh-token family of an account was ended (details: how many).
+    pub const USER_SESSIONS_ENDED: &str = "user.sessions_ended";
+    /// An account's display name was changed (details: old and new name).
+    pub const USER_RENAMED: &str = "user.renamed";
+
     // Your account: sessions and connected apps (the person is the actor).
     /// A person ended one of their browser sessions (account page or `/api/v1/me/sessions/{sid}`).
     pub const SESSION_ENDED: &str = "session.ended";

@@ -3,6 +3,8 @@
 //! Commands that create things print one JSON object on stdout and nothing else there; logs go to
 //! stderr. Bad input exits non-zero with one line on stderr and writes nothing.
 
+mod users;
+
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -14,12 +16,11 @@ use crate::clock::Clock;
 use crate::config::{Config, SigningAlg};
 use crate::crypto::kek::KeyEncryptionKey;
 use crate::crypto::kek_file::{self, KekSource, ResolvedKek};
-use crate::crypto::password::{Password, PasswordHasher};
 use crate::crypto::{key_seal, key_store};
 use crate::db::Database;
 use crate::error::{AppError, Result};
 use crate::orgs::roles::Role;
-use crate::{accounts, app, clients, orgs};
+use crate::{app, clients, orgs};
 
 /// Latchkey: an OpenID Connect and OAuth 2.0 server with organizations built in.
 #[derive(Debug, Parser)]
@@ -51,7 +52,7 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
-/// `latchkey user ...`
+/// `latchkey user ...` (the code is in [`users`]).
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; the password is read from standard input.
@@ -65,6 +66,46 @@ pub enum UserCommand {
         /// Read the password from standard input (one line).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// List users, oldest first: `{"users": [...]}`.
+    List {
+        /// Only users whose address contains this text (in any letter case).
+        #[arg(long)]
+        email_contains: Option<String>,
+        /// At most this many users.
+        #[arg(long, default_value_t = users::DEFAULT_LIST_LIMIT,
+              value_parser = clap::value_parser!(i64).range(1..=users::MAX_LIST_LIMIT))]
+        limit: i64,
+    },
+    /// Show a user with memberships, live sessions and refresh-token families, last sign-in.
+    Show {
+        /// Email address (any letter case).
+        #[arg(long)]
+        email: String,
+    },
+    /// Disable a user: no sign-in, no refresh, tokens refused; every session ends now.
+    Disable {
+        /// Email address (any letter case).
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// Email address (any letter case).
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete a user and everything personal (refused while the only owner of an organization).
+    Delete {
+        /// Email address (any letter case).
+        #[arg(long)]
+        email: String,
+    },
+    /// End every browser session and refresh-token family of a user.
+    SessionsEnd {
+        /// Email address (any letter case).
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -190,7 +231,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::User(cmd) => Ok(user(cmd, &db, &clock).await?),
+        Command::User(cmd) => Ok(users::run(cmd, &db, &clock).await?),
         Command::Org(cmd) => Ok(org(cmd, &db, &clock).await?),
         Command::Client(ClientCommand::Create(args)) => {
             // Only a client with its own ID-token algorithm may need a new signing key.
@@ -217,35 +258,6 @@ async fn unlock_keys(config: &Config, db: &Database) -> anyhow::Result<ResolvedK
 
 fn print(value: serde_json::Value) {
     println!("{value}");
-}
-
-/// Reads a password from standard input: one line, without its line ending.
-fn read_password_stdin() -> Result<Password> {
-    let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).map_err(|e| {
-        AppError::invalid(format!("cannot read the password from standard input: {e}"))
-    })?;
-    let line = input.lines().next().unwrap_or_default();
-    Ok(Password::new(line.to_owned()))
-}
-
-async fn user(cmd: UserCommand, db: &Database, clock: &Clock) -> Result<()> {
-    let UserCommand::Create {
-        email,
-        name,
-        password_stdin: _,
-    } = cmd;
-    let password = read_password_stdin()?;
-    let hasher = PasswordHasher::new(1);
-    let new = accounts::NewAccount {
-        email: &email,
-        name: &name,
-        password: &password,
-        email_verified: false,
-    };
-    let user = accounts::create_account(db, &hasher, clock, new).await?;
-    print(json!({"id": user.id, "email": user.email}));
-    Ok(())
 }
 
 async fn org(cmd: OrgCommand, db: &Database, clock: &Clock) -> Result<()> {

@@ -6,7 +6,7 @@
 //! with `client create --introspect` (§4: the server decides which clients may see which tokens).
 //! The operator scope `admin` is no such permission: it lets a token manage organizations, not a
 //! client read everyone's tokens. Everything else — unknown, malformed, expired, revoked, or someone
-//! else's — is exactly `{"active":false}` (§2.2), so that the answer reveals nothing about tokens the
+//! else's, or a deleted or disabled user's — is exactly `{"active":false}` (§2.2), so that the answer reveals nothing about tokens the
 //! caller does not own.
 
 use axum::Json;
@@ -60,6 +60,14 @@ async fn access_token_answer(
         || store::is_access_token_denied(&state.db.pool, &verified.jti).await?
     {
         return Ok(None);
+    }
+    // A person's token is inactive once its user is deleted or disabled, as the userinfo endpoint
+    // and the management API treat it (a `client_credentials` token's subject is the client).
+    if verified.subject != verified.client_id {
+        let user = crate::accounts::store::find_by_id(&state.db.pool, &verified.subject).await?;
+        if user.is_none_or(|u| u.disabled) {
+            return Ok(None);
+        }
     }
     let mut body = Map::new();
     body.insert("active".into(), json!(true));

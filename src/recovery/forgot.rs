@@ -168,6 +168,15 @@ pub async fn forgot_submit(
 async fn send_link(state: &AppState, user: &User, meta: &RequestMeta, now: i64) -> Result<()> {
     let mut tx = state.db.begin().await?;
     store::lock_user(&mut *tx, &user.id).await?;
+    // The account may have been disabled (or deleted) since the request was answered: a disabled
+    // account gets the same page but no mail, whenever the operator acted.
+    let usable = accounts::store::find_by_id(&mut *tx, &user.id)
+        .await?
+        .is_some_and(|u| !u.disabled);
+    if !usable {
+        tracing::info!(user_id = %user.id, "account disabled or deleted; no reset mail");
+        return Ok(());
+    }
     let recent = store::count_for_user(&mut *tx, &user.id, now - LIMIT_WINDOW_SECS).await?;
     if recent >= MAX_PER_ACCOUNT {
         tracing::info!(user_id = %user.id, "password reset limit reached; no mail");

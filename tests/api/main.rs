@@ -55,3 +55,5 @@ mod signup;
 mod signup_api;
 mod throttling;
 mod token_rules;
+mod users_admin;
+mod users_cli;

@@ -1,0 +1,171 @@
+//! The operator API over users (`/api/v1/users`), for operators only (a `client_credentials` token
+//! with the `admin` scope; anyone else gets 403 `operator-required`, as `/api/v1/audit-log` and
+//! `/api/v1/stats` answer):
+//!
+//! - `GET /api/v1/users?email=&limit=&cursor=`: users oldest first, `email` a case-insensitive
+//!   substring of the address, keyset-paginated (RFC 8288 `Link: rel="next"`);
+//! - `GET /api/v1/users/{id}`: one user with memberships, live sessions and refresh-token families,
+//!   and the last sign-in;
+//! - `PATCH /api/v1/users/{id}` `{"disabled"?: bool, "name"?: string}`: the user (and, when
+//!   disabling, what ended);
+//! - `DELETE /api/v1/users/{id}`: 204, or 409 `last-owner` naming the organizations;
+//! - `POST /api/v1/users/{id}/sessions/revoke`: `{"ended": {"sessions", "refresh_families"}}`.
+//!
+//! Unknown ids are 404 `user-not-found`; bodies and queries fail as [`crate::web::api`] says. The
+//! work is [`super::admin`]'s, shared with `latchkey user …`.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::User;
+use super::admin::{self, UserChange, UserDetails, UserRef};
+use crate::app::AppState;
+use crate::audit::Actor;
+use crate::error::{AppError, Result};
+use crate::web::api::{ApiJson, ApiQuery, Listing, Page, invalid_query};
+use crate::web::bearer::ApiCaller;
+use crate::web::request_meta::RequestMeta;
+
+/// An operator calling: an [`ApiCaller`] with a `client_credentials` token holding `admin`. As an
+/// extractor it refuses before the request body is read: 401 without a usable token, 403
+/// `operator-required` for anyone else (a person's token, even one that asked for `admin`, or a
+/// client without `admin`).
+#[derive(Debug, Clone)]
+pub struct Operator(pub ApiCaller);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let caller = ApiCaller::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if caller.is_operator() {
+            Ok(Operator(caller))
+        } else {
+            Err(operator_required().into_response())
+        }
+    }
+}
+
+/// 403 `operator-required`, worded as the audit log and the statistics refuse.
+fn operator_required() -> AppError {
+    AppError::problem(
+        StatusCode::FORBIDDEN,
+        "operator-required",
+        "this endpoint needs an operator token (client_credentials with the admin scope)",
+    )
+}
+
+/// Query of `GET /api/v1/users`.
+#[derive(Debug, Deserialize)]
+pub struct UsersQuery {
+    /// Case-insensitive substring of the address.
+    email: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/users`: users oldest first (`email` narrows to addresses containing it), paginated.
+pub async fn list(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiQuery(query): ApiQuery<UsersQuery>,
+) -> Result<Listing<User>> {
+    let page = Page::new(query.limit, query.cursor.as_deref())?;
+    let pattern = query
+        .email
+        .as_deref()
+        .map(admin::search_pattern)
+        .transpose()
+        .map_err(invalid_query)?;
+    let rows = admin::list(&state.db, pattern.as_deref(), page.after(), page.fetch()).await?;
+    Ok(page.finish(rows, |u: &User| (u.created_at, u.id.clone()), |u| u))
+}
+
+/// `GET /api/v1/users/{id}`: the user with memberships, sessions, refresh families, last sign-in.
+pub async fn read(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<UserDetails>> {
+    let user = admin::resolve(&state.db, UserRef::Id(&id)).await?;
+    Ok(Json(
+        admin::details(&state.db, state.clock.now(), user).await?,
+    ))
+}
+
+/// Body of `PATCH /api/v1/users/{id}`: at least one of `disabled`, `name`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    disabled: Option<bool>,
+    name: Option<String>,
+}
+
+/// `PATCH /api/v1/users/{id}` `{"disabled"?, "name"?}`: disables (every session and refresh family
+/// ends at once, and the API refuses the person's tokens) or enables the account, renames it.
+pub async fn update(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PatchUser>,
+) -> Result<Json<admin::Updated>> {
+    if body.disabled.is_none() && body.name.is_none() {
+        return Err(AppError::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-body",
+            "give at least one of disabled and name",
+        ));
+    }
+    let change = UserChange {
+        disabled: body.disabled,
+        name: body.name,
+    };
+    let actor = Actor::api(&caller, meta);
+    let updated = admin::update(
+        &state.db,
+        state.clock.now(),
+        UserRef::Id(&id),
+        change,
+        &actor,
+    )
+    .await?;
+    Ok(Json(updated))
+}
+
+/// `DELETE /api/v1/users/{id}`: 204; 409 `last-owner` while the user is the only owner of an
+/// organization (the detail names them).
+pub async fn delete(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let actor = Actor::api(&caller, meta);
+    admin::delete(&state.db, state.clock.now(), UserRef::Id(&id), &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/users/{id}/sessions/revoke`: ends every browser session and refresh-token family
+/// of the user; `{"ended": {"sessions": n, "refresh_families": m}}`. No body is needed.
+pub async fn revoke_sessions(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let actor = Actor::api(&caller, meta);
+    let (_, ended) =
+        admin::end_sessions(&state.db, state.clock.now(), UserRef::Id(&id), &actor).await?;
+    Ok(Json(json!({"ended": ended})))
+}
