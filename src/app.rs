@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::api_router())
         .merge(invitations::api_router())
         .merge(accounts::api_router())
+        .merge(crate::self_service::api_router())
         .method_not_allowed_fallback(crate::web::api::method_not_allowed)
         .layer(axum::middleware::from_fn(crate::web::api::link_next_page))
         .layer(axum::middleware::from_fn(web::errors::render));

@@ -147,3 +147,13 @@ pub const LOGIN_EMAIL: &str = "/login/email";
 pub const LOGIN_EMAIL_CODE: &str = "/login/email/code";
 /// Email sign-in: the mailed link `LOGIN_EMAIL_CONFIRM?token=…` (GET shows a button, POST signs in).
 pub const LOGIN_EMAIL_CONFIRM: &str = "/login/email/confirm";
+
+// Your account: sessions, connected apps, sign-in history, organizations (the forms' targets).
+/// Your account: end one browser session (POST `sid`).
+pub const ACCOUNT_SESSIONS_END: &str = "/account/sessions/end";
+/// Your account: end every browser session but this one (POST).
+pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
+/// Your account: remove an application's access (POST `client_id`).
+pub const ACCOUNT_APPS_REMOVE: &str = "/account/apps/remove";
+/// Your account: leave an organization (POST `org`).
+pub const ACCOUNT_ORGANIZATIONS_LEAVE: &str = "/account/organizations/leave";

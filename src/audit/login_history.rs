@@ -106,3 +106,62 @@ pub async fn delete_before<'c>(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// A sign-in attempt as its account's owner sees it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Unix seconds.
+    pub at: i64,
+    /// Client address, if known.
+    pub ip: Option<String>,
+    /// Browser (`User-Agent`), if sent.
+    pub user_agent: Option<String>,
+    /// RFC 8176 method (`pwd`, …); `None` for rows older than migration 0008.
+    pub method: Option<String>,
+    /// `succeeded`, `failed` or `throttled`.
+    pub outcome: &'static str,
+}
+
+/// A `login_events` row as [`recent_for_user`] reads it: time, address, browser, method, outcome,
+/// success flag.
+type AttemptRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// The `limit` newest sign-in attempts of `user_id`, newest first. Rows written before the outcome
+/// column existed have it null: their `success` flag tells succeeded from failed.
+pub async fn recent_for_user<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<Attempt>, sqlx::Error> {
+    let rows: Vec<AttemptRow> = sqlx::query_as(
+        "select created_at, ip, user_agent, method, outcome, success from login_events \
+         where user_id = $1 order by created_at desc, id desc limit $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(at, ip, user_agent, method, outcome, success)| Attempt {
+            at,
+            ip,
+            user_agent,
+            method,
+            outcome: match outcome.as_deref() {
+                Some("succeeded") => Outcome::Succeeded.as_str(),
+                Some("throttled") => Outcome::Throttled.as_str(),
+                Some(_) => Outcome::Failed.as_str(),
+                None if success != 0 => Outcome::Succeeded.as_str(),
+                None => Outcome::Failed.as_str(),
+            },
+        })
+        .collect())
+}

@@ -93,6 +93,14 @@ pub mod action {
     /// Someone asked for a sign-in mail (`/login/email`), for a known address or not: the target
     /// is the account when the address has a usable one. No mail when it has none.
     pub const LOGIN_EMAIL_REQUESTED: &str = "login.email_requested";
+
+    // Your account: sessions and connected apps (the person is the actor).
+    /// A person ended one of their browser sessions (account page or `/api/v1/me/sessions/{sid}`).
+    pub const SESSION_ENDED: &str = "session.ended";
+    /// A person ended every browser session but the current one ("sign out everywhere else").
+    pub const SESSIONS_ENDED_OTHERS: &str = "sessions.ended_others";
+    /// A person removed an application's access: its consents deleted, its refresh tokens revoked.
+    pub const APP_ACCESS_REMOVED: &str = "app.access_removed";
 }
 
 /// Who did something.

@@ -146,6 +146,10 @@ pub struct VerifiedAccessToken {
     pub jti: String,
     /// `exp`
     pub expires_at: i64,
+    /// `sid`: the browser session the token was issued in (tokens of the code and refresh grants
+    /// carry it, RFC 9068 §2.2 allows such extra claims; `client_credentials` tokens have none). The
+    /// `/api/v1/me/sessions` routes mark that session as the current one.
+    pub sid: Option<String>,
     /// All claims.
     pub claims: Map<String, Value>,
 }
@@ -193,6 +197,7 @@ pub fn verify(state: &AppState, token: &str) -> Option<VerifiedAccessToken> {
         jti: text("jti")?,
         scopes,
         expires_at,
+        sid: text("sid").filter(|sid| !sid.is_empty()),
         claims,
     })
 }

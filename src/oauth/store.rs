@@ -228,3 +228,146 @@ pub async fn revoke_user_families<'c>(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// One consent of a person, as the connected-apps page lists it.
+#[derive(Debug, Clone)]
+pub struct ConsentRow {
+    /// The client consented to.
+    pub client_id: String,
+    /// Its display name.
+    pub client_name: String,
+    /// The organization the client acts for, as `(id, slug, name)` (`None`: no organization).
+    pub org: Option<(String, String, String)>,
+    /// Scopes granted, space-separated.
+    pub scopes: String,
+    /// Unix seconds of the (last) grant.
+    pub granted_at: i64,
+}
+
+/// One live refresh-token family of a person, as the connected-apps page lists it.
+#[derive(Debug, Clone)]
+pub struct FamilyRow {
+    /// The client holding it.
+    pub client_id: String,
+    /// Its display name.
+    pub client_name: String,
+    /// The organization it speaks for, as `(id, slug, name)`, if any.
+    pub org: Option<(String, String, String)>,
+    /// Scopes, space-separated.
+    pub scope: String,
+    /// Unix seconds of the grant it was born from.
+    pub created_at: i64,
+    /// Unix seconds of its last use: its newest token's issue (the family's own `last_used_at` is no
+    /// longer updated on rotation, migration 0002).
+    pub last_used_at: i64,
+}
+
+/// Every consent of `user_id` (all clients, all organizations), with the client's name and the
+/// organization's slug.
+pub async fn consents_of_user<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+) -> Result<Vec<ConsentRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select c.client_id, cl.name as client_name, o.id as org_id, o.slug as org_slug, o.name as org_name, c.scopes, \
+         c.granted_at from consents c join clients cl on cl.id = c.client_id \
+         left join organizations o on o.id = c.org_id \
+         where c.user_id = $1 order by c.granted_at, c.client_id",
+    )
+    .bind(user_id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let org_id: Option<String> = r.try_get("org_id")?;
+            let org_slug: Option<String> = r.try_get("org_slug")?;
+            let org_name: Option<String> = r.try_get("org_name")?;
+            Ok(ConsentRow {
+                client_id: r.try_get("client_id")?,
+                client_name: r.try_get("client_name")?,
+                org: org_id
+                    .zip(org_slug)
+                    .zip(org_name)
+                    .map(|((id, slug), name)| (id, slug, name)),
+                scopes: r.try_get("scopes")?,
+                granted_at: r.try_get("granted_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The live (not revoked, not expired at `now`) refresh-token families of `user_id`, with the
+/// client's name and the organization's slug.
+pub async fn live_families_of_user<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<FamilyRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select f.client_id, cl.name as client_name, o.id as org_id, o.slug as org_slug, o.name as org_name, f.scope, \
+         f.created_at, coalesce((select max(t.created_at) from refresh_tokens t \
+         where t.family_id = f.id), f.last_used_at) as last_used_at \
+         from refresh_families f join clients cl on cl.id = f.client_id \
+         left join organizations o on o.id = f.org_id \
+         where f.user_id = $1 and f.revoked_at is null and f.expires_at > $2 \
+         order by f.created_at, f.id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let org_id: Option<String> = r.try_get("org_id")?;
+            let org_slug: Option<String> = r.try_get("org_slug")?;
+            let org_name: Option<String> = r.try_get("org_name")?;
+            Ok(FamilyRow {
+                client_id: r.try_get("client_id")?,
+                client_name: r.try_get("client_name")?,
+                org: org_id
+                    .zip(org_slug)
+                    .zip(org_name)
+                    .map(|((id, slug), name)| (id, slug, name)),
+                scope: r.try_get("scope")?,
+                created_at: r.try_get("created_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes every consent `user_id` gave `client_id` (for every organization); returns how many.
+pub async fn delete_client_consents<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    client_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("delete from consents where user_id = $1 and client_id = $2")
+        .bind(user_id)
+        .bind(client_id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Revokes every live refresh-token family `user_id` holds at `client_id` (offline ones included)
+/// with `reason`; returns how many.
+pub async fn revoke_client_families<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_families set revoked_at = $1, revoked_reason = $2 \
+         where user_id = $3 and client_id = $4 and revoked_at is null",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .bind(client_id)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -131,6 +131,47 @@ pub async fn insert_with_owner(
     Ok(org)
 }
 
+/// The last-owner rule (README: an organization always keeps an owner, so that someone can manage
+/// it): a member holding `role` is the last owner when they are an owner and nobody else is. Every
+/// path that demotes or removes a member asks this, with the organization locked inside `tx`
+/// ([`store::lock_org`]) so that two concurrent changes cannot both pass it.
+pub async fn is_last_owner(tx: &mut crate::db::Tx, org_id: &str, role: Role) -> Result<bool> {
+    Ok(role == Role::Owner && store::count_owners(&mut **tx, org_id).await? <= 1)
+}
+
+/// A membership that was not removed: the member is the organization's last owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastOwner;
+
+/// Removes the member `user_id` (holding `role`) from `org_id` and records `member.removed` (details:
+/// the role, and whether the member left by themselves), unless the [`is_last_owner`] rule refuses.
+/// Call with the organization locked inside `tx`. The members API (`DELETE
+/// /api/v1/orgs/{org}/members/{user_id}`) and leaving from "your account" both go through here.
+pub async fn remove_member(
+    tx: &mut crate::db::Tx,
+    org_id: &str,
+    user_id: &str,
+    role: Role,
+    leaving: bool,
+    actor: &Actor,
+    now: i64,
+) -> Result<std::result::Result<(), LastOwner>> {
+    if is_last_owner(tx, org_id, role).await? {
+        return Ok(Err(LastOwner));
+    }
+    store::delete_membership(&mut **tx, org_id, user_id).await?;
+    let event = AuditEvent {
+        org_id: Some(org_id),
+        actor,
+        action: action::MEMBER_REMOVED,
+        target_type: Some("user"),
+        target_id: Some(user_id),
+        details: json!({"role": role, "left": leaving}),
+    };
+    audit::record(&mut **tx, &event, now).await?;
+    Ok(Ok(()))
+}
+
 /// Records `member.added` for `m`.
 pub async fn record_member_added<'c>(
     ex: impl Exec<'c>,

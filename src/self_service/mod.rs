@@ -1,23 +1,31 @@
 //! Your account: what a signed-in person manages themselves, as server-rendered pages under
-//! `/account` ([`pages`]) and as JSON for single-page apps under `/api/v1/me/…` ([`api`]).
+//! `/account` ([`pages`]) and as JSON for single-page apps under `/api/v1/me/…` ([`api_router`]).
 //!
 //! The pages are one section each (profile, email, password, sessions and devices, connected apps,
 //! sign-in history, organizations, deleting the account) on a shared layout with a navigation
-//! column. What ends sign-ins or the account itself is [`crate::accounts::lifecycle`], shared with
-//! the operator's controls; every change is audited.
+//! column. Each feature keeps its page and API handlers in one file ([`profile`], [`email_change`],
+//! [`password`], [`sessions`], [`apps`], [`history`], [`organizations`], [`deletion`]); password
+//! re-entry is [`reauth`], their mails [`mail`], their SQL [`store`]; what ends sign-ins or the
+//! account itself is
+//! [`crate::accounts::lifecycle`], shared with the operator's controls; every change is audited.
 
+pub mod apps;
 pub mod deletion;
+pub mod display;
 pub mod email_change;
+pub mod history;
 pub mod mail;
 pub mod notice;
+pub mod organizations;
 pub mod pages;
 pub mod password;
 pub mod profile;
 pub mod reauth;
+pub mod sessions;
 pub mod store;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
 use crate::routes;
@@ -48,4 +56,38 @@ pub fn router() -> Router<AppState> {
             get(deletion::delete_form).post(deletion::delete_submit),
         )
         .route(routes::ACCOUNT_DELETED, get(deletion::deleted_page))
+        .route(routes::ACCOUNT_SESSIONS, get(sessions::page))
+        .route(routes::ACCOUNT_SESSIONS_END, post(sessions::end_form))
+        .route(
+            routes::ACCOUNT_SESSIONS_END_OTHERS,
+            post(sessions::end_others_form),
+        )
+        .route(routes::ACCOUNT_APPS, get(apps::page))
+        .route(routes::ACCOUNT_APPS_REMOVE, post(apps::remove_form))
+        .route(routes::ACCOUNT_HISTORY, get(history::page))
+        .route(routes::ACCOUNT_ORGANIZATIONS, get(organizations::page))
+        .route(
+            routes::ACCOUNT_ORGANIZATIONS_LEAVE,
+            post(organizations::leave_form),
+        )
+}
+
+/// `/api/v1/me/…`: the person's own account over the API (Bearer token of a user: `account:read`
+/// to read, `account:write` to change; a client's own token is refused with 403
+/// `user-token-required`).
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route(routes::API_ME_SESSIONS, get(sessions::api_list))
+        .route(routes::API_ME_SESSION, delete(sessions::api_end))
+        .route(
+            routes::API_ME_SESSIONS_END_OTHERS,
+            post(sessions::api_end_others),
+        )
+        .route(routes::API_ME_APPS, get(apps::api_list))
+        .route(routes::API_ME_APP, delete(apps::api_remove))
+        .route(routes::API_ME_LOGIN_HISTORY, get(history::api_list))
+        .route(
+            routes::API_ME_ORGANIZATION,
+            delete(organizations::api_leave),
+        )
 }

@@ -6,10 +6,12 @@
 mod helpers;
 mod support;
 
+mod account_activity;
 mod account_profile;
 mod authorize_rules;
 mod bounded;
 mod browser;
+mod browser_account;
 mod browser_account_profile;
 mod browser_accounts;
 mod browser_capture;

@@ -138,7 +138,7 @@ pub async fn update(
     if member.role == role {
         return Ok(Json(member));
     }
-    if member.role == Role::Owner && store::count_owners(&mut *tx, &access.org.id).await? <= 1 {
+    if crate::orgs::is_last_owner(&mut tx, &access.org.id, member.role).await? {
         return Err(last_owner());
     }
     store::set_role(&mut *tx, &access.org.id, &user_id, role).await?;
@@ -187,19 +187,18 @@ pub async fn remove(
             ));
         }
     }
-    if member.role == Role::Owner && store::count_owners(&mut *tx, &access.org.id).await? <= 1 {
-        return Err(last_owner());
-    }
-    store::delete_membership(&mut *tx, &access.org.id, &user_id).await?;
-    let event = AuditEvent {
-        org_id: Some(&access.org.id),
-        actor: &Actor::api(&caller, meta),
-        action: action::MEMBER_REMOVED,
-        target_type: Some("user"),
-        target_id: Some(&user_id),
-        details: json!({"role": member.role, "left": leaving}),
-    };
-    audit::record(&mut *tx, &event, now).await?;
+    let actor = Actor::api(&caller, meta);
+    crate::orgs::remove_member(
+        &mut tx,
+        &access.org.id,
+        &user_id,
+        member.role,
+        leaving,
+        &actor,
+        now,
+    )
+    .await?
+    .map_err(|_| last_owner())?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

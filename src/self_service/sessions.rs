@@ -1,0 +1,333 @@
+//! Sessions and devices: every live signed-in browser session of the person, where and when it was
+//! used, and the way to end one of them or all the others. Page `/account/sessions` and
+//! `/api/v1/me/sessions…`.
+//!
+//! Ending goes through [`lifecycle::end_session`] / [`lifecycle::end_other_sessions`], which also
+//! revoke the refresh tokens born in those sessions without `offline_access` (as a logout does).
+//! Ending this browser's own session from the list is a logout: the session is flushed and the
+//! browser goes to the login page.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tower_sessions::Session;
+
+use super::display;
+use super::pages::{holder, nav};
+use crate::accounts::lifecycle::{self, Ended};
+use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent, action};
+use crate::db::Tx;
+use crate::error::{AppError, Result};
+use crate::login::session::session_error;
+use crate::login::session_store::{self, SessionSummary};
+use crate::oauth::authorize::see_other;
+use crate::routes;
+use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ACCOUNT_WRITE};
+use crate::web::csrf;
+use crate::web::page::{ASSET_VERSION, render};
+use crate::web::request_meta::RequestMeta;
+
+/// One session as the page shows it.
+struct Row {
+    sid: String,
+    browser: String,
+    user_agent: String,
+    ip: String,
+    signed_in: String,
+    last_used: String,
+    current: bool,
+}
+
+/// `GET /account/sessions`.
+#[derive(Template)]
+#[template(path = "pages/account/sessions.html")]
+struct SessionsPage<'a> {
+    nav: Vec<(&'static str, &'static str, bool)>,
+    rows: Vec<Row>,
+    notice: Option<&'static str>,
+    csrf: &'a str,
+    asset_version: &'a str,
+}
+
+/// The page's `?done=` after an action: a fixed message, never text from the URL.
+#[derive(Debug, Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "ended" => Some("The session was signed out."),
+        "others" => Some("Every other session was signed out."),
+        "gone" => Some("That session had already ended."),
+        _ => None,
+    }
+}
+
+/// `GET /account/sessions`: the live sessions, most recently used first, this browser marked.
+pub async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(done): Query<Done>,
+) -> Result<Response> {
+    let holder = match holder(&state, &session, routes::ACCOUNT_SESSIONS).await? {
+        Ok(holder) => holder,
+        Err(to_login) => return Ok(to_login),
+    };
+    let sessions =
+        session_store::list_for_user(&state.db.pool, &holder.user.id, state.clock.now()).await?;
+    let rows = sessions
+        .into_iter()
+        .map(|s| Row {
+            current: s.sid == holder.session.sid,
+            browser: display::browser_name(s.user_agent.as_deref()),
+            user_agent: s.user_agent.unwrap_or_default(),
+            ip: s.ip.unwrap_or_else(|| "unknown".to_owned()),
+            signed_in: display::utc(s.signed_in_at),
+            last_used: display::utc(s.last_seen_at),
+            sid: s.sid,
+        })
+        .collect();
+    let csrf = csrf::token()?;
+    Ok(render(&SessionsPage {
+        nav: nav(routes::ACCOUNT_SESSIONS),
+        rows,
+        notice: notice(done.done.as_deref()),
+        csrf: &csrf,
+        asset_version: ASSET_VERSION,
+    }))
+}
+
+/// The "Sign out" form of one session.
+#[derive(Debug, Deserialize)]
+pub struct EndForm {
+    /// Defaulted so that a missing token is refused like a wrong one (400), not as a malformed form.
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    sid: String,
+}
+
+/// The "Sign out everywhere else" form.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /account/sessions/end` `{sid}`: ends that session (303 back with a notice); ending this
+/// browser's own session signs it out (303 to the login page).
+pub async fn end_form(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<EndForm>,
+) -> Result<Response> {
+    let holder = match holder(&state, &session, routes::ACCOUNT_SESSIONS).await? {
+        Ok(holder) => holder,
+        Err(to_login) => return Ok(to_login),
+    };
+    csrf::check(&form.csrf)?;
+    let user_id = holder.user.id.clone();
+    let ended = end_one(&state, &user_id, &form.sid, Actor::user(&user_id, meta)).await?;
+    if ended.is_none() {
+        return Ok(see_other(&format!(
+            "{}?done=gone",
+            routes::ACCOUNT_SESSIONS
+        )));
+    }
+    if form.sid == holder.session.sid {
+        // The row is gone already; flushing also clears the cookie, as a logout does.
+        session.flush().await.map_err(session_error)?;
+        return Ok(see_other(routes::LOGIN));
+    }
+    Ok(see_other(&format!(
+        "{}?done=ended",
+        routes::ACCOUNT_SESSIONS
+    )))
+}
+
+/// `POST /account/sessions/end-others`: ends every session but this browser's (303 back).
+pub async fn end_others_form(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response> {
+    let holder = match holder(&state, &session, routes::ACCOUNT_SESSIONS).await? {
+        Ok(holder) => holder,
+        Err(to_login) => return Ok(to_login),
+    };
+    csrf::check(&form.csrf)?;
+    let user_id = holder.user.id.clone();
+    end_others(
+        &state,
+        &user_id,
+        &holder.session.sid,
+        Actor::user(&user_id, meta),
+    )
+    .await?;
+    Ok(see_other(&format!(
+        "{}?done=others",
+        routes::ACCOUNT_SESSIONS
+    )))
+}
+
+/// Ends session `sid` of `user_id` and records `session.ended`, in one transaction; `None` when the
+/// person has no such session.
+async fn end_one(
+    state: &AppState,
+    user_id: &str,
+    sid: &str,
+    actor: Actor,
+) -> Result<Option<Ended>> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let Some(ended) = lifecycle::end_session(&mut tx, user_id, sid, now).await? else {
+        return Ok(None);
+    };
+    let details = json!({"sid": sid, "refresh_families": ended.refresh_families});
+    record(
+        &mut tx,
+        &actor,
+        action::SESSION_ENDED,
+        user_id,
+        details,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(ended))
+}
+
+/// Ends every session of `user_id` but `keep_sid` (`""`: every session) and records
+/// `sessions.ended_others`, in one transaction.
+async fn end_others(
+    state: &AppState,
+    user_id: &str,
+    keep_sid: &str,
+    actor: Actor,
+) -> Result<Ended> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let ended = lifecycle::end_other_sessions(&mut tx, user_id, keep_sid, now).await?;
+    let details = json!({
+        "kept_sid": (!keep_sid.is_empty()).then_some(keep_sid),
+        "sessions": ended.sessions,
+        "refresh_families": ended.refresh_families,
+    });
+    record(
+        &mut tx,
+        &actor,
+        action::SESSIONS_ENDED_OTHERS,
+        user_id,
+        details,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Records one of this feature's audit events about the person's own account.
+async fn record(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: &'static str,
+    user_id: &str,
+    details: Value,
+    now: i64,
+) -> Result<()> {
+    let event = AuditEvent {
+        org_id: None,
+        actor,
+        action,
+        target_type: Some("user"),
+        target_id: Some(user_id),
+        details,
+    };
+    audit::record(&mut **tx, &event, now).await?;
+    Ok(())
+}
+
+/// One session in `GET /api/v1/me/sessions`.
+#[derive(Debug, Serialize)]
+struct ApiSession {
+    sid: String,
+    browser: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    signed_in_at: i64,
+    last_seen_at: i64,
+    /// The session the calling token was issued in.
+    current: bool,
+}
+
+impl ApiSession {
+    fn of(s: SessionSummary, current_sid: Option<&str>) -> ApiSession {
+        ApiSession {
+            current: current_sid == Some(s.sid.as_str()),
+            browser: display::browser_name(s.user_agent.as_deref()),
+            sid: s.sid,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            signed_in_at: s.signed_in_at,
+            last_seen_at: s.last_seen_at,
+        }
+    }
+}
+
+/// `GET /api/v1/me/sessions` (`account:read`): `{"sessions": [...]}`, most recently used first.
+pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
+    let user = caller.require_user()?;
+    caller.require_scope(SCOPE_ACCOUNT_READ)?;
+    let sessions =
+        session_store::list_for_user(&state.db.pool, &user.id, state.clock.now()).await?;
+    let current = caller.token.sid.as_deref();
+    let sessions: Vec<ApiSession> = sessions
+        .into_iter()
+        .map(|s| ApiSession::of(s, current))
+        .collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// `DELETE /api/v1/me/sessions/{sid}` (`account:write`): 204; 404 `session-not-found` for a sid
+/// that is not one of the caller's sessions.
+pub async fn api_end(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path(sid): Path<String>,
+) -> Result<Response> {
+    let user = caller.require_user()?;
+    caller.require_scope(SCOPE_ACCOUNT_WRITE)?;
+    let actor = Actor::api(&caller, meta);
+    match end_one(&state, &user.id, &sid, actor).await? {
+        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        None => Err(AppError::problem(
+            StatusCode::NOT_FOUND,
+            "session-not-found",
+            "you have no such session",
+        )),
+    }
+}
+
+/// `POST /api/v1/me/sessions/end-others` (`account:write`): ends every session but the one the
+/// token was issued in (every session for a token without `sid`);
+/// `{"ended": {"sessions": n, "refresh_families": m}}`.
+pub async fn api_end_others(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+) -> Result<Json<Value>> {
+    let user = caller.require_user()?;
+    caller.require_scope(SCOPE_ACCOUNT_WRITE)?;
+    let keep = caller.token.sid.clone().unwrap_or_default();
+    let ended = end_others(&state, &user.id, &keep, Actor::api(&caller, meta)).await?;
+    Ok(Json(json!({ "ended": ended })))
+}
