@@ -44,6 +44,8 @@ fn describe(scope: &str) -> &'static str {
         "offline_access" => "Stay signed in when you are away",
         "org:read" => "Read your organizations and their members",
         "org:write" => "Manage your organizations: members, roles and invitations",
+        "account:read" => "See your sessions, connected apps and sign-in history",
+        "account:write" => "Sign out your sessions, remove app access, leave organizations",
         _ => "Use an additional permission",
     }
 }

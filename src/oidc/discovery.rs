@@ -28,14 +28,17 @@ use crate::routes;
 /// `Cache-Control` of the metadata documents: public, one hour.
 pub const CACHE_CONTROL: &str = "public, max-age=3600";
 
-/// Scopes clients may request (OIDC Core §5.4 plus offline access and the management API scopes).
-pub const SCOPES_SUPPORTED: [&str; 6] = [
+/// Scopes clients may request (OIDC Core §5.4 plus offline access, the management API scopes and
+/// the your-account API scopes).
+pub const SCOPES_SUPPORTED: [&str; 8] = [
     "openid",
     "profile",
     "email",
     "offline_access",
     "org:read",
     "org:write",
+    "account:read",
+    "account:write",
 ];
 
 /// Claims that may appear in ID tokens and userinfo responses.

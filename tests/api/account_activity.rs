@@ -413,6 +413,12 @@ async fn sessions_api_refuses_wrong_callers(backend: Backend) {
             .problem(401, "invalid-token");
         assert_eq!(mgmt::get(&app, path, &read_only).await.status, 200);
     }
+    // Who is signed in: `account:read` is enough (as `org:read` is), and none of them is not.
+    let me = mgmt::get(&app, "/api/v1/me", &read_only).await.ok(200);
+    assert_eq!(me["email"], ADA);
+    mgmt::get(&app, "/api/v1/me", &no_scope)
+        .await
+        .problem(403, "insufficient-scope");
     for (method, path) in [
         (Method::DELETE, "/api/v1/me/sessions/x"),
         (Method::POST, "/api/v1/me/sessions/end-others"),
