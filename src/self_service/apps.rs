@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -19,11 +19,11 @@ use serde_json::{Value, json};
 use tower_sessions::Session;
 
 use super::display;
+use super::notice;
 use super::pages::{holder, nav};
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::error::{AppError, Result};
-use crate::oauth::authorize::see_other;
 use crate::oauth::store;
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ACCOUNT_WRITE};
@@ -165,31 +165,13 @@ struct Row {
 struct AppsPage<'a> {
     nav: Vec<(&'static str, &'static str, bool)>,
     rows: Vec<Row>,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     csrf: &'a str,
     asset_version: &'a str,
 }
 
-/// The page's `?done=` after an action: a fixed message, never text from the URL.
-#[derive(Debug, Deserialize)]
-pub struct Done {
-    done: Option<String>,
-}
-
-fn notice(done: Option<&str>) -> Option<&'static str> {
-    match done? {
-        "removed" => Some("The application's access was removed."),
-        "none" => Some("That application had no access left to remove."),
-        _ => None,
-    }
-}
-
 /// `GET /account/apps`.
-pub async fn page(
-    State(state): State<AppState>,
-    session: Session,
-    Query(done): Query<Done>,
-) -> Result<Response> {
+pub async fn page(State(state): State<AppState>, session: Session) -> Result<Response> {
     let holder = match holder(&state, &session, routes::ACCOUNT_APPS).await? {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
@@ -221,7 +203,7 @@ pub async fn page(
     Ok(render(&AppsPage {
         nav: nav(routes::ACCOUNT_APPS),
         rows,
-        notice: notice(done.done.as_deref()),
+        notice: notice::take(&session).await?,
         csrf: &csrf,
         asset_version: ASSET_VERSION,
     }))
@@ -252,8 +234,12 @@ pub async fn remove_form(
     let user_id = &holder.user.id;
     let removed =
         remove_access(&state, user_id, &form.client_id, Actor::user(user_id, meta)).await?;
-    let done = if removed { "removed" } else { "none" };
-    Ok(see_other(&format!("{}?done={done}", routes::ACCOUNT_APPS)))
+    let message = if removed {
+        "The application's access was removed."
+    } else {
+        "That application had no access left to remove."
+    };
+    notice::back(&session, routes::ACCOUNT_APPS, message).await
 }
 
 /// `GET /api/v1/me/apps` (`account:read`): `{"apps": [...]}` by client name.

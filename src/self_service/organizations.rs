@@ -7,18 +7,18 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::notice;
 use super::pages::{holder, nav};
 use crate::accounts::lifecycle::DeleteRefused;
 use crate::app::AppState;
 use crate::audit::Actor;
 use crate::error::{AppError, Result};
-use crate::oauth::authorize::see_other;
 use crate::orgs::{self, Organization, store};
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_WRITE};
@@ -79,31 +79,17 @@ struct Row {
 struct OrganizationsPage<'a> {
     nav: Vec<(&'static str, &'static str, bool)>,
     rows: Vec<Row>,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     error: Option<&'a str>,
     csrf: &'a str,
     asset_version: &'a str,
-}
-
-/// The page's `?done=` after an action: a fixed message, never text from the URL.
-#[derive(Debug, Deserialize)]
-pub struct Done {
-    done: Option<String>,
-}
-
-fn notice(done: Option<&str>) -> Option<&'static str> {
-    match done? {
-        "left" => Some("You left the organization."),
-        "gone" => Some("You were no longer a member of that organization."),
-        _ => None,
-    }
 }
 
 /// Renders the page for `user_id` with `notice` or `error`, answering `status`.
 async fn render_page(
     state: &AppState,
     user_id: &str,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Response> {
@@ -130,16 +116,12 @@ async fn render_page(
 }
 
 /// `GET /account/organizations`.
-pub async fn page(
-    State(state): State<AppState>,
-    session: Session,
-    Query(done): Query<Done>,
-) -> Result<Response> {
+pub async fn page(State(state): State<AppState>, session: Session) -> Result<Response> {
     let holder = match holder(&state, &session, routes::ACCOUNT_ORGANIZATIONS).await? {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
     };
-    let notice = notice(done.done.as_deref());
+    let notice = notice::take(&session).await?;
     render_page(&state, &holder.user.id, notice, None, StatusCode::OK).await
 }
 
@@ -168,18 +150,15 @@ pub async fn leave_form(
     csrf::check(&form.csrf)?;
     let user_id = &holder.user.id;
     let actor = Actor::user(user_id, meta);
-    let done = match leave(&state, user_id, &form.org, &actor).await? {
-        Left::Done => "left",
-        Left::NotMember => "gone",
+    let message = match leave(&state, user_id, &form.org, &actor).await? {
+        Left::Done => "You left the organization.",
+        Left::NotMember => "You were no longer a member of that organization.",
         Left::LastOwner(org) => {
             let message = last_owner_message(org);
             return render_page(&state, user_id, None, Some(&message), StatusCode::CONFLICT).await;
         }
     };
-    Ok(see_other(&format!(
-        "{}?done={done}",
-        routes::ACCOUNT_ORGANIZATIONS
-    )))
+    notice::back(&session, routes::ACCOUNT_ORGANIZATIONS, message).await
 }
 
 /// `DELETE /api/v1/me/organizations/{org}` (`account:write`; `org` is an id or a slug): 204; 404

@@ -8,7 +8,7 @@
 //! browser goes to the login page.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tower_sessions::Session;
 
 use super::display;
+use super::notice;
 use super::pages::{holder, nav};
 use crate::accounts::lifecycle::{self, Ended};
 use crate::app::AppState;
@@ -49,32 +50,13 @@ struct Row {
 struct SessionsPage<'a> {
     nav: Vec<(&'static str, &'static str, bool)>,
     rows: Vec<Row>,
-    notice: Option<&'static str>,
+    notice: Option<String>,
     csrf: &'a str,
     asset_version: &'a str,
 }
 
-/// The page's `?done=` after an action: a fixed message, never text from the URL.
-#[derive(Debug, Deserialize)]
-pub struct Done {
-    done: Option<String>,
-}
-
-fn notice(done: Option<&str>) -> Option<&'static str> {
-    match done? {
-        "ended" => Some("The session was signed out."),
-        "others" => Some("Every other session was signed out."),
-        "gone" => Some("That session had already ended."),
-        _ => None,
-    }
-}
-
 /// `GET /account/sessions`: the live sessions, most recently used first, this browser marked.
-pub async fn page(
-    State(state): State<AppState>,
-    session: Session,
-    Query(done): Query<Done>,
-) -> Result<Response> {
+pub async fn page(State(state): State<AppState>, session: Session) -> Result<Response> {
     let holder = match holder(&state, &session, routes::ACCOUNT_SESSIONS).await? {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
@@ -97,7 +79,7 @@ pub async fn page(
     Ok(render(&SessionsPage {
         nav: nav(routes::ACCOUNT_SESSIONS),
         rows,
-        notice: notice(done.done.as_deref()),
+        notice: notice::take(&session).await?,
         csrf: &csrf,
         asset_version: ASSET_VERSION,
     }))
@@ -136,20 +118,20 @@ pub async fn end_form(
     let user_id = holder.user.id.clone();
     let ended = end_one(&state, &user_id, &form.sid, Actor::user(&user_id, meta)).await?;
     if ended.is_none() {
-        return Ok(see_other(&format!(
-            "{}?done=gone",
-            routes::ACCOUNT_SESSIONS
-        )));
+        let gone = "That session had already ended.";
+        return notice::back(&session, routes::ACCOUNT_SESSIONS, gone).await;
     }
     if form.sid == holder.session.sid {
         // The row is gone already; flushing also clears the cookie, as a logout does.
         session.flush().await.map_err(session_error)?;
         return Ok(see_other(routes::LOGIN));
     }
-    Ok(see_other(&format!(
-        "{}?done=ended",
-        routes::ACCOUNT_SESSIONS
-    )))
+    notice::back(
+        &session,
+        routes::ACCOUNT_SESSIONS,
+        "The session was signed out.",
+    )
+    .await
 }
 
 /// `POST /account/sessions/end-others`: ends every session but this browser's (303 back).
@@ -172,10 +154,8 @@ pub async fn end_others_form(
         Actor::user(&user_id, meta),
     )
     .await?;
-    Ok(see_other(&format!(
-        "{}?done=others",
-        routes::ACCOUNT_SESSIONS
-    )))
+    let message = "Every other session was signed out.";
+    notice::back(&session, routes::ACCOUNT_SESSIONS, message).await
 }
 
 /// Ends session `sid` of `user_id` and records `session.ended`, in one transaction; `None` when the
