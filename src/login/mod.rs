@@ -27,9 +27,9 @@ pub fn router() -> Router<AppState> {
             routes::LOGIN_EMAIL,
             get(email_signin::request_page).post(email_signin::request_submit),
         )
-        .route(routes::LOGIN_EMAIL_CODE, post(email_signin::code_submit))
+        .route(routes::LOGIN_EMAIL_CODE, post(email_signin::code::submit))
         .route(
             routes::LOGIN_EMAIL_CONFIRM,
-            get(email_signin::confirm_page).post(email_signin::confirm_submit),
+            get(email_signin::link::page).post(email_signin::link::submit),
         )
 }

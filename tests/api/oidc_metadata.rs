@@ -84,6 +84,8 @@ async fn discovery_documents_advertise_every_endpoint_under_the_issuer(backend: 
                     "offline_access",
                     "org:read",
                     "org:write",
+                    "account:read",
+                    "account:write",
                 ],
             ),
             ("response_types_supported", &["code"]),
