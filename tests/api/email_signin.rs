@@ -339,7 +339,7 @@ async fn code_on_the_waiting_page_continues_the_authorization(backend: Backend) 
     let response = laptop.get(&url).send().await.unwrap();
     let login = location(&app, &response);
     let html = laptop
-        .get(login)
+        .get(login.clone())
         .send()
         .await
         .unwrap()
@@ -351,6 +351,18 @@ async fn code_on_the_waiting_page_continues_the_authorization(backend: Backend) 
     let page = response.text().await.unwrap();
     assert!(
         page.contains("name=\"code\"") && page.contains(EMAIL),
+        "{page}"
+    );
+    // Starting over from here keeps the authorization: "ask for a new mail" and "back to sign in"
+    // carry it.
+    let authz = login
+        .query_pairs()
+        .find(|(k, _)| k == "authz")
+        .map(|(_, v)| v.into_owned())
+        .expect("the login page names the waiting authorization");
+    assert!(
+        page.contains(&format!("href=\"/login?authz={authz}\""))
+            && page.contains(&format!("href=\"/login/email?authz={authz}\"")),
         "{page}"
     );
     let mail = wait_for_mail(&app, EMAIL, SUBJECT).await;

@@ -12,7 +12,8 @@ use tower_sessions::Session;
 
 use super::{
     AMR, CODE_DIGITS, CODE_KEY_PURPOSE, CODE_THROTTLED, MAX_CODE_ATTEMPTS, METHOD, REQUEST_COOKIE,
-    WRONG_CODE, enabled, record_failure, refused, render_sent, store, too_many, unusable_reason,
+    ReturnLinks, WRONG_CODE, enabled, record_failure, refused, render_sent, store, too_many,
+    unusable_reason,
 };
 use crate::accounts;
 use crate::app::AppState;
@@ -111,11 +112,11 @@ pub async fn submit(
     };
     if let Some(throttled) = throttle::blocked(&state.db.pool, &keys, now).await? {
         let tx = state.db.begin().await?;
-        return refuse_throttled(tx, &event, &meta, throttled, now).await;
+        return refuse_throttled(tx, &event, &meta, throttled, links(&request), now).await;
     }
     let mut tx = state.db.begin().await?;
     if let Some(throttled) = throttle::admit(&mut tx, &keys, now).await? {
-        return refuse_throttled(tx, &event, &meta, throttled, now).await;
+        return refuse_throttled(tx, &event, &meta, throttled, links(&request), now).await;
     }
     let counted = match &request {
         Some(r) => store::count_attempt(&mut *tx, &r.id, now, MAX_CODE_ATTEMPTS).await?,
@@ -126,7 +127,7 @@ pub async fn submit(
         record_failure(&mut tx, &event, &meta, reason, now).await?;
         tx.commit().await?;
         signed_cookies::remove(REQUEST_COOKIE)?;
-        return Ok(refused(message));
+        return Ok(refused(message, links(&request)));
     };
     let right = match normalise_code(&form.code) {
         Some(code) => {
@@ -168,14 +169,29 @@ pub async fn submit(
                 return Ok(refused(
                     "That code is not correct, and too many wrong codes were typed for this \
                      request. Ask for a new mail.",
+                    ReturnLinks::new(&counted.authz, &counted.next),
                 ));
             }
             let message = match left {
                 1 => format!("{WRONG_CODE} One more try."),
                 n => format!("{WRONG_CODE} {n} more tries."),
             };
-            render_sent(&counted.email, Some(&message), StatusCode::UNAUTHORIZED)
+            let links = ReturnLinks::new(&counted.authz, &counted.next);
+            render_sent(
+                &counted.email,
+                Some(&message),
+                StatusCode::UNAUTHORIZED,
+                links,
+            )
         }
+    }
+}
+
+/// The return links of the request this browser holds, if any.
+fn links(request: &Option<store::Request>) -> ReturnLinks {
+    match request {
+        Some(r) => ReturnLinks::new(&r.authz, &r.next),
+        None => ReturnLinks::new("", ""),
     }
 }
 
@@ -186,6 +202,7 @@ async fn refuse_throttled(
     event: &LoginEvent<'_>,
     meta: &RequestMeta,
     throttled: Throttled,
+    links: ReturnLinks,
     now: i64,
 ) -> Result<Response> {
     record_throttled(&mut tx, event, meta, throttled, now).await?;
@@ -194,7 +211,7 @@ async fn refuse_throttled(
         "{CODE_THROTTLED} {}.",
         throttle::wait_text(throttled.retry_after)
     );
-    let page = render_sent(event.email, Some(&message), StatusCode::OK)?;
+    let page = render_sent(event.email, Some(&message), StatusCode::OK, links)?;
     Ok(too_many(page, throttled.retry_after))
 }
 

@@ -9,7 +9,7 @@ use tower_sessions::Session;
 
 use super::{
     AMR, ConfirmPage, MAX_CODE_ATTEMPTS, MAX_TOKEN_LEN, METHOD, REQUEST_COOKIE, REQUEST_TTL_SECS,
-    enabled, record_failure, refused, store,
+    ReturnLinks, enabled, record_failure, refused, store,
 };
 use crate::accounts;
 use crate::app::AppState;
@@ -65,7 +65,7 @@ pub async fn page(
         None => None,
     };
     let Some(user) = user else {
-        return Ok(refused(LINK_REFUSED));
+        return Ok(refused(LINK_REFUSED, no_return()));
     };
     let csrf = csrf::token()?;
     Ok(render(&ConfirmPage {
@@ -73,9 +73,16 @@ pub async fn page(
         token: q.token.trim(),
         email: &user.email,
         refused: None,
+        links: no_return(),
         minutes: REQUEST_TTL_SECS / 60,
         asset_version: ASSET_VERSION,
     }))
+}
+
+/// The refusal page's links for a mailed link: plain ones, since a link is often opened on another
+/// device than the one whose authorization waits (a code typed there keeps it: [`super::code`]).
+fn no_return() -> ReturnLinks {
+    ReturnLinks::new("", "")
 }
 
 /// What a link that cannot be used says (one message: unknown, expired, used, or ended by codes).
@@ -94,7 +101,7 @@ pub async fn submit(
     enabled(&state)?;
     csrf::check(&form.csrf)?;
     let Some(hash) = token_hash(&form.token) else {
-        return Ok(refused(LINK_REFUSED));
+        return Ok(refused(LINK_REFUSED, no_return()));
     };
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -103,7 +110,7 @@ pub async fn submit(
     let Some(request) =
         store::consume_by_token(&mut *tx, hash.as_str(), now, MAX_CODE_ATTEMPTS).await?
     else {
-        return Ok(refused(LINK_REFUSED));
+        return Ok(refused(LINK_REFUSED, no_return()));
     };
     let user_id = request.user_id.as_deref().unwrap_or_default();
     let user = accounts::store::find_by_id(&mut *tx, user_id).await?;
@@ -119,7 +126,7 @@ pub async fn submit(
         };
         record_failure(&mut tx, &event, &meta, "account_disabled", now).await?;
         tx.commit().await?;
-        return Ok(refused(LINK_REFUSED));
+        return Ok(refused(LINK_REFUSED, no_return()));
     };
     accounts::store::mark_email_verified(&mut *tx, &user.id, now).await?;
     if signed_cookies::get(REQUEST_COOKIE).as_deref() == Some(request.id.as_str()) {

@@ -106,6 +106,7 @@ struct SentPage<'a> {
     email: &'a str,
     minutes: i64,
     error: Option<&'a str>,
+    links: ReturnLinks,
     asset_version: &'a str,
 }
 
@@ -118,6 +119,8 @@ struct ConfirmPage<'a> {
     email: &'a str,
     /// Set when the request cannot be used: the reason, shown instead of the button.
     refused: Option<&'a str>,
+    /// Where a refused page's "ask for a new mail" and "back to sign in" lead.
+    links: ReturnLinks,
     minutes: i64,
     asset_version: &'a str,
 }
@@ -145,8 +148,31 @@ fn enabled(state: &AppState) -> Result<()> {
     }
 }
 
+/// The links of the "check your inbox" and refusal pages back to the request form ("ask for a new
+/// mail") and to the login page, carrying the pending authorization and `next` of the request, so
+/// that a person who starts over still ends at the application that sent them.
+#[derive(Debug, Clone)]
+struct ReturnLinks {
+    again: String,
+    login: String,
+}
+
+impl ReturnLinks {
+    fn new(authz: &str, next: &str) -> ReturnLinks {
+        ReturnLinks {
+            again: request_link(authz, next),
+            login: with_return(routes::LOGIN, authz, next),
+        }
+    }
+}
+
 /// The link of the login page to the request form, carrying the pending authorization and `next`.
 pub fn request_link(authz: &str, next: &str) -> String {
+    with_return(routes::LOGIN_EMAIL, authz, next)
+}
+
+/// `path` with the `authz` and `next` query parameters that are not empty.
+fn with_return(path: &str, authz: &str, next: &str) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     if !authz.is_empty() {
         query.append_pair("authz", authz);
@@ -156,9 +182,9 @@ pub fn request_link(authz: &str, next: &str) -> String {
     }
     let query = query.finish();
     if query.is_empty() {
-        routes::LOGIN_EMAIL.to_owned()
+        path.to_owned()
     } else {
-        format!("{}?{query}", routes::LOGIN_EMAIL)
+        format!("{path}?{query}")
     }
 }
 
@@ -190,13 +216,19 @@ async fn render_request(
     Ok(response)
 }
 
-fn render_sent(email: &str, error: Option<&str>, status: StatusCode) -> Result<Response> {
+fn render_sent(
+    email: &str,
+    error: Option<&str>,
+    status: StatusCode,
+    links: ReturnLinks,
+) -> Result<Response> {
     let csrf = csrf::token()?;
     let mut response = render(&SentPage {
         csrf: &csrf,
         email,
         minutes: REQUEST_TTL_SECS / 60,
         error,
+        links,
         asset_version: ASSET_VERSION,
     });
     *response.status_mut() = status;
@@ -204,12 +236,13 @@ fn render_sent(email: &str, error: Option<&str>, status: StatusCode) -> Result<R
 }
 
 /// The page of a link or code that cannot be used (400): `reason`, and a way to ask again.
-fn refused(reason: &str) -> Response {
+fn refused(reason: &str, links: ReturnLinks) -> Response {
     let mut response = render(&ConfirmPage {
         csrf: "",
         token: "",
         email: "",
         refused: Some(reason),
+        links,
         minutes: REQUEST_TTL_SECS / 60,
         asset_version: ASSET_VERSION,
     });
@@ -369,7 +402,7 @@ pub async fn request_submit(
     } else if !user_id.is_empty() {
         tracing::info!(user_id, "email sign-in limit reached; no mail");
     }
-    render_sent(&email, None, StatusCode::OK)
+    render_sent(&email, None, StatusCode::OK, ReturnLinks::new(authz, next))
 }
 
 /// Records a failed sign-in by mail in `tx`: the login history and `login.failed` (with the reason).
