@@ -48,21 +48,11 @@ impl FromRequestParts<AppState> for Operator {
         let caller = ApiCaller::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        if caller.is_operator() {
-            Ok(Operator(caller))
-        } else {
-            Err(operator_required().into_response())
-        }
+        caller
+            .require_operator()
+            .map_err(IntoResponse::into_response)?;
+        Ok(Operator(caller))
     }
-}
-
-/// 403 `operator-required`, worded as the audit log and the statistics refuse.
-fn operator_required() -> AppError {
-    AppError::problem(
-        StatusCode::FORBIDDEN,
-        "operator-required",
-        "this endpoint needs an operator token (client_credentials with the admin scope)",
-    )
 }
 
 /// Query of `GET /api/v1/users`.

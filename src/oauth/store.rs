@@ -1,6 +1,7 @@
 //! SQL for authorization codes, consents and the access-token deny-list.
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::crypto::tokens::TokenHash;
 use crate::db::Exec;
@@ -279,21 +280,26 @@ pub async fn consents_of_user<'c>(
     .await?;
     rows.iter()
         .map(|r| {
-            let org_id: Option<String> = r.try_get("org_id")?;
-            let org_slug: Option<String> = r.try_get("org_slug")?;
-            let org_name: Option<String> = r.try_get("org_name")?;
             Ok(ConsentRow {
                 client_id: r.try_get("client_id")?,
                 client_name: r.try_get("client_name")?,
-                org: org_id
-                    .zip(org_slug)
-                    .zip(org_name)
-                    .map(|((id, slug), name)| (id, slug, name)),
+                org: org_of(r)?,
                 scopes: r.try_get("scopes")?,
                 granted_at: r.try_get("granted_at")?,
             })
         })
         .collect()
+}
+
+/// The `(id, slug, name)` of the organization a row's `left join organizations` found, if any.
+fn org_of(r: &AnyRow) -> Result<Option<(String, String, String)>, sqlx::Error> {
+    let id: Option<String> = r.try_get("org_id")?;
+    let slug: Option<String> = r.try_get("org_slug")?;
+    let name: Option<String> = r.try_get("org_name")?;
+    Ok(id
+        .zip(slug)
+        .zip(name)
+        .map(|((id, slug), name)| (id, slug, name)))
 }
 
 /// The live (not revoked, not expired at `now`) refresh-token families of `user_id`, with the
@@ -318,16 +324,10 @@ pub async fn live_families_of_user<'c>(
     .await?;
     rows.iter()
         .map(|r| {
-            let org_id: Option<String> = r.try_get("org_id")?;
-            let org_slug: Option<String> = r.try_get("org_slug")?;
-            let org_name: Option<String> = r.try_get("org_name")?;
             Ok(FamilyRow {
                 client_id: r.try_get("client_id")?,
                 client_name: r.try_get("client_name")?,
-                org: org_id
-                    .zip(org_slug)
-                    .zip(org_name)
-                    .map(|((id, slug), name)| (id, slug, name)),
+                org: org_of(r)?,
                 scope: r.try_get("scope")?,
                 created_at: r.try_get("created_at")?,
                 last_used_at: r.try_get("last_used_at")?,

@@ -65,6 +65,20 @@ impl ApiCaller {
         matches!(self.kind, CallerKind::Client(_)) && self.token.has_scope(SCOPE_ADMIN)
     }
 
+    /// Refuses with 403 `operator-required` unless [`ApiCaller::is_operator`] (the audit log, the
+    /// statistics and the users API are the operator's).
+    pub fn require_operator(&self) -> Result<(), AppError> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(AppError::problem(
+                StatusCode::FORBIDDEN,
+                "operator-required",
+                "this endpoint needs an operator token (client_credentials with the admin scope)",
+            ))
+        }
+    }
+
     /// Refuses with 403 `insufficient-scope` unless the token holds `scope`.
     pub fn require_scope(&self, scope: &'static str) -> Result<(), AppError> {
         if self.token.has_scope(scope) {

@@ -4,12 +4,11 @@
 //! seconds, inclusive).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry, AuditFilter};
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::orgs::access::authorize;
 use crate::orgs::roles::Permission;
 use crate::web::api::{ApiQuery, Listing, Page, invalid_query};
@@ -83,19 +82,6 @@ pub async fn full_log(
     caller: ApiCaller,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> Result<Listing<AuditEntry>> {
-    require_operator(&caller)?;
+    caller.require_operator()?;
     respond(&state, &query, query.org_id.as_deref()).await
-}
-
-/// 403 `operator-required` unless the caller is an operator (`client_credentials` with `admin`).
-pub fn require_operator(caller: &ApiCaller) -> Result<()> {
-    if caller.is_operator() {
-        Ok(())
-    } else {
-        Err(AppError::problem(
-            StatusCode::FORBIDDEN,
-            "operator-required",
-            "this endpoint needs an operator token (client_credentials with the admin scope)",
-        ))
-    }
 }

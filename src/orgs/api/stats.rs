@@ -9,7 +9,6 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::audit_log::require_operator;
 use crate::app::AppState;
 use crate::error::Result;
 use crate::orgs::roles::Role;
@@ -42,7 +41,7 @@ pub async fn stats(
     caller: ApiCaller,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<Value>> {
-    require_operator(&caller)?;
+    caller.require_operator()?;
     if let (Some(from), Some(to)) = (query.from, query.to)
         && from > to
     {
