@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invitations::router())
         .merge(accounts::router())
         .merge(crate::self_service::router())
+        .merge(crate::mfa::router())
         .merge(oauth::authorize_router())
         .merge(orgs::picker::router())
         .merge(oidc::browser_router())

@@ -29,6 +29,7 @@
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, retention of the audit log and login history, signing-key rotation) under database leases, stopped cleanly |
 //! | [`login`] | the login page, sign-in by a mailed link or 6-digit code (`login::email_signin`), the shared end of every sign-in (`login::completion`), browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
+//! | [`mfa`] | second factors: TOTP authenticators, recovery codes, passkeys (webauthn-rs); the second step of a sign-in and of a step-up; `acr` from `amr`; the operator's reset; the mails about factor changes |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
 //! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
 //! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |
@@ -54,6 +55,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod login;
 pub mod mail;
+pub mod mfa;
 pub mod oauth;
 pub mod oidc;
 pub mod orgs;

@@ -157,3 +157,23 @@ pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
 pub const ACCOUNT_APPS_REMOVE: &str = "/account/apps/remove";
 /// Your account: leave an organization (POST `org`).
 pub const ACCOUNT_ORGANIZATIONS_LEAVE: &str = "/account/organizations/leave";
+
+// Multi-factor authentication: TOTP and recovery codes.
+/// Your account: the authenticator app (TOTP): enrolment (QR code, secret in `#totp-secret`, a form
+/// with the input `code`), and its removal.
+pub const ACCOUNT_TOTP: &str = "/account/totp";
+/// Your account: the recovery codes (regenerate; shown once).
+pub const ACCOUNT_RECOVERY_CODES: &str = "/account/recovery-codes";
+
+// Multi-factor authentication: passkeys.
+/// Your account: passkeys (list, add, rename, remove).
+pub const ACCOUNT_PASSKEYS: &str = "/account/passkeys";
+
+// Multi-factor authentication: the second step of a sign-in (and of a step-up).
+/// The second factor after the first: the form with the input `code` (TOTP or recovery code), and
+/// a passkey when the account has one.
+pub const LOGIN_SECOND_FACTOR: &str = "/login/second-factor";
+
+// Multi-factor authentication: operators.
+/// Operator API: remove every second factor of a user (DELETE; scope `admin`).
+pub const API_USER_MFA: &str = "/api/v1/users/{id}/mfa";

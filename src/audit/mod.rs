@@ -101,6 +101,27 @@ pub mod action {
     pub const SESSIONS_ENDED_OTHERS: &str = "sessions.ended_others";
     /// A person removed an application's access: its consents deleted, its refresh tokens revoked.
     pub const APP_ACCESS_REMOVED: &str = "app.access_removed";
+
+    // Multi-factor authentication (the person is the actor, or the operator for a reset).
+    /// A second factor was refused at sign-in (a wrong TOTP or recovery code, a passkey that did
+    /// not verify; details: the factor).
+    pub const MFA_FAILED: &str = "mfa.failed";
+    /// An authenticator app (TOTP) was confirmed with its first code.
+    pub const MFA_TOTP_ENABLED: &str = "mfa.totp_enabled";
+    /// The authenticator app (TOTP) was removed.
+    pub const MFA_TOTP_REMOVED: &str = "mfa.totp_removed";
+    /// New recovery codes replaced the old ones.
+    pub const MFA_RECOVERY_CODES_GENERATED: &str = "mfa.recovery_codes_generated";
+    /// A recovery code was used as the second factor (details: codes left).
+    pub const MFA_RECOVERY_CODE_USED: &str = "mfa.recovery_code_used";
+    /// A passkey was registered (details: its id and name).
+    pub const MFA_PASSKEY_ADDED: &str = "mfa.passkey_added";
+    /// A passkey was removed (details: its id and name).
+    pub const MFA_PASSKEY_REMOVED: &str = "mfa.passkey_removed";
+    /// An operator removed every factor of a user and ended every session.
+    pub const MFA_RESET: &str = "mfa.reset";
+    /// An owner changed whether an organization requires a second factor (details: `require_mfa`).
+    pub const ORG_MFA_POLICY_CHANGED: &str = "organization.mfa_policy_changed";
 }
 
 /// Who did something.

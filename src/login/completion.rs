@@ -2,6 +2,8 @@
 //! page, a mailed link or code of [`super::email_signin`]): settling the throttling counters, the
 //! login history, the audit log, recognising the browser (new-device alert), renewing the session
 //! with the method's `amr`, and continuing the pending authorization request or going to `next`.
+//! A person with a second factor ([`crate::mfa`]) is sent to the second step first, which ends
+//! here again with both factors in `amr`.
 //! Also the throttling keys of an attempt and the record of a throttled one, so that every method
 //! counts its failures on the same counters ([`super::throttle`]).
 
@@ -18,6 +20,7 @@ use crate::audit::{self, Actor, AuditEvent, action};
 use crate::crypto::tokens::SecretToken;
 use crate::db::Tx;
 use crate::error::Result;
+use crate::mfa::{self, pending::PendingFactor};
 use crate::oauth::authorize::see_other;
 use crate::routes;
 use crate::web::request_meta::RequestMeta;
@@ -57,6 +60,26 @@ pub async fn finish_sign_in(
 ) -> Result<Response> {
     let now = state.clock.now();
     let user = c.user;
+    let amr: Vec<String> = c.amr.iter().map(|m| (*m).to_owned()).collect();
+    if !mfa::is_multi_factor(&amr) && mfa::factors(&mut *tx, &user.id).await?.any() {
+        // The first factor is proved; the second comes on its own page (mfa::second_step), which
+        // calls back here with both. Nothing is settled yet: the counters of the attempt stay
+        // charged until the second factor is proved, so a known password does not buy unlimited
+        // guesses at the code.
+        tx.commit().await?;
+        let pending = PendingFactor {
+            user_id: user.id.clone(),
+            email: c.email.to_owned(),
+            method: c.method.to_owned(),
+            amr,
+            authz: c.authz.to_owned(),
+            next: c.next.to_owned(),
+            started_at: now,
+            step_up: false,
+        };
+        mfa::pending::begin(session, &pending).await?;
+        return Ok(see_other(routes::LOGIN_SECOND_FACTOR));
+    }
     let ip = meta.ip.clone().unwrap_or_default();
     let event = login_history::LoginEvent {
         user_id: Some(&user.id),

@@ -113,9 +113,12 @@ pub async fn signed_in(session: &Session, clock: &Clock) -> Result<Option<Signed
     }))
 }
 
-/// Signs `user_id` in: a new session id (against fixation, OWASP ASVS V3.2.1), a new `sid` and a new
-/// CSRF token ([`csrf::renew`]), pending authorization requests kept. The browser and address of
-/// `meta` are kept so that the account's sessions page can show where each session is used.
+/// Signs `user_id` in: a new session id (against fixation, OWASP ASVS V3.2.1), a new CSRF token
+/// ([`csrf::renew`]), pending authorization requests kept. The `sid` is new, unless the same person
+/// authenticates again in this session (`prompt=login`, `max_age`, a second factor added for a
+/// step-up): the session the clients know goes on, with a new `auth_time` and `amr`. The browser
+/// and address of `meta` are kept so that the account's sessions page can show where each session
+/// is used.
 pub async fn sign_in(
     session: &Session,
     clock: &Clock,
@@ -123,11 +126,24 @@ pub async fn sign_in(
     amr: &[&str],
     meta: &RequestMeta,
 ) -> Result<SignedIn> {
+    let same_person = session
+        .get::<String>(USER_ID_KEY)
+        .await
+        .map_err(session_error)?
+        .is_some_and(|current| current == user_id);
+    let sid = match session
+        .get::<String>(SID_KEY)
+        .await
+        .map_err(session_error)?
+    {
+        Some(sid) if same_person => sid,
+        _ => new_id(),
+    };
     session.cycle_id().await.map_err(session_error)?;
     let signed_in = SignedIn {
         user_id: user_id.to_owned(),
         auth_time: clock.now(),
-        sid: new_id(),
+        sid,
         amr: amr.iter().map(|m| (*m).to_owned()).collect(),
     };
     session

@@ -1,0 +1,40 @@
+//! SQL shared by every factor (migration 0011): which factors an account has, and removing them
+//! all. Each factor keeps its own SQL beside it ([`super::totp`], [`super::recovery_codes`],
+//! [`super::passkeys`]).
+
+use sqlx::Row;
+
+use super::Factors;
+use crate::db::{Exec, Tx};
+
+/// The factors of `user_id`, in one query.
+pub async fn factors<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<Factors, sqlx::Error> {
+    let row = sqlx::query(
+        "select \
+           (select count(*) from totp_factors where user_id = $1 and confirmed_at is not null) as totp, \
+           (select count(*) from passkeys where user_id = $1) as passkeys, \
+           (select count(*) from recovery_codes where user_id = $1 and used_at is null) as codes",
+    )
+    .bind(user_id)
+    .fetch_one(ex)
+    .await?;
+    Ok(Factors {
+        totp: row.try_get::<i64, _>("totp")? > 0,
+        passkeys: row.try_get("passkeys")?,
+        recovery_codes: row.try_get("codes")?,
+    })
+}
+
+/// Removes every factor of `user_id` (TOTP, recovery codes, passkeys) inside `tx`; the number of
+/// rows removed.
+pub async fn delete_all(tx: &mut Tx, user_id: &str) -> Result<u64, sqlx::Error> {
+    let mut removed = 0;
+    for table in ["totp_factors", "recovery_codes", "passkeys"] {
+        removed += sqlx::query(&format!("delete from {table} where user_id = $1"))
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    Ok(removed)
+}
