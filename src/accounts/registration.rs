@@ -234,6 +234,7 @@ async fn create_owned_org(
         slug,
         name: name.to_owned(),
         created_at: now,
+        require_mfa: false,
     };
     if !orgs::store::insert_org(&mut *conn, &org).await? {
         // Another sign-up took the slug between our look-up and the insert (PostgreSQL has aborted

@@ -39,6 +39,8 @@ pub struct Organization {
     pub name: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// Members must sign in to it with a second factor (`acr` `urn:latchkey:acr:mfa`).
+    pub require_mfa: bool,
 }
 
 /// One person's role in one organization.
@@ -107,6 +109,7 @@ pub async fn insert_with_owner(
         slug,
         name,
         created_at: now,
+        require_mfa: false,
     };
     if !store::insert_org(&mut **tx, &org).await? {
         return Err(slug_taken(&org.slug));

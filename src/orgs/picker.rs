@@ -49,6 +49,8 @@ pub struct SelectedOrg {
     pub name: String,
     /// The user's live role there (`roles`).
     pub role: Role,
+    /// The organization requires a second factor ([`crate::mfa`]).
+    pub require_mfa: bool,
 }
 
 /// What the organization step of an authorization request decides.
@@ -79,6 +81,7 @@ pub async fn resolve(
                     slug: org.slug,
                     name: org.name,
                     role,
+                    require_mfa: org.require_mfa,
                 })),
                 None => OrgDecision::NotMember,
             },
@@ -106,6 +109,7 @@ fn selected(m: &MembershipChoice) -> SelectedOrg {
         slug: m.slug.clone(),
         name: m.name.clone(),
         role: m.role,
+        require_mfa: m.require_mfa,
     }
 }
 

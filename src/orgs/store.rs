@@ -13,18 +13,21 @@ fn org_from_row(row: &AnyRow) -> Result<Organization, sqlx::Error> {
         slug: row.try_get("slug")?,
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
+        require_mfa: row.try_get::<i64, _>("require_mfa")? != 0,
     })
 }
 
 /// Inserts an organization; `Ok(false)` when the slug is taken.
 pub async fn insert_org<'c>(ex: impl Exec<'c>, org: &Organization) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
-        "insert into organizations (id, slug, name, created_at, updated_at) values ($1, $2, $3, $4, $4)",
+        "insert into organizations (id, slug, name, created_at, updated_at, require_mfa) \
+         values ($1, $2, $3, $4, $4, $5)",
     )
     .bind(&org.id)
     .bind(&org.slug)
     .bind(&org.name)
     .bind(org.created_at)
+    .bind(db::flag(org.require_mfa))
     .execute(ex)
     .await;
     db::inserted(result)
@@ -36,7 +39,7 @@ pub async fn find_org<'c>(
     id_or_slug: &str,
 ) -> Result<Option<Organization>, sqlx::Error> {
     let row = sqlx::query(
-        "select id, slug, name, created_at from organizations where id = $1 or slug = $1",
+        "select id, slug, name, created_at, require_mfa from organizations where id = $1 or slug = $1",
     )
     .bind(id_or_slug)
     .fetch_optional(ex)
@@ -52,7 +55,7 @@ pub async fn find_org_with_role<'c>(
     user_id: &str,
 ) -> Result<Option<(Organization, Role)>, sqlx::Error> {
     let row = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
          join memberships m on m.org_id = o.id \
          where (o.id = $1 or o.slug = $1) and m.user_id = $2",
     )
@@ -155,7 +158,7 @@ pub async fn list_orgs_of_user<'c>(
 ) -> Result<Vec<(Organization, Role)>, sqlx::Error> {
     let (at, id) = split(after);
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
          join memberships m on m.org_id = o.id where m.user_id = $1 \
          and ($2 is null or o.created_at > $2 or (o.created_at = $2 and o.id > $3)) \
          order by o.created_at, o.id limit $4",
@@ -177,7 +180,7 @@ pub async fn list_all_orgs<'c>(
 ) -> Result<Vec<Organization>, sqlx::Error> {
     let (at, id) = split(after);
     let rows = sqlx::query(
-        "select id, slug, name, created_at from organizations \
+        "select id, slug, name, created_at, require_mfa from organizations \
          where ($1 is null or created_at > $1 or (created_at = $1 and id > $2)) \
          order by created_at, id limit $3",
     )
@@ -313,7 +316,7 @@ pub async fn memberships_of_user<'c>(
     user_id: &str,
 ) -> Result<Vec<(Organization, Role)>, sqlx::Error> {
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
          join memberships m on m.org_id = o.id where m.user_id = $1 order by o.name, o.id",
     )
     .bind(user_id)
@@ -329,7 +332,7 @@ pub async fn solely_owned_by<'c>(
     user_id: &str,
 ) -> Result<Vec<Organization>, sqlx::Error> {
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
          join memberships m on m.org_id = o.id \
          where m.user_id = $1 and m.role = 'owner' \
          and (select count(*) from memberships x where x.org_id = o.id and x.role = 'owner') = 1 \

@@ -19,6 +19,8 @@ pub struct MembershipChoice {
     pub role: Role,
     /// When the user last picked it at login (unix seconds), if ever.
     pub last_selected_at: Option<i64>,
+    /// The organization requires a second factor.
+    pub require_mfa: bool,
 }
 
 /// Every organization `user_id` belongs to, by name.
@@ -27,7 +29,7 @@ pub async fn memberships_of<'c>(
     user_id: &str,
 ) -> Result<Vec<MembershipChoice>, sqlx::Error> {
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, m.role, m.last_selected_at from memberships m \
+        "select o.id, o.slug, o.name, o.require_mfa, m.role, m.last_selected_at from memberships m \
          join organizations o on o.id = m.org_id \
          where m.user_id = $1 order by o.name, o.slug",
     )
@@ -47,6 +49,7 @@ pub async fn memberships_of<'c>(
             name: row.try_get("name")?,
             role,
             last_selected_at: row.try_get("last_selected_at")?,
+            require_mfa: row.try_get::<i64, _>("require_mfa")? != 0,
         });
     }
     Ok(out)
