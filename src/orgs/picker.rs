@@ -278,6 +278,7 @@ mod tests {
             name: id.to_owned(),
             role: Role::Member,
             last_selected_at: last,
+            require_mfa: false,
         }
     }
 
