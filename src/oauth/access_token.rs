@@ -54,6 +54,8 @@ pub struct AccessGrant<'a> {
     pub scope: &'a str,
     /// When the user authenticated, if a user is involved.
     pub auth_time: Option<i64>,
+    /// The `acr` of that authentication (RFC 9068 §2.2.1), if a user is involved.
+    pub acr: Option<&'a str>,
     /// Browser session id (`sid`), if any.
     pub sid: Option<&'a str>,
     /// Organization claims, if an organization was selected.
@@ -85,6 +87,8 @@ struct AccessClaims<'a> {
     scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +124,7 @@ pub fn mint(state: &AppState, grant: &AccessGrant<'_>) -> Result<AccessToken> {
         jti: &jti,
         scope: grant.scope,
         auth_time: grant.auth_time,
+        acr: grant.acr,
         sid: grant.sid,
         org_id: grant.org.map(|o| o.id.as_str()),
         org_slug: grant.org.map(|o| o.slug.as_str()),

@@ -42,7 +42,7 @@ pub const SCOPES_SUPPORTED: [&str; 8] = [
 ];
 
 /// Claims that may appear in ID tokens and userinfo responses.
-pub const CLAIMS_SUPPORTED: [&str; 17] = [
+pub const CLAIMS_SUPPORTED: [&str; 18] = [
     "sub",
     "iss",
     "aud",
@@ -54,6 +54,7 @@ pub const CLAIMS_SUPPORTED: [&str; 17] = [
     "at_hash",
     "sid",
     "amr",
+    "acr",
     "name",
     "email",
     "email_verified",
@@ -89,6 +90,8 @@ pub fn document(config: &Config) -> Value {
         "introspection_endpoint_auth_methods_supported": client_auth,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED,
+        // OIDC Discovery §3: the classes `acr_values` may ask for (`mfa`: two factors).
+        "acr_values_supported": crate::mfa::ACR_VALUES,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
         "claims_parameter_supported": false,

@@ -88,6 +88,8 @@ pub fn mint(state: &AppState, input: &IdTokenInput<'_>) -> Result<String> {
     c.insert("iat".into(), json!(now));
     c.insert("auth_time".into(), json!(input.auth_time));
     c.insert("amr".into(), json!(input.amr));
+    // OIDC Core §2: the Authentication Context Class the sign-in satisfied (two factors or one).
+    c.insert("acr".into(), json!(crate::mfa::acr(input.amr)));
     if let Some(nonce) = input.nonce {
         c.insert("nonce".into(), json!(nonce));
     }

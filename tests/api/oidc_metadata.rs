@@ -126,6 +126,7 @@ async fn discovery_documents_advertise_every_endpoint_under_the_issuer(backend: 
                     "at_hash",
                     "sid",
                     "amr",
+                    "acr",
                     "name",
                     "email",
                     "email_verified",
@@ -133,6 +134,10 @@ async fn discovery_documents_advertise_every_endpoint_under_the_issuer(backend: 
                     "org_slug",
                     "roles",
                 ],
+            ),
+            (
+                "acr_values_supported",
+                &["urn:latchkey:acr:pwd", "urn:latchkey:acr:mfa"],
             ),
             (
                 "prompt_values_supported",

@@ -52,6 +52,7 @@ pub fn exchange(
         client_id: &client.client.id,
         scope: &scope,
         auth_time: None,
+        acr: None,
         sid: None,
         org: None,
     };

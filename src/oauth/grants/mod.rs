@@ -89,6 +89,7 @@ pub fn mint_user_tokens(state: &AppState, g: &UserGrant<'_>) -> Result<UserToken
             client_id: &g.client.id,
             scope: g.scope,
             auth_time: Some(g.auth_time),
+            acr: Some(crate::mfa::acr(g.amr)),
             sid: g.sid,
             org: g.org,
         },
