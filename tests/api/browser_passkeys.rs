@@ -61,7 +61,10 @@ impl WebDriverCompatibleCommand for WebAuthnCommand {
     }
 
     fn method_and_body(&self, _url: &url::Url) -> (Method, Option<String>) {
-        (self.method.clone(), self.body.as_ref().map(Value::to_string))
+        (
+            self.method.clone(),
+            self.body.as_ref().map(Value::to_string),
+        )
     }
 }
 
@@ -138,7 +141,10 @@ async fn add_passkey(b: &Browser, app: &TestApp, name: &str) {
 /// browser goes there first): the next visit is a new, signed-out browser session.
 async fn forget_cookies(b: &Browser, app: &TestApp) {
     b.goto(&app_url(app, "/healthz")).await;
-    b.client.delete_all_cookies().await.expect("cookies cleared");
+    b.client
+        .delete_all_cookies()
+        .await
+        .expect("cookies cleared");
 }
 
 /// `path` on the server as the browser reaches it (the issuer's `localhost` name).
@@ -224,7 +230,8 @@ async fn passkeys_register_second_factor_passwordless_and_removal(backend: Backe
 
     // Signed in with the password (no factor yet), two passkeys on two authenticators.
     let first = add_virtual_authenticator(&b).await;
-    b.goto(&app_url(&app, "/login?next=/account/passkeys")).await;
+    b.goto(&app_url(&app, "/login?next=/account/passkeys"))
+        .await;
     b.fill("email", "ada@example.com").await;
     b.fill("password", PASSWORD).await;
     b.submit().await;
@@ -233,7 +240,10 @@ async fn passkeys_register_second_factor_passwordless_and_removal(backend: Backe
     add_passkey(&b, &app, "Laptop").await;
     let held = credentials_of(&b, &first).await;
     assert_eq!(held.len(), 1, "one credential: {held:?}");
-    assert_eq!(held[0]["isResidentCredential"], true, "discoverable: {held:?}");
+    assert_eq!(
+        held[0]["isResidentCredential"], true,
+        "discoverable: {held:?}"
+    );
     wait_for_mail(&app, "ada@example.com", "A passkey was added").await;
     // The first authenticator holds a passkey of this account already (excludeCredentials), so
     // the second passkey is made by another one.
@@ -318,7 +328,10 @@ async fn passkeys_register_second_factor_passwordless_and_removal(backend: Backe
     assert_ne!(last_used, "never", "used twice");
     b.click(&format!("{row} summary")).await;
     let password = b.wait_for(&format!("{row} input[name=password]")).await;
-    password.send_keys("wrong horse battery").await.expect("type");
+    password
+        .send_keys("wrong horse battery")
+        .await
+        .expect("type");
     b.click(&format!("{row} button[type=submit]")).await;
     b.wait_for("p.alert").await;
     assert!(b.text().await.contains("The password is not correct."));
@@ -329,8 +342,14 @@ async fn passkeys_register_second_factor_passwordless_and_removal(backend: Backe
     b.click(&format!("{row} button[type=submit]")).await;
     b.wait_for("p.notice-ok").await;
     let text = b.text().await;
-    assert!(text.contains("The passkey \"Phone\" was removed."), "{text}");
-    assert!(!text.contains("Phone\n") && text.contains("Laptop"), "{text}");
+    assert!(
+        text.contains("The passkey \"Phone\" was removed."),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Phone\n") && text.contains("Laptop"),
+        "{text}"
+    );
     wait_for_mail(&app, "ada@example.com", "A passkey was removed").await;
 
     // The authenticator still holds the removed passkey: it no longer signs in.
@@ -343,7 +362,10 @@ async fn passkeys_register_second_factor_passwordless_and_removal(backend: Backe
     b.wait_for_title("Sign in").await;
     b.wait_for("p.alert").await;
     let text = b.text().await;
-    assert!(text.contains("That passkey could not sign you in."), "{text}");
+    assert!(
+        text.contains("That passkey could not sign you in."),
+        "{text}"
+    );
     b.screenshot(&shot("removed")).await;
     let _ = second;
 
