@@ -22,6 +22,7 @@ on_both_databases!(
     removal_asks_the_password_and_refuses_another_accounts_passkey,
     passwordless_sign_in_refuses_unknown_and_unverified_passkeys,
     second_factor_offers_the_accounts_passkeys_and_counts_failures,
+    a_disabled_account_cannot_sign_in_with_its_passkey,
     an_ip_address_issuer_offers_no_passkeys
 );
 
@@ -760,4 +761,45 @@ async fn an_ip_address_issuer_offers_no_passkeys(backend: Backend) {
     )
     .await;
     assert_eq!(response.status(), 400);
+}
+
+async fn a_disabled_account_cannot_sign_in_with_its_passkey(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.create_person("ada@example.com", "Ada").await;
+    seed_passkey(&app, &ada, "Laptop").await;
+    app.cli(&["user", "disable", "--email", "ada@example.com"])
+        .await
+        .json();
+    let browser = rp::browser();
+    let csrf = start_passwordless(&app, &browser).await;
+    let response = post(
+        &browser,
+        &app,
+        "/login/passkey/finish",
+        &[
+            ("csrf", &csrf),
+            (
+                "credential",
+                &forged_assertion(FIXTURE_ID, &handle_of(&ada)),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    let body = response.text().await.expect("body");
+    // The one message: nothing says the account exists or is disabled.
+    assert!(
+        body.contains("That passkey could not sign you in."),
+        "{body}"
+    );
+    let details: String = sqlx::query_scalar(
+        "select details from audit_events where action = 'login.failed' and target_id = $1",
+    )
+    .bind(&ada)
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("audited");
+    assert!(details.contains("account_disabled"), "{details}");
+    let account = browser.get(app.url("/account")).send().await.expect("GET");
+    assert_eq!(account.status(), 303, "not signed in");
 }

@@ -492,6 +492,7 @@ pub async fn passwordless_finish(
         return Ok(throttled_page(throttled));
     }
     tx.commit().await?;
+    let user_disabled = user.as_ref().is_some_and(|u| u.disabled);
     let verified = match (&row, &user) {
         (Some(row), Some(user)) if !user.disabled => webauthn
             .finish_discoverable_authentication(
@@ -504,7 +505,9 @@ pub async fn passwordless_finish(
     };
     let (Some(result), Some(row), Some(user)) = (verified, row, user.filter(|u| !u.disabled))
     else {
+        let disabled = user_disabled;
         let reason = match (&user_id, identified.is_some()) {
+            (Some(_), _) if disabled => "account_disabled",
             (Some(_), _) => "passkey_refused",
             (None, true) => "unknown_passkey",
             (None, false) => "no_user_handle",
