@@ -174,6 +174,8 @@ pub const ACCOUNT_PASSKEYS_ADD: &str = "/account/passkeys/add";
 pub const ACCOUNT_PASSKEYS_FINISH: &str = "/account/passkeys/finish";
 /// Your account: remove a passkey (POST `id`, `password`).
 pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
+/// Your account: rename a passkey (POST `id`, `name`).
+pub const ACCOUNT_PASSKEYS_RENAME: &str = "/account/passkeys/rename";
 /// Second step with a passkey: the page offering it alone (GET), and the authenticator's answer
 /// (POST `credential`).
 pub const LOGIN_SECOND_FACTOR_PASSKEY: &str = "/login/second-factor/passkey";

@@ -124,7 +124,10 @@ async fn credentials_of(b: &Browser, id: &str) -> Vec<Value> {
 async fn add_passkey(b: &Browser, app: &TestApp, name: &str) {
     b.goto(&app_url(app, "/account/passkeys")).await;
     b.wait_for("#passkey-add").await;
-    b.fill("name", name).await;
+    // The add form's input (each row's rename form has an input `name` too).
+    let input = b.wait_for("#passkey-name").await;
+    input.clear().await.expect("clear the name");
+    input.send_keys(name).await.expect("type the name");
     b.click("#passkey-add button[type=submit]").await;
     b.wait_for_title("Add a passkey").await;
     b.click("#passkey-start").await;
@@ -319,6 +322,7 @@ async fn passkeys_register_second_factor_passwordless_and_removal(backend: Backe
         .expect("Phone's row");
     let phone = phone.as_str().expect("an id").to_owned();
     let row = format!("tr[data-passkey-id='{phone}']");
+    let remove = format!("{row} details.passkey-remove");
     let last_used = b
         .wait_for(&format!("{row} .passkey-last-used"))
         .await
@@ -326,20 +330,20 @@ async fn passkeys_register_second_factor_passwordless_and_removal(backend: Backe
         .await
         .expect("last use");
     assert_ne!(last_used, "never", "used twice");
-    b.click(&format!("{row} summary")).await;
-    let password = b.wait_for(&format!("{row} input[name=password]")).await;
+    b.click(&format!("{remove} summary")).await;
+    let password = b.wait_for(&format!("{remove} input[name=password]")).await;
     password
         .send_keys("wrong horse battery")
         .await
         .expect("type");
-    b.click(&format!("{row} button[type=submit]")).await;
+    b.click(&format!("{remove} button[type=submit]")).await;
     b.wait_for("p.alert").await;
     assert!(b.text().await.contains("The password is not correct."));
     assert_eq!(app.count("passkeys").await, 2, "nothing removed");
-    b.click(&format!("{row} summary")).await;
-    let password = b.wait_for(&format!("{row} input[name=password]")).await;
+    b.click(&format!("{remove} summary")).await;
+    let password = b.wait_for(&format!("{remove} input[name=password]")).await;
     password.send_keys(PASSWORD).await.expect("type");
-    b.click(&format!("{row} button[type=submit]")).await;
+    b.click(&format!("{remove} button[type=submit]")).await;
     b.wait_for("p.notice-ok").await;
     let text = b.text().await;
     assert!(

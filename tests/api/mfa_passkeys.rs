@@ -23,6 +23,7 @@ on_both_databases!(
     passwordless_sign_in_refuses_unknown_and_unverified_passkeys,
     second_factor_offers_the_accounts_passkeys_and_counts_failures,
     a_disabled_account_cannot_sign_in_with_its_passkey,
+    rename_checks_the_name_and_the_owner,
     an_ip_address_issuer_offers_no_passkeys
 );
 
@@ -802,4 +803,74 @@ async fn a_disabled_account_cannot_sign_in_with_its_passkey(backend: Backend) {
     assert!(details.contains("account_disabled"), "{details}");
     let account = browser.get(app.url("/account")).send().await.expect("GET");
     assert_eq!(account.status(), 303, "not signed in");
+}
+
+async fn rename_checks_the_name_and_the_owner(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.create_person("ada@example.com", "Ada").await;
+    let bob = app.create_person("bob@example.com", "Bob").await;
+    let browser = rp::browser();
+    rp::sign_in(&app, &browser, "ada@example.com").await;
+    let own = seed_passkey(&app, &ada, "Laptop").await;
+    let bobs = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "insert into passkeys (id, user_id, credential_id, name, credential, created_at) \
+         values ($1, $2, 'b0b', 'Bob key', $3, 1)",
+    )
+    .bind(&bobs)
+    .bind(&bob)
+    .bind(FIXTURE_CREDENTIAL)
+    .execute(&app.db.pool)
+    .await
+    .expect("Bob's passkey");
+    let (_, html) = page(&browser, &app, "/account/passkeys").await;
+    let csrf = hidden_input(&html, "csrf");
+    let rename = "/account/passkeys/rename";
+
+    // Another account's passkey: not found, untouched.
+    let response = post(
+        &browser,
+        &app,
+        rename,
+        &[("csrf", &csrf), ("id", &bobs), ("name", "Mine now")],
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+    // No CSRF token; an empty or too long name.
+    let response = post(&browser, &app, rename, &[("id", &own), ("name", "Work")]).await;
+    assert_eq!(response.status(), 400);
+    for bad in ["  ", &"y".repeat(65)[..]] {
+        let response = post(
+            &browser,
+            &app,
+            rename,
+            &[("csrf", &csrf), ("id", &own), ("name", bad)],
+        )
+        .await;
+        assert_eq!(response.status(), 400, "{bad:?}");
+    }
+    let names: Vec<String> = sqlx::query_scalar("select name from passkeys order by name")
+        .fetch_all(&app.db.pool)
+        .await
+        .expect("names");
+    assert_eq!(names, ["Bob key", "Laptop"]);
+
+    // Renamed, audited.
+    let response = post(
+        &browser,
+        &app,
+        rename,
+        &[("csrf", &csrf), ("id", &own), ("name", " Work laptop ")],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let (_, html) = page(&browser, &app, "/account/passkeys").await;
+    assert!(html.contains("Work laptop"), "{html}");
+    assert!(html.contains("is now called"), "{html}");
+    let details: String =
+        sqlx::query_scalar("select details from audit_events where action = 'mfa.passkey_renamed'")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("audited");
+    assert!(details.contains("Laptop") && details.contains("Work laptop"));
 }

@@ -1,6 +1,7 @@
 //! `/account/passkeys`: the passkeys of the signed-in person (name, created, last used), adding one
-//! (a WebAuthn L2 registration ceremony, §7.1) and removing one (the password asked again, OWASP
-//! ASVS V2.5.x / V3.7.1, throttled like a sign-in by [`reauth`]).
+//! (a WebAuthn L2 registration ceremony, §7.1), renaming one, and removing one (the password asked
+//! again, OWASP ASVS V2.5.x / V3.7.1, throttled like a sign-in by [`reauth`]). A name is only a
+//! label for its owner, so renaming asks for no password (it is audited, not mailed).
 //!
 //! Adding: the form's POST starts the ceremony (`start_passkey_registration` over the account's
 //! stable user handle, its existing credentials excluded) and keeps its state in the server-side
@@ -447,6 +448,72 @@ pub async fn remove(
     tx.commit().await?;
     state.mailer.wake();
     let message = format!("The passkey \"{}\" was removed.", found.name);
+    notice::back(&session, routes::ACCOUNT_PASSKEYS, &message).await
+}
+
+/// Fields of a "Rename" form.
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /account/passkeys/rename` `{id, name}`: renames one of the person's passkeys (audited
+/// `mfa.passkey_renamed`); another account's passkey id is "not found" (404).
+pub async fn rename(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<RenameForm>,
+) -> Result<Response> {
+    let holder = match holder(&state, &session, routes::ACCOUNT_PASSKEYS).await? {
+        Ok(holder) => holder,
+        Err(to_login) => return Ok(to_login),
+    };
+    csrf::check(&form.csrf)?;
+    let user = &holder.user;
+    let id = form.id.trim();
+    let Some(found) = store::find_for_user(&state.db.pool, &user.id, id).await? else {
+        return Err(AppError::not_found(
+            "There is no such passkey on your account.",
+        ));
+    };
+    let bad = StatusCode::BAD_REQUEST;
+    let name = match check_name(&form.name) {
+        Ok(name) => name,
+        Err(error) => return passkeys_page(&state, &session, user, Some(error), "", bad).await,
+    };
+    let others = store::list(&state.db.pool, &user.id).await?;
+    if others.iter().any(|p| p.id != found.id && p.name == name) {
+        let error = "Another passkey already has this name.";
+        return passkeys_page(&state, &session, user, Some(error), "", bad).await;
+    }
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    if !store::rename(&mut tx, &user.id, &found.id, name).await? {
+        return Err(AppError::not_found(
+            "There is no such passkey on your account.",
+        ));
+    }
+    audit::record(
+        &mut *tx,
+        &AuditEvent {
+            org_id: None,
+            actor: &Actor::user(user.id.clone(), meta),
+            action: action::MFA_PASSKEY_RENAMED,
+            target_type: Some("user"),
+            target_id: Some(&user.id),
+            details: json!({ "passkey_id": found.id, "from": found.name, "to": name }),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let message = format!("The passkey is now called \"{name}\".");
     notice::back(&session, routes::ACCOUNT_PASSKEYS, &message).await
 }
 

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route(routes::ACCOUNT_PASSKEYS_ADD, post(account::add))
         .route(routes::ACCOUNT_PASSKEYS_FINISH, post(account::finish))
         .route(routes::ACCOUNT_PASSKEYS_REMOVE, post(account::remove))
+        .route(routes::ACCOUNT_PASSKEYS_RENAME, post(account::rename))
         .route(
             routes::LOGIN_SECOND_FACTOR_PASSKEY,
             get(sign_in::second_factor_page).post(sign_in::second_factor_finish),

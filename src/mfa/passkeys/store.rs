@@ -139,3 +139,14 @@ pub async fn delete(tx: &mut Tx, user_id: &str, id: &str) -> Result<bool> {
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Renames passkey `id` of `user_id` inside `tx`; false when there was none.
+pub async fn rename(tx: &mut Tx, user_id: &str, id: &str, name: &str) -> Result<bool> {
+    let done = sqlx::query("update passkeys set name = $1 where id = $2 and user_id = $3")
+        .bind(name)
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
