@@ -168,6 +168,21 @@ pub const ACCOUNT_RECOVERY_CODES: &str = "/account/recovery-codes";
 // Multi-factor authentication: passkeys.
 /// Your account: passkeys (list, add, rename, remove).
 pub const ACCOUNT_PASSKEYS: &str = "/account/passkeys";
+/// Your account: start adding a passkey (POST `name`; answers the page that runs the ceremony).
+pub const ACCOUNT_PASSKEYS_ADD: &str = "/account/passkeys/add";
+/// Your account: the authenticator's answer of a registration (POST `credential`).
+pub const ACCOUNT_PASSKEYS_FINISH: &str = "/account/passkeys/finish";
+/// Your account: remove a passkey (POST `id`, `password`).
+pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
+/// Your account: rename a passkey (POST `id`, `name`).
+pub const ACCOUNT_PASSKEYS_RENAME: &str = "/account/passkeys/rename";
+/// Second step with a passkey: the page offering it alone (GET), and the authenticator's answer
+/// (POST `credential`).
+pub const LOGIN_SECOND_FACTOR_PASSKEY: &str = "/login/second-factor/passkey";
+/// "Sign in with a passkey" on the login page (POST `authz`, `next`; answers the ceremony page).
+pub const LOGIN_PASSKEY: &str = "/login/passkey";
+/// Sign-in with a passkey alone: the authenticator's answer (POST `credential`).
+pub const LOGIN_PASSKEY_FINISH: &str = "/login/passkey/finish";
 
 // Multi-factor authentication: the second step of a sign-in (and of a step-up).
 /// The second factor after the first: the form with the input `code` (TOTP or recovery code), and

@@ -122,6 +122,10 @@ pub mod action {
     pub const MFA_RESET: &str = "mfa.reset";
     /// An owner changed whether an organization requires a second factor (details: `require_mfa`).
     pub const ORG_MFA_POLICY_CHANGED: &str = "organization.mfa_policy_changed";
+
+    // Passkeys (beyond adding and removing).
+    /// A passkey was renamed (details: its id, the old and the new name).
+    pub const MFA_PASSKEY_RENAMED: &str = "mfa.passkey_renamed";
 }
 
 /// Who did something.

@@ -52,6 +52,8 @@ struct LoginPage<'a> {
     signup_open: bool,
     /// The "email me a sign-in link" link (with `authz` and `next`), when email sign-in is on.
     email_link: Option<String>,
+    /// Whether the "Sign in with a passkey" button is shown (the issuer can be a WebAuthn RP).
+    passkeys: bool,
     asset_version: &'a str,
 }
 
@@ -124,12 +126,42 @@ async fn render_login(state: &AppState, session: &Session, form: Form<'_>) -> Re
             .config
             .email_signin
             .then(|| super::email_signin::request_link(authz, next)),
+        passkeys: crate::mfa::passkeys::ceremony::relying_party(&state.config).is_some(),
         asset_version: ASSET_VERSION,
     };
     let mut response = render(&page);
     if form.error.is_some() {
         *response.status_mut() = StatusCode::UNAUTHORIZED;
     }
+    Ok(response)
+}
+
+/// The login page with an error from another way of signing in (a passkey, [`crate::mfa::passkeys`]).
+pub struct ErrorPage<'a> {
+    /// Pending authorization request, if any.
+    pub authz: &'a str,
+    /// Local path to go to afterwards.
+    pub next: &'a str,
+    /// The message.
+    pub error: &'a str,
+    /// The status of the answer.
+    pub status: StatusCode,
+}
+
+/// Renders the login page with `page.error`, answered with `page.status`.
+pub async fn login_with_error(
+    state: &AppState,
+    session: &Session,
+    page: ErrorPage<'_>,
+) -> Result<Response> {
+    let form = Form {
+        authz: page.authz,
+        next: page.next,
+        email: None,
+        error: Some(page.error),
+    };
+    let mut response = render_login(state, session, form).await?;
+    *response.status_mut() = page.status;
     Ok(response)
 }
 

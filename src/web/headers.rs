@@ -9,6 +9,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// client's redirect URI.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
+/// Content Security Policy of the pages that run a passkey ceremony (WebAuthn has no HTML form, so
+/// they load `static/passkeys.js`): [`CONTENT_SECURITY_POLICY`] plus `script-src 'self'` — our own
+/// file only, no inline script, no `eval`. Set by `mfa::passkeys::allow_script` on those pages.
+pub const SCRIPT_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+
 /// The layers that add security headers unless a handler set its own.
 pub fn security_layers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
     let layer = |name: HeaderName, value: &'static str| {
