@@ -150,6 +150,9 @@ pub async fn rewrap(
         }
         rewrapped += 1;
     }
+    // The authenticator-app secrets are sealed under the same KEK (crate::mfa::totp): moved in the
+    // same transaction, or a rewrap would lock every person with an authenticator out.
+    crate::mfa::totp::rewrap(&mut tx, old, new).await?;
     tx.commit().await?;
     Ok(rewrapped)
 }
