@@ -566,7 +566,7 @@ async fn second_step_without_a_first_factor_goes_to_login(backend: Backend) {
 
 async fn keys_rewrap_moves_the_authenticator_secrets(backend: Backend) {
     let (app, _ann, browser) = setup(backend).await;
-    let (secret, _) = enrol_totp(&app, &browser).await;
+    let (secret, codes) = enrol_totp(&app, &browser).await;
     let new = crate::helpers::new_kek();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("new.kek");
@@ -623,4 +623,46 @@ async fn keys_rewrap_moves_the_authenticator_secrets(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 303);
     assert_eq!(rp::header(&response, "location"), "/");
+    // The recovery codes still work there too.
+    let third = rp::browser();
+    let login = third
+        .get(format!("{}/login", next.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    third
+        .post(format!("{}/login", next.address))
+        .form(&[
+            ("csrf", hidden_input(&login, "csrf")),
+            ("email", ANN.to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let page = third
+        .get(format!("{}/login/second-factor", next.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let response = third
+        .post(format!("{}/login/second-factor", next.address))
+        .form(&[
+            ("csrf", hidden_input(&page, "csrf")),
+            ("code", codes[3].clone()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        303,
+        "a recovery code made before the rewrap"
+    );
 }
