@@ -21,6 +21,7 @@ on_both_databases!(
     removing_the_authenticator_needs_the_password,
     second_step_without_a_first_factor_goes_to_login,
     keys_rewrap_moves_the_authenticator_secrets,
+    second_step_refusals_are_recorded,
 );
 
 const ANN: &str = "ann@example.com";
@@ -665,4 +666,46 @@ async fn keys_rewrap_moves_the_authenticator_secrets(backend: Backend) {
         303,
         "a recovery code made before the rewrap"
     );
+}
+
+async fn second_step_refusals_are_recorded(backend: Backend) {
+    let (app, ann, browser) = setup(backend).await;
+    let (secret, _) = enrol_totp(&app, &browser).await;
+    let fresh = rp::browser();
+    password_step(&app, &fresh, ANN).await;
+    let code = next_code(&app, &secret);
+    // Without the CSRF token: 400, nothing counted, the code still good.
+    let response = fresh
+        .post(app.url("/login/second-factor"))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    // A wrong code: recorded as a failed sign-in and `mfa.failed`.
+    let response = pass_second_step(&app, &fresh, "not-a-code").await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("not correct"), "{page}");
+    assert!(page.contains("name=\"code\""), "the form again");
+    assert_eq!(audit_count(&app, "mfa.failed", &ann).await, 1);
+    let failed: i64 = sqlx::query_scalar(
+        "select count(*) from login_events where user_id = $1 and outcome = 'failed'",
+    )
+    .bind(&ann)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(failed, 1);
+    // The pending first factor is kept: the right code still signs in.
+    let response = pass_second_step(&app, &fresh, &code).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&app, &response).path(), "/");
+    // Signed in now: the session page works, the second step is over.
+    let response = fresh
+        .get(app.url("/login/second-factor"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
 }
