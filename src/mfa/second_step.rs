@@ -132,6 +132,10 @@ async fn second_step_view(
         asset_version: ASSET_VERSION,
     });
     *response.status_mut() = status;
+    if offer.is_some() {
+        // The passkey button runs our script; only then does this page allow `script-src 'self'`.
+        passkeys::allow_script(&mut response);
+    }
     Ok(response)
 }
 

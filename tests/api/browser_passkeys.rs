@@ -131,13 +131,18 @@ async fn add_passkey(b: &Browser, app: &TestApp, name: &str) {
     b.click("#passkey-add button[type=submit]").await;
     b.wait_for_title("Add a passkey").await;
     b.click("#passkey-start").await;
-    b.wait_for_title("Passkeys").await;
     b.wait_for("p.notice-ok").await;
     let text = b.text().await;
     assert!(
         text.contains(&format!("The passkey \"{name}\" was added.")),
         "{text}"
     );
+    // The account's first factor comes with its recovery codes, shown once.
+    if b.title().await.contains("recovery codes") {
+        b.wait_for("#recovery-codes").await;
+        b.click_link("Continue").await;
+    }
+    b.wait_for_title("Passkeys").await;
 }
 
 /// Forgets the server's cookies (WebDriver deletes the cookies of the current page's site, so the

@@ -40,6 +40,7 @@ use crate::crypto::password::Password;
 use crate::crypto::tokens::new_id;
 use crate::error::{AppError, Result};
 use crate::mfa::mail::{FactorChange, queue_factor_changed};
+use crate::mfa::recovery_codes;
 use crate::routes;
 use crate::self_service::display;
 use crate::self_service::notice;
@@ -319,6 +320,9 @@ pub async fn finish(
     {
         return Err(AppError::invalid("This passkey is registered already."));
     }
+    // The first factor of an account comes with recovery codes (the way back when it is lost),
+    // as an authenticator app's enrolment does.
+    let first_factor = !crate::mfa::factors(&mut *tx, &user.id).await?.any();
     let id = new_id();
     let name = registration.name.as_str();
     store::insert(
@@ -356,10 +360,23 @@ pub async fn finish(
         now,
     )
     .await?;
+    let codes = if first_factor {
+        recovery_codes::replace(&mut tx, &state, &user.id, now).await?
+    } else {
+        Vec::new()
+    };
     tx.commit().await?;
     state.mailer.wake();
     let message = format!("The passkey \"{name}\" was added.");
-    notice::back(&session, routes::ACCOUNT_PASSKEYS, &message).await
+    if codes.is_empty() {
+        return notice::back(&session, routes::ACCOUNT_PASSKEYS, &message).await;
+    }
+    Ok(recovery_codes::shown_page(
+        routes::ACCOUNT_PASSKEYS,
+        &message,
+        &codes,
+        routes::ACCOUNT_PASSKEYS,
+    ))
 }
 
 /// Fields of a "Remove" form.
@@ -421,6 +438,10 @@ pub async fn remove(
     if !store::delete(&mut tx, &user.id, &found.id).await? {
         let gone = "That passkey had already been removed.";
         return notice::back(&session, routes::ACCOUNT_PASSKEYS, gone).await;
+    }
+    // Recovery codes stand in for a lost factor; with no factor left they would open nothing.
+    if !crate::mfa::factors(&mut *tx, &user.id).await?.any() {
+        recovery_codes::delete_all(&mut *tx, &user.id).await?;
     }
     audit::record(
         &mut *tx,
