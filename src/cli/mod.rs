@@ -123,6 +123,10 @@ pub enum OrgCommand {
         /// Email of the owner.
         #[arg(long)]
         owner: String,
+        /// Members must sign in to the organization with a second factor (TOTP or passkey);
+        /// members without one are led to enrol first.
+        #[arg(long)]
+        require_mfa: bool,
     },
     /// Add an existing user to an organization.
     AddMember {
@@ -262,11 +266,28 @@ fn print(value: serde_json::Value) {
 
 async fn org(cmd: OrgCommand, db: &Database, clock: &Clock) -> Result<()> {
     match cmd {
-        OrgCommand::Create { name, slug, owner } => {
-            let org =
-                orgs::create_with_owner(db, clock, &name, slug.as_deref(), &owner, &Actor::cli())
-                    .await?;
-            print(json!({"id": org.id, "slug": org.slug, "name": org.name}));
+        OrgCommand::Create {
+            name,
+            slug,
+            owner,
+            require_mfa,
+        } => {
+            let org = orgs::create_with_owner(
+                db,
+                clock,
+                &name,
+                slug.as_deref(),
+                require_mfa,
+                &owner,
+                &Actor::cli(),
+            )
+            .await?;
+            print(json!({
+                "id": org.id,
+                "slug": org.slug,
+                "name": org.name,
+                "require_mfa": org.require_mfa,
+            }));
         }
         OrgCommand::AddMember { org, email, role } => {
             let role: Role = role.parse().map_err(AppError::Invalid)?;
