@@ -33,7 +33,7 @@ pub enum UserRef<'a> {
 }
 
 /// 404 `user-not-found`, naming the address when the operator gave one.
-fn not_found(user: UserRef<'_>) -> AppError {
+pub(crate) fn not_found(user: UserRef<'_>) -> AppError {
     let detail = match user {
         UserRef::Id(_) => "no such user".to_owned(),
         UserRef::Email(email) => format!("no user with email {}", email.trim()),
@@ -41,7 +41,8 @@ fn not_found(user: UserRef<'_>) -> AppError {
     AppError::problem(StatusCode::NOT_FOUND, "user-not-found", detail)
 }
 
-async fn find_in(tx: &mut Tx, user: UserRef<'_>) -> Result<Option<User>> {
+/// The user `user` names, read inside `tx`.
+pub(crate) async fn find_in(tx: &mut Tx, user: UserRef<'_>) -> Result<Option<User>> {
     Ok(match user {
         UserRef::Id(id) => store::find_by_id(&mut **tx, id).await?,
         UserRef::Email(email) if email.trim().len() <= super::MAX_EMAIL_LEN => {

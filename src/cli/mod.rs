@@ -107,6 +107,14 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Remove every second factor of a user (authenticator app, recovery codes, passkeys), end
+    /// every session and refresh-token family, and mail the owner: the way back for someone who
+    /// lost their factors (check who asks first).
+    MfaReset {
+        /// Email address (any letter case).
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// `latchkey org ...`
@@ -235,7 +243,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::User(cmd) => Ok(users::run(cmd, &db, &clock).await?),
+        Command::User(cmd) => Ok(users::run(cmd, &db, &clock, &config).await?),
         Command::Org(cmd) => Ok(org(cmd, &db, &clock).await?),
         Command::Client(ClientCommand::Create(args)) => {
             // Only a client with its own ID-token algorithm may need a new signing key.
