@@ -113,12 +113,11 @@ async fn count_removable(tx: &mut crate::db::Tx, user_id: &str) -> Result<Factor
         .into_iter()
         .enumerate()
     {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "select count(*) from {table} where user_id = $1"
-        ))
-        .bind(user_id)
-        .fetch_one(&mut **tx)
-        .await?;
+        let n: i64 =
+            sqlx::query_scalar(&format!("select count(*) from {table} where user_id = $1"))
+                .bind(user_id)
+                .fetch_one(&mut **tx)
+                .await?;
         counts[i] = u64::try_from(n).unwrap_or(0);
     }
     let [totp, recovery_codes, passkeys] = counts;

@@ -292,10 +292,10 @@ pub async fn find_member<'c>(
          from memberships m join users u on u.id = m.user_id where m.org_id = $1 and m.user_id = $2"
     );
     let row = sqlx::query(&sql)
-    .bind(org_id)
-    .bind(user_id)
-    .fetch_optional(ex)
-    .await?;
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(member_from_row).transpose()
 }
 

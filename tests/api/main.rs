@@ -32,6 +32,8 @@ mod invitations_pages;
 mod jobs;
 mod logout;
 mod mail;
+mod mfa_policy;
+mod mfa_reset;
 mod mgmt_audit;
 mod mgmt_helpers;
 mod mgmt_isolation;
