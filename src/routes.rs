@@ -164,6 +164,8 @@ pub const ACCOUNT_ORGANIZATIONS_LEAVE: &str = "/account/organizations/leave";
 pub const ACCOUNT_TOTP: &str = "/account/totp";
 /// Your account: the recovery codes (regenerate; shown once).
 pub const ACCOUNT_RECOVERY_CODES: &str = "/account/recovery-codes";
+/// Your account: remove the authenticator app (POST `password`).
+pub const ACCOUNT_TOTP_REMOVE: &str = "/account/totp/remove";
 
 // Multi-factor authentication: passkeys.
 /// Your account: passkeys (list, add, rename, remove).

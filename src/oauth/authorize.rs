@@ -22,6 +22,7 @@ use crate::clients::Client;
 use crate::crypto::tokens::random_token;
 use crate::error::{AppError, Result};
 use crate::login::session::{self, SignedIn};
+use crate::mfa;
 use crate::orgs::picker::{self, OrgDecision};
 use crate::routes;
 
@@ -191,7 +192,8 @@ pub async fn proceed(
 enum Step {
     /// Done: the code (or an error) goes to the client.
     Redirect(Response),
-    /// The person must act on one of our pages first (login, organization picker, consent).
+    /// The person must act on one of our pages first (login, organization picker, a second factor
+    /// or its enrolment, consent).
     Interact(&'static str),
     /// Refused: an error redirect to the client (RFC 6749 §4.1.2.1).
     Refuse(ErrorCode, &'static str),
@@ -268,6 +270,23 @@ async fn next_step(
         }
         OrgDecision::Required => return Ok(Step::Show(picker::required_page(client, &user.email))),
     };
+    // Step-up (OIDC Core §3.1.2.1 `acr_values`; an organization's `require_mfa`): after the
+    // organization is known and before consent, a session whose `amr` has no second factor adds
+    // one (the second step, or enrolment for a person without any factor). `max_age` and
+    // `prompt=login` were handled above: their new login asks for the second factor itself.
+    let needs_mfa = req.asks_mfa() || org.as_ref().is_some_and(|o| o.require_mfa);
+    if needs_mfa && !mfa::is_multi_factor(&signed.amr) {
+        if req.prompts("none") {
+            return Ok(Step::Refuse(
+                ErrorCode::InteractionRequired,
+                "the user must authenticate with a second factor",
+            ));
+        }
+        if mfa::factors(&state.db.pool, &user.id).await?.any() {
+            return Ok(Step::Interact(routes::LOGIN_SECOND_FACTOR));
+        }
+        return Ok(Step::Interact(routes::ACCOUNT_TOTP));
+    }
     if !client.first_party && !req.consent_given {
         let org_id = org.as_ref().map(|o| o.id.as_str());
         let granted = store::consented_scopes(&state.db.pool, &user.id, &client.id, org_id).await?;

@@ -23,6 +23,9 @@ pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
 /// cannot name an organization.
 pub const MAX_ORGANIZATION_LEN: usize = 100;
 
+/// Most `acr_values` kept (more say nothing more: we know two).
+pub const MAX_ACR_VALUES: usize = 10;
+
 /// A validated authorization request, kept in the browser session while the user signs in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthzRequest {
@@ -61,6 +64,10 @@ pub struct AuthzRequest {
     /// Set once the user approved this very request on the consent page (`prompt=consent`).
     #[serde(default)]
     pub consent_given: bool,
+    /// `acr_values` (OIDC Core §3.1.2.1), in order: [`crate::mfa::ACR_MFA`] among them asks for a
+    /// second factor; unknown values ask nothing more (the `acr` claim says what was done).
+    #[serde(default)]
+    pub acr_values: Vec<String>,
     /// Set once the user signed in on the login page for this very request, which satisfies
     /// `prompt=login` and `max_age` (times are whole seconds, so comparing `auth_time` with
     /// `created_at` cannot tell a login just before the request from one just after it).
@@ -72,6 +79,11 @@ impl AuthzRequest {
     /// True when `prompt` contains `value`.
     pub fn prompts(&self, value: &str) -> bool {
         self.prompt.iter().any(|p| p == value)
+    }
+
+    /// True when `acr_values` asks for a second factor ([`crate::mfa::ACR_MFA`]).
+    pub fn asks_mfa(&self) -> bool {
+        self.acr_values.iter().any(|v| v == crate::mfa::ACR_MFA)
     }
 }
 
@@ -275,6 +287,14 @@ pub async fn validate(
         }
         Some(o) => Some(o.to_owned()),
     };
+    let acr_values: Vec<String> = params
+        .get("acr_values")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|v| !v.is_empty())
+        .take(MAX_ACR_VALUES)
+        .map(str::to_owned)
+        .collect();
     let request = AuthzRequest {
         id: new_id(),
         client_id: client.id.clone(),
@@ -288,6 +308,7 @@ pub async fn validate(
         login_hint: params.get("login_hint").map(str::to_owned),
         hinted_subject,
         organization,
+        acr_values,
         chosen_org: None,
         created_at: state.clock.now(),
         consent_given: false,

@@ -296,6 +296,7 @@ mod tests {
             login_hint: None,
             hinted_subject: None,
             organization: None,
+            acr_values: vec![],
             chosen_org: chosen.map(str::to_owned),
             created_at: 0,
             consent_given: false,

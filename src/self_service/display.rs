@@ -70,12 +70,33 @@ pub fn browser_name(user_agent: Option<&str>) -> String {
 }
 
 /// How a person signed in, from the RFC 8176 `amr` value stored with the attempt. Rows older than
-/// migration 0008 have none: the password was the only way to sign in then.
+/// migration 0008 have none: the password was the only way to sign in then. A sign-in with a
+/// second factor ([`crate::mfa::second_step`]) is stored as `first+second` (`pwd+otp`,
+/// `pwd+recovery`, `session+otp` for a step-up of a signed-in session) and reads "Password +
+/// authenticator app".
 pub fn method_label(method: Option<&str>) -> String {
     match method {
         None | Some("pwd") => "Password".to_owned(),
         Some("email" | "otp") => "Email link or code".to_owned(),
-        Some(other) => other.to_owned(),
+        Some("totp") => "Authenticator app code".to_owned(),
+        Some("session") => "Signed-in session".to_owned(),
+        Some("passkey" | "hwk" | "swk") => "Passkey".to_owned(),
+        Some(combined) => match combined.split_once('+') {
+            Some((first, second)) => {
+                format!("{} + {}", method_label(Some(first)), second_factor_label(second))
+            }
+            None => combined.to_owned(),
+        },
+    }
+}
+
+/// The second factor of a combined method, in lower case after "Password + ".
+fn second_factor_label(method: &str) -> String {
+    match method {
+        "otp" | "totp" => "authenticator app".to_owned(),
+        "recovery" => "recovery code".to_owned(),
+        "passkey" | "hwk" | "swk" => "passkey".to_owned(),
+        other => other.to_owned(),
     }
 }
 
@@ -170,7 +191,21 @@ mod tests {
         assert_eq!(method_label(None), "Password");
         assert_eq!(method_label(Some("email")), "Email link or code");
         assert_eq!(method_label(Some("otp")), "Email link or code");
-        assert_eq!(method_label(Some("hwk")), "hwk");
+        assert_eq!(method_label(Some("hwk")), "Passkey");
+        assert_eq!(method_label(Some("magic")), "magic");
+        assert_eq!(
+            method_label(Some("pwd+otp")),
+            "Password + authenticator app"
+        );
+        assert_eq!(
+            method_label(Some("email+recovery")),
+            "Email link or code + recovery code"
+        );
+        assert_eq!(
+            method_label(Some("session+otp")),
+            "Signed-in session + authenticator app"
+        );
+        assert_eq!(method_label(Some("pwd+passkey")), "Password + passkey");
         assert_eq!(outcome_label("succeeded"), "Succeeded");
         assert_eq!(outcome_label("failed"), "Failed");
         assert_eq!(outcome_label("throttled"), "Throttled (too many attempts)");
