@@ -100,7 +100,12 @@ fn code_mac(state: &AppState, user_id: &str, code: &str) -> Result<String> {
 
 /// Replaces every recovery code of `user_id` by [`CODES`] new ones inside `tx`; returns them as they
 /// are shown (once: only their HMACs are kept).
-pub async fn replace(tx: &mut Tx, state: &AppState, user_id: &str, now: i64) -> Result<Vec<String>> {
+pub async fn replace(
+    tx: &mut Tx,
+    state: &AppState,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<String>> {
     sqlx::query("delete from recovery_codes where user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)
@@ -111,8 +116,9 @@ pub async fn replace(tx: &mut Tx, state: &AppState, user_id: &str, now: i64) -> 
         if shown.contains(&code) {
             continue;
         }
-        let stored = normalise(&code)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a new recovery code is malformed")))?;
+        let stored = normalise(&code).ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("a new recovery code is malformed"))
+        })?;
         sqlx::query(
             "insert into recovery_codes (id, user_id, code_hash, created_at, used_at) \
              values ($1, $2, $3, $4, null)",
@@ -276,21 +282,41 @@ pub async fn regenerate_submit(
     };
     let user = &holder.user;
     if !super::factors(&state.db.pool, &user.id).await?.any() {
-        let message = "Recovery codes stand in for an authenticator app or a passkey. Set one up first.";
-        return codes_view(&state, &session, user, Some(message), StatusCode::BAD_REQUEST).await;
+        let message =
+            "Recovery codes stand in for an authenticator app or a passkey. Set one up first.";
+        return codes_view(
+            &state,
+            &session,
+            user,
+            Some(message),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     }
     let password = Password::new(std::mem::take(&mut form.password));
     match reauth::verify(&state, user, &password).await? {
         Reauth::Verified => {}
         Reauth::Wrong => {
             let message = reauth::WRONG_PASSWORD;
-            return codes_view(&state, &session, user, Some(message), StatusCode::BAD_REQUEST)
-                .await;
+            return codes_view(
+                &state,
+                &session,
+                user,
+                Some(message),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
         Reauth::NoPassword => {
             let message = reauth::NO_PASSWORD;
-            return codes_view(&state, &session, user, Some(message), StatusCode::BAD_REQUEST)
-                .await;
+            return codes_view(
+                &state,
+                &session,
+                user,
+                Some(message),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
         Reauth::Throttled(throttled) => {
             let message = reauth::throttled_message(throttled);
@@ -355,7 +381,10 @@ mod tests {
             assert_eq!(code.len(), CODE_CHARS + 1);
             let plain = normalise(&code).unwrap_or_default();
             assert_eq!(plain.len(), CODE_CHARS);
-            assert_eq!(normalise(&code.to_uppercase()).as_deref(), Some(plain.as_str()));
+            assert_eq!(
+                normalise(&code.to_uppercase()).as_deref(),
+                Some(plain.as_str())
+            );
             assert_eq!(normalise(&plain).as_deref(), Some(plain.as_str()));
             let spaced = format!(" {} {} ", &plain[..5], &plain[5..]);
             assert_eq!(normalise(&spaced).as_deref(), Some(plain.as_str()));
@@ -365,7 +394,14 @@ mod tests {
     #[test]
     fn look_alikes_and_junk() {
         assert_eq!(normalise("IL0O0-abcde").as_deref(), Some("11000abcde"));
-        for bad in ["", "abcd", "abcde-abcdef", "abcde-abcd!", "abcde-abcdu", "123456"] {
+        for bad in [
+            "",
+            "abcd",
+            "abcde-abcdef",
+            "abcde-abcd!",
+            "abcde-abcdu",
+            "123456",
+        ] {
             assert_eq!(normalise(bad), None, "{bad}");
         }
     }

@@ -184,7 +184,10 @@ pub async fn second_factor_page(
     let Some(pending) = pending_for(&state, &session, &q.authz).await? else {
         return Ok(see_other(&login_href(&q.authz)));
     };
-    if !super::factors(&state.db.pool, &pending.user_id).await?.any() {
+    if !super::factors(&state.db.pool, &pending.user_id)
+        .await?
+        .any()
+    {
         // Every factor was removed meanwhile (an operator's reset): a step-up must enrol first; a
         // sign-in starts again (the first factor alone now suffices).
         pending::clear(&session).await?;

@@ -83,7 +83,11 @@ pub fn method_label(method: Option<&str>) -> String {
         Some("passkey" | "hwk" | "swk") => "Passkey".to_owned(),
         Some(combined) => match combined.split_once('+') {
             Some((first, second)) => {
-                format!("{} + {}", method_label(Some(first)), second_factor_label(second))
+                format!(
+                    "{} + {}",
+                    method_label(Some(first)),
+                    second_factor_label(second)
+                )
             }
             None => combined.to_owned(),
         },

@@ -116,7 +116,10 @@ pub async fn pass_second_step(
     assert!(html.contains("name=\"code\""), "{html}");
     browser
         .post(app.url("/login/second-factor"))
-        .form(&[("csrf", hidden_input(&html, "csrf")), ("code", code.to_owned())])
+        .form(&[
+            ("csrf", hidden_input(&html, "csrf")),
+            ("code", code.to_owned()),
+        ])
         .send()
         .await
         .expect("code posted")
@@ -221,7 +224,10 @@ pub async fn walk(
                 let (s, _, shown) = enrol_at(app, browser, &to).await;
                 secret = Some(s);
                 let next = format!("/authorize/continue?authz={authz}");
-                assert!(shown.contains(&next), "Continue resumes the request:\n{shown}");
+                assert!(
+                    shown.contains(&next),
+                    "Continue resumes the request:\n{shown}"
+                );
                 Url::parse(&app.url(&next)).expect("URL")
             }
             "/organization" => {

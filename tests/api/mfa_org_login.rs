@@ -50,7 +50,8 @@ async fn setup(backend: Backend) -> (TestApp, RegisteredClient, String, String) 
     let client = mgmt_helpers::org_client(&app).await;
     app.create_person(OWNER, "Olga").await;
     app.create_person(MEMBER, "Max").await;
-    let owner_token = mgmt_helpers::user_token(&app, &client, OWNER, mgmt_helpers::ORG_SCOPES).await;
+    let owner_token =
+        mgmt_helpers::user_token(&app, &client, OWNER, mgmt_helpers::ORG_SCOPES).await;
     let secure = cli_org(&app, "Secure", "secure", OWNER).await;
     let plain = cli_org(&app, "Plain", "plain", OWNER).await;
     cli_member(&app, &secure, MEMBER, "member").await;

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp};
+use crate::mfa_helpers::enrol_totp;
 use crate::mgmt_helpers::{self as m, Answer};
 use crate::org_login::{self, EMAIL, OTHER};
 use crate::rp::{self, Consent, RegisteredClient, json_with_status};
@@ -352,66 +353,6 @@ async fn members_show_mfa_to_admins_only_and_filter_none(backend: Backend) {
     let rest = members_of(&second);
     assert_eq!(rest.len(), 2, "{rest:?}");
     assert_eq!(rest[1]["email"], "carol@example.com");
-}
-
-/// Enrols an authenticator app for the person signed in on `browser` through `/account/totp` (the
-/// page shows the base32 secret in `#totp-secret`; a form posts `csrf` and the first `code`), and
-/// returns the secret.
-pub(crate) async fn enrol_totp(app: &TestApp, browser: &reqwest::Client) -> String {
-    let page = browser
-        .get(app.url("/account/totp"))
-        .send()
-        .await
-        .expect("TOTP page");
-    assert_eq!(page.status(), 200, "GET /account/totp");
-    let html = page.text().await.expect("TOTP page body");
-    let secret = element_text(&html, "totp-secret");
-    let code = totp_code(app, &secret);
-    let posted = browser
-        .post(app.url("/account/totp"))
-        .form(&[("csrf", rp::hidden_input(&html, "csrf")), ("code", code)])
-        .send()
-        .await
-        .expect("TOTP confirmation");
-    assert!(
-        matches!(posted.status().as_u16(), 200 | 303),
-        "POST /account/totp answered {}",
-        posted.status()
-    );
-    secret
-}
-
-/// The text of the element with `id` in `html` (tags inside stripped, whitespace removed).
-pub(crate) fn element_text(html: &str, id: &str) -> String {
-    let marker = format!("id=\"{id}\"");
-    let at = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("#{id} in {html}"));
-    let rest = &html[at..];
-    let open_end = rest.find('>').expect("end of the opening tag") + 1;
-    let rest = &rest[open_end..];
-    let close = rest.find("</").expect("closing tag");
-    rest[..close]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect()
-}
-
-/// The current 6-digit code of `secret` (RFC 6238: SHA-1, 30 s) at the server's time.
-pub(crate) fn totp_code(app: &TestApp, secret: &str) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
-        .to_bytes()
-        .expect("a base32 secret");
-    let totp = totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        bytes,
-        None,
-        String::new(),
-    );
-    totp.generate(u64::try_from(app.clock.now()).expect("a time after 1970"))
 }
 
 async fn mfa_none_leaves_out_members_with_a_factor(backend: Backend) {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::helpers::{Backend, TestApp};
-use crate::mfa_policy::enrol_totp;
+use crate::mfa_helpers::enrol_totp;
 use crate::mgmt_helpers as m;
 use crate::rp::{self, PASSWORD, RegisteredClient, location, submit_login};
 use crate::support::mail::wait_for_mail;

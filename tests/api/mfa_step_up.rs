@@ -3,9 +3,7 @@
 //! `prompt=none` cannot ask and answers `interaction_required`; `max_age` asks for both factors again.
 
 use crate::helpers::{Backend, TestApp};
-use crate::mfa_helpers::{
-    ACR_MFA, ACR_PWD, amr, authz_url, enrol_totp, id_token_claims, walk,
-};
+use crate::mfa_helpers::{ACR_MFA, ACR_PWD, amr, authz_url, enrol_totp, id_token_claims, walk};
 use crate::rp::{self, RegisteredClient};
 
 on_both_databases!(
@@ -123,7 +121,11 @@ async fn prompt_none_cannot_step_up(backend: Backend) {
             url: rp::location(&app, &response),
         };
         callback.assert_at(rp::REDIRECT_URI);
-        assert_eq!(callback.error(), "interaction_required", "enrolled: {enrolled}");
+        assert_eq!(
+            callback.error(),
+            "interaction_required",
+            "enrolled: {enrolled}"
+        );
         assert_eq!(callback.get("state").as_deref(), Some("st"));
     }
 }
@@ -147,10 +149,12 @@ async fn max_age_asks_for_both_factors_again(backend: Backend) {
             ["/login", "/login/second-factor"],
             "max_age={max_age}"
         );
-        let (claims, _) =
-            id_token_claims(&app, &client, &journey.callback.code(), &verifier).await;
+        let (claims, _) = id_token_claims(&app, &client, &journey.callback.code(), &verifier).await;
         assert_eq!(claims["acr"], ACR_MFA);
-        assert!(claims["auth_time"].as_i64().unwrap() > before, "a new auth_time");
+        assert!(
+            claims["auth_time"].as_i64().unwrap() > before,
+            "a new auth_time"
+        );
         app.clock.advance(120);
     }
 }

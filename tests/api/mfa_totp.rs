@@ -45,7 +45,11 @@ async fn enrolment_shows_qr_and_secret_and_is_confirmed_by_a_code(backend: Backe
     assert!(html.contains("name=\"code\""));
     assert!(html.contains("inputmode=\"numeric\""));
     let secret = totp_secret(&html);
-    assert_eq!(secret.len(), 32, "160 bits in base32 without padding: {secret}");
+    assert_eq!(
+        secret.len(),
+        32,
+        "160 bits in base32 without padding: {secret}"
+    );
     assert!(
         secret
             .chars()
@@ -61,7 +65,10 @@ async fn enrolment_shows_qr_and_secret_and_is_confirmed_by_a_code(backend: Backe
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
-    assert!(!stored.contains(&secret) && stored.starts_with("v1:"), "{stored}");
+    assert!(
+        !stored.contains(&secret) && stored.starts_with("v1:"),
+        "{stored}"
+    );
 
     let response = browser
         .post(app.url("/account/totp"))
@@ -106,8 +113,14 @@ async fn enrolment_shows_qr_and_secret_and_is_confirmed_by_a_code(backend: Backe
         .text()
         .await
         .unwrap();
-    assert!(!status.contains("id=\"totp-secret\""), "the secret is not shown again");
-    assert!(status.contains("id=\"recovery-codes-left\">10<"), "{status}");
+    assert!(
+        !status.contains("id=\"totp-secret\""),
+        "the secret is not shown again"
+    );
+    assert!(
+        status.contains("id=\"recovery-codes-left\">10<"),
+        "{status}"
+    );
     assert!(status.contains("action=\"/account/totp/remove\""));
 }
 
@@ -143,11 +156,18 @@ async fn enrolment_refusals(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 400);
     // A wrong code: 400, the same secret shown again with a message.
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     for bad in [wrong, "12345", "abcdef", ""] {
         let response = browser
             .post(app.url("/account/totp"))
-            .form(&[("csrf", hidden_input(&html, "csrf")), ("code", bad.to_owned())])
+            .form(&[
+                ("csrf", hidden_input(&html, "csrf")),
+                ("code", bad.to_owned()),
+            ])
             .send()
             .await
             .unwrap();
@@ -179,7 +199,10 @@ async fn enrolment_refusals(backend: Backend) {
     // The next wrong code is throttled (5 failures counted on the account).
     let response = browser
         .post(app.url("/account/totp"))
-        .form(&[("csrf", hidden_input(&html, "csrf")), ("code", wrong.to_owned())])
+        .form(&[
+            ("csrf", hidden_input(&html, "csrf")),
+            ("code", wrong.to_owned()),
+        ])
         .send()
         .await
         .unwrap();
@@ -228,7 +251,10 @@ async fn sign_in_with_a_code_gives_mfa_tokens(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(history.contains("Password + authenticator app"), "{history}");
+    assert!(
+        history.contains("Password + authenticator app"),
+        "{history}"
+    );
 }
 
 async fn a_code_is_accepted_once(backend: Backend) {
@@ -249,7 +275,11 @@ async fn a_code_is_accepted_once(backend: Backend) {
     let second = rp::browser();
     password_step(&app, &second, ANN).await;
     let response = pass_second_step(&app, &second, &code).await;
-    assert_eq!(response.status(), 400, "a replay in another browser is refused");
+    assert_eq!(
+        response.status(),
+        400,
+        "a replay in another browser is refused"
+    );
     // An earlier step's code, still inside the drift window, is refused too (steps only go up).
     app.clock.advance(30);
     let earlier = totp_code(&secret, app.clock.now() - 30);
@@ -266,7 +296,11 @@ async fn wrong_codes_are_throttled(backend: Backend) {
     let fresh = rp::browser();
     password_step(&app, &fresh, ANN).await;
     let right = next_code(&app, &secret);
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     // The password counts as an attempt until the second factor is proved; four wrong codes make
     // five failures, the next attempt waits.
     let mut refused = 0;
@@ -461,7 +495,10 @@ async fn removing_the_authenticator_needs_the_password(backend: Backend) {
         .await
         .unwrap();
     assert!(page.contains("was removed"), "{page}");
-    assert!(page.contains("id=\"totp-secret\""), "a new set-up is offered");
+    assert!(
+        page.contains("id=\"totp-secret\""),
+        "a new set-up is offered"
+    );
     assert_eq!(audit_count(&app, "mfa.totp_removed", &ann).await, 1);
     wait_for_mail(&app, ANN, "authenticator app of your account was removed").await;
     let left: i64 = sqlx::query_scalar("select count(*) from recovery_codes where user_id = $1")
@@ -503,7 +540,10 @@ async fn second_step_without_a_first_factor_goes_to_login(backend: Backend) {
         .unwrap();
     let response = stranger
         .post(app.url("/login/second-factor"))
-        .form(&[("csrf", hidden_input(&login, "csrf")), ("code", "123456".into())])
+        .form(&[
+            ("csrf", hidden_input(&login, "csrf")),
+            ("code", "123456".into()),
+        ])
         .send()
         .await
         .unwrap();

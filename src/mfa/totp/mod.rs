@@ -226,7 +226,10 @@ mod tests {
         assert_eq!(b32.len(), 32);
         assert!(!b32.contains('='));
         let uri = otpauth_uri(&secret, "id.example.com", "ann@example.com");
-        assert!(uri.starts_with("otpauth://totp/id.example.com:ann%40example.com?"), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/id.example.com:ann%40example.com?"),
+            "{uri}"
+        );
         assert!(uri.contains(&format!("secret={b32}")), "{uri}");
         assert!(uri.contains("issuer=id.example.com"), "{uri}");
         let svg = qr_svg(&uri).unwrap_or_default();

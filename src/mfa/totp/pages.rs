@@ -267,9 +267,8 @@ pub async fn enrol_submit(
     let secret = super::open(&state, &user.id, &row.secret_sealed)?;
     let now = state.clock.now();
     let device_token = device::device_token(&headers, &state.config);
-    let keys =
-        completion::throttle_keys(&state, Some(&user.id), &user.email, &device_token, &meta)
-            .await?;
+    let keys = completion::throttle_keys(&state, Some(&user.id), &user.email, &device_token, &meta)
+        .await?;
     let ip = meta.ip.clone().unwrap_or_default();
     let event = login_history::LoginEvent {
         user_id: Some(&user.id),
@@ -414,7 +413,10 @@ pub async fn remove_submit(
             Some(reauth::WRONG_PASSWORD.to_owned()),
             StatusCode::BAD_REQUEST,
         ),
-        Reauth::NoPassword => (Some(reauth::NO_PASSWORD.to_owned()), StatusCode::BAD_REQUEST),
+        Reauth::NoPassword => (
+            Some(reauth::NO_PASSWORD.to_owned()),
+            StatusCode::BAD_REQUEST,
+        ),
         Reauth::Throttled(throttled) => {
             let message = reauth::throttled_message(throttled);
             let mut response = status_view(
