@@ -95,7 +95,8 @@ pub fn choose_slug(name: &str, slug: Option<&str>) -> Result<String> {
 }
 
 /// Inserts a validated organization with `owner_id` as its owner and records
-/// `organization.created` (with its `require_mfa`) and `member.added`, inside the caller's
+/// `organization.created`, `organization.mfa_policy_changed` when it starts with `require_mfa`,
+/// and `member.added`, inside the caller's
 /// transaction. 409 `slug-taken`. The creator is the owner, so they may set the policy at once.
 pub async fn insert_with_owner(
     tx: &mut crate::db::Tx,
@@ -129,9 +130,21 @@ pub async fn insert_with_owner(
         action: action::ORG_CREATED,
         target_type: Some("organization"),
         target_id: Some(&org.id),
-        details: json!({"name": org.name, "slug": org.slug, "require_mfa": org.require_mfa}),
+        details: json!({"name": org.name, "slug": org.slug}),
     };
     audit::record(&mut **tx, &created, now).await?;
+    if org.require_mfa {
+        // The policy's history starts with the organization.
+        let policy = AuditEvent {
+            org_id: Some(&org.id),
+            actor,
+            action: action::ORG_MFA_POLICY_CHANGED,
+            target_type: Some("organization"),
+            target_id: Some(&org.id),
+            details: json!({"require_mfa": true}),
+        };
+        audit::record(&mut **tx, &policy, now).await?;
+    }
     record_member_added(&mut **tx, &membership, actor, now).await?;
     Ok(org)
 }

@@ -35,21 +35,15 @@ pub enum Permission {
     ManageInvitations,
     /// Read the audit log.
     ReadAuditLog,
-    /// Grant or take the owner role.
+    /// Grant or take the owner role; set the organization's `require_mfa` (who must show a second
+    /// factor is a decision about every member, the owners' like who the owners are).
     ManageOwners,
-    /// Require a second factor of every member who signs in to the organization (`require_mfa`).
-    ManageMfaPolicy,
-    /// See which members have a second factor (`mfa` of the member list, `?mfa=none`).
-    ReadMemberFactors,
 }
 
 impl Permission {
     /// True for permissions that change something (they need the `org:write` scope).
     pub fn is_write(self) -> bool {
-        !matches!(
-            self,
-            Permission::ReadOrg | Permission::ReadAuditLog | Permission::ReadMemberFactors
-        )
+        !matches!(self, Permission::ReadOrg | Permission::ReadAuditLog)
     }
 
     /// What the permission allows, in a sentence (shown by `GET /api/v1/roles`).
@@ -63,16 +57,15 @@ impl Permission {
             }
             Permission::ManageInvitations => "invite people, list and revoke invitations",
             Permission::ReadAuditLog => "read the organization's audit log",
-            Permission::ManageOwners => "grant or take the owner role",
-            Permission::ManageMfaPolicy => {
-                "require a second factor of every member who signs in to the organization"
+            Permission::ManageOwners => {
+                "grant or take the owner role, and require a second factor of every member who \
+                 signs in (require_mfa)"
             }
-            Permission::ReadMemberFactors => "see which members have a second factor",
         }
     }
 
     /// Every permission, in display order.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 7] = [
         Permission::ReadOrg,
         Permission::UpdateOrg,
         Permission::DeleteOrg,
@@ -80,8 +73,6 @@ impl Permission {
         Permission::ManageInvitations,
         Permission::ReadAuditLog,
         Permission::ManageOwners,
-        Permission::ManageMfaPolicy,
-        Permission::ReadMemberFactors,
     ];
 }
 
@@ -121,12 +112,8 @@ impl Role {
             Permission::UpdateOrg | Permission::ManageMembers | Permission::ManageInvitations => {
                 Role::Admin
             }
-            Permission::ReadAuditLog | Permission::ReadMemberFactors => Role::Admin,
-            // Who must show a second factor is a security decision about every member, the
-            // owners' (like deleting the organization); admins manage people, not the policy.
-            Permission::DeleteOrg | Permission::ManageOwners | Permission::ManageMfaPolicy => {
-                Role::Owner
-            }
+            Permission::ReadAuditLog => Role::Admin,
+            Permission::DeleteOrg | Permission::ManageOwners => Role::Owner,
         };
         self.at_least(needed)
     }
@@ -171,11 +158,6 @@ mod tests {
         assert!(Role::Admin.can(Permission::ManageInvitations));
         assert!(!Role::Admin.can(Permission::DeleteOrg));
         assert!(Role::Owner.can(Permission::ManageOwners));
-        assert!(Role::Owner.can(Permission::ManageMfaPolicy));
-        assert!(!Role::Admin.can(Permission::ManageMfaPolicy));
-        assert!(Role::Admin.can(Permission::ReadMemberFactors));
-        assert!(!Role::Member.can(Permission::ReadMemberFactors));
-        assert!(!Permission::ReadMemberFactors.is_write());
-        assert!(Permission::ManageMfaPolicy.is_write());
+        assert!(!Role::Admin.can(Permission::ManageOwners));
     }
 }

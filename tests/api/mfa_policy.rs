@@ -262,8 +262,9 @@ async fn require_mfa_at_creation(backend: Backend) {
     let id = body["id"].as_str().expect("id").to_owned();
     let shown = m::get(&app, &org_path(&id), &token).await;
     assert_eq!(shown.ok(200)["require_mfa"], true);
-    let events = org_events(&app, &id, &token, "organization.created").await;
-    assert_eq!(events[0]["details"]["require_mfa"], true, "{events:?}");
+    let events = org_events(&app, &id, &token, "organization.mfa_policy_changed").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["details"], json!({"require_mfa": true}));
     let default = m::post(&app, "/api/v1/orgs", &token, json!({"name": "Umbrella"})).await;
     assert_eq!(default.ok(201)["require_mfa"], false);
 }

@@ -61,9 +61,18 @@ pub struct MembersQuery {
 /// The `mfa` filter's one value.
 const MFA_NONE: &str = "none";
 
-/// True when `access` may see members' factors (admins and up, operators).
+/// True when `access` may see members' factors: those who manage members (admins and up,
+/// operators). Reading them is a read, so the token needs `org:read` only.
 fn sees_factors(access: &OrgAccess) -> bool {
-    access.acts_as().can(Permission::ReadMemberFactors)
+    access.acts_as().can(Permission::ManageMembers)
+}
+
+/// 403 `role-insufficient` for a member who may not see factors.
+fn factors_hidden(access: &OrgAccess) -> AppError {
+    let role = access.acts_as();
+    too_strong(&format!(
+        "the {role} role may not see members' second factors"
+    ))
 }
 
 /// The member as `access` may see it: `mfa` only for admins and operators.
@@ -94,12 +103,10 @@ pub async fn list(
             ));
         }
     };
-    let permission = if without_factor {
-        Permission::ReadMemberFactors
-    } else {
-        Permission::ReadOrg
-    };
-    let access = authorize(&state.db.pool, &caller, &org_ref, permission).await?;
+    let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadOrg).await?;
+    if without_factor && !sees_factors(&access) {
+        return Err(factors_hidden(&access));
+    }
     let page = Page::new(query.limit, query.cursor.as_deref())?;
     let rows = store::list_members(
         &state.db.pool,

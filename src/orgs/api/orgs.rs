@@ -143,8 +143,10 @@ pub async fn update(
     Path(org_ref): Path<String>,
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<Json<Value>> {
+    // The policy is the owners' (the permission that also guards the owner role); renaming is
+    // the admins'.
     let permission = if body.require_mfa.is_some() {
-        Permission::ManageMfaPolicy
+        Permission::ManageOwners
     } else {
         Permission::UpdateOrg
     };
