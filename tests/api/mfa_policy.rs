@@ -237,6 +237,21 @@ async fn require_mfa_at_creation(backend: Backend) {
         .await
         .json();
     assert_eq!(plain["require_mfa"], false, "{plain}");
+    let operator = m::operator_token(&app).await;
+    let policy = m::get(
+        &app,
+        "/api/v1/audit-log?action=organization.mfa_policy_changed",
+        &operator,
+    )
+    .await;
+    let policy = policy.ok(200).as_array().expect("events").clone();
+    assert_eq!(policy.len(), 1, "only acme starts with the policy");
+    assert_eq!(policy[0]["org_id"], created["id"]);
+    assert_eq!(
+        policy[0]["actor_client_id"],
+        Value::Null,
+        "the command line"
+    );
 
     // Ada is a member of acme, which now requires a second factor she does not have; a token for
     // globex is what she can get with a password.
@@ -422,6 +437,21 @@ async fn refresh_for_a_policy_org_needs_a_second_factor(backend: Backend) {
     let (claims, _) = org_login::token_claims(&app, &at_acme).await;
     assert_eq!(claims["org_id"], acme.as_str());
     assert_eq!(claims["acr"], "urn:latchkey:acr:pwd");
+    // Introspection (RFC 7662) tells a resource server the same acr as the JWT.
+    let introspected: Value = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&client.id, Some(client.secret()))
+        .form(&[("token", at_acme["access_token"].as_str().expect("access"))])
+        .send()
+        .await
+        .expect("introspection sent")
+        .json()
+        .await
+        .expect("introspection JSON");
+    assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["acr"], "urn:latchkey:acr:pwd");
+    assert_eq!(introspected["auth_time"], claims["auth_time"]);
     let acme_refresh = at_acme["refresh_token"]
         .as_str()
         .expect("refresh")
