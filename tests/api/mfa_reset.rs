@@ -125,9 +125,17 @@ async fn api_reset_removes_the_authenticator(backend: Backend) {
     let (id, ada) = ada_with_totp(&app, &client).await;
     let operator = m::operator_token(&app).await;
 
+    // The operator sees the factors before resetting them.
+    let shown = m::get(&app, &format!("/api/v1/users/{id}"), &operator).await;
+    assert_eq!(
+        shown.ok(200)["mfa"],
+        json!({"totp": true, "passkeys": 0, "recovery_codes": 10})
+    );
+
     let reset = m::delete(&app, &mfa_path(&id), &operator).await;
     let body = reset.ok(200);
     assert_eq!(body["removed"]["totp"], 1, "{body}");
+    assert_eq!(body["removed"]["recovery_codes"], 10, "{body}");
     assert!(body["factors_removed"].as_u64() >= Some(1), "{body}");
     assert!(body["sessions_ended"].as_u64() >= Some(1), "{body}");
     assert_eq!(
@@ -144,12 +152,19 @@ async fn api_reset_removes_the_authenticator(backend: Backend) {
     // A second reset finds nothing left.
     let again = m::delete(&app, &mfa_path(&id), &operator).await;
     assert_eq!(again.ok(200)["factors_removed"], 0);
+    let shown = m::get(&app, &format!("/api/v1/users/{id}"), &operator).await;
+    assert_eq!(
+        shown.ok(200)["mfa"],
+        json!({"totp": false, "passkeys": 0, "recovery_codes": 0})
+    );
 }
 
 async fn cli_reset_removes_the_authenticator(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let client = app.register_client(&[]).await;
     let (_id, ada) = ada_with_totp(&app, &client).await;
+    let shown = app.cli(&["user", "show", "--email", ADA]).await.json();
+    assert_eq!(shown["mfa"]["totp"], true, "{shown}");
     let out = app.cli(&["user", "mfa-reset", "--email", ADA]).await.json();
     assert_eq!(out["removed"]["totp"], 1, "{out}");
     assert_eq!(
