@@ -150,6 +150,11 @@ pub async fn rewrap(
         }
         rewrapped += 1;
     }
+    // The second factors' secrets are sealed under the same KEK (crate::mfa::totp, the
+    // recovery-code key): moved in the same transaction, or a rewrap would lock every person with
+    // an authenticator out.
+    crate::mfa::totp::rewrap(&mut tx, old, new).await?;
+    crate::mfa::recovery_codes::rewrap(&mut tx, old, new).await?;
     tx.commit().await?;
     Ok(rewrapped)
 }

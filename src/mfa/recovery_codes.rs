@@ -4,10 +4,12 @@
 //!
 //! A code is 10 characters of a 32-letter alphabet (Crockford's base32: no `i`, `l`, `o`, `u`), 50
 //! bits from the OS CSPRNG, shown as `xxxxx-xxxxx` and accepted in any case, with or without the
-//! dash and spaces (and `i`/`l` read as `1`, `o` as `0`). Only an HMAC-SHA256 under a key derived
-//! from the key-encryption key, bound to the user id, is stored (ASVS V2.6.2): a plain hash of 50
-//! bits would be reversed quickly from a database dump. Using one is a conditional update on
-//! `used_at is null`, so a code is never accepted twice, even by two processes at once.
+//! dash and spaces (and `i`/`l` read as `1`, `o` as `0`). Only an HMAC-SHA256 under a secret key,
+//! bound to the user id, is stored (ASVS V2.6.2): a plain hash of 50 bits would be reversed
+//! quickly from a database dump. The HMAC key is random, sealed under the key-encryption key in
+//! `mfa_keys` (migration 0012), so `keys rewrap` moves it like every sealed secret. Using a code is
+//! a conditional update on `used_at is null`, so it is never accepted twice, even by two processes
+//! at once.
 
 use askama::Template;
 use axum::Form;
@@ -28,6 +30,7 @@ use super::mail::{FactorChange, queue_factor_changed};
 use crate::accounts::User;
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
+use crate::crypto::kek::KeyEncryptionKey;
 use crate::crypto::password::Password;
 use crate::crypto::tokens::{hmac_sha256, new_id};
 use crate::db::{Exec, Tx};
@@ -46,7 +49,7 @@ pub const CODES: usize = 10;
 pub const CODE_CHARS: usize = 10;
 /// Crockford's base32 alphabet, lower case: no `i`, `l`, `o` or `u` to misread.
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-/// Derivation purpose of the HMAC key ([`crate::crypto::kek::KeyEncryptionKey::derive`]).
+/// Sealing purpose of the HMAC key ([`KeyEncryptionKey::seal`]).
 const MAC_PURPOSE: &str = "recovery-codes";
 
 /// The recovery-code page: how many are left, and regenerating them.
@@ -89,10 +92,90 @@ pub fn normalise(typed: &str) -> Option<String> {
     (code.len() == CODE_CHARS).then_some(code)
 }
 
-/// The stored form of `code` (normalised) for `user_id`: base64url HMAC-SHA256 under the derived key.
-fn code_mac(state: &AppState, user_id: &str, code: &str) -> Result<String> {
-    let key = state.kek.derive(MAC_PURPOSE);
-    let mac = hmac_sha256(&key, &[user_id.as_bytes(), &[0], code.as_bytes()]).ok_or_else(|| {
+/// Name of the HMAC key in `mfa_keys` (migration 0012).
+const KEY_NAME: &str = "recovery-codes";
+
+/// The HMAC key of the recovery codes: 32 random bytes made on first use, kept sealed under the
+/// key-encryption key (purpose [`MAC_PURPOSE`], aad [`KEY_NAME`]) so that `keys rewrap` can move
+/// it to a new KEK ([`rewrap`]); a key derived from the KEK itself would change with it and void
+/// every code.
+async fn mac_key(tx: &mut Tx, state: &AppState, now: i64) -> Result<Vec<u8>> {
+    let select = "select key_sealed from mfa_keys where name = $1";
+    let mut sealed: Option<String> = sqlx::query_scalar(select)
+        .bind(KEY_NAME)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if sealed.is_none() {
+        let mut key = vec![0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        let new = state
+            .kek
+            .seal(MAC_PURPOSE, KEY_NAME.as_bytes(), &key)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot seal a key: {e}")))?;
+        // Two first uses at once: one insert wins, both read the winner.
+        sqlx::query(
+            "insert into mfa_keys (name, key_sealed, created_at) values ($1, $2, $3) \
+             on conflict (name) do nothing",
+        )
+        .bind(KEY_NAME)
+        .bind(&new)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sealed = sqlx::query_scalar(select)
+            .bind(KEY_NAME)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    let sealed = sealed
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the recovery-code key is gone")))?;
+    state
+        .kek
+        .open(MAC_PURPOSE, KEY_NAME.as_bytes(), &sealed)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot open the recovery-code key: {e}")))
+}
+
+/// Re-seals the recovery-code key under `new` (opened with `old`) inside `tx`: part of
+/// `latchkey keys rewrap` ([`crate::crypto::key_seal::rewrap`]).
+pub async fn rewrap(tx: &mut Tx, old: &KeyEncryptionKey, new: &KeyEncryptionKey) -> Result<()> {
+    let sealed: Option<String> =
+        sqlx::query_scalar("select key_sealed from mfa_keys where name = $1")
+            .bind(KEY_NAME)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(sealed) = sealed else {
+        return Ok(());
+    };
+    let key = old
+        .open(MAC_PURPOSE, KEY_NAME.as_bytes(), &sealed)
+        .map_err(|_| {
+            AppError::invalid(
+                "the recovery-code key does not open with the current key-encryption key; \
+                 nothing was changed",
+            )
+        })?;
+    let resealed = new
+        .seal(MAC_PURPOSE, KEY_NAME.as_bytes(), &key)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot seal a key: {e}")))?;
+    let done =
+        sqlx::query("update mfa_keys set key_sealed = $1 where name = $2 and key_sealed = $3")
+            .bind(&resealed)
+            .bind(KEY_NAME)
+            .bind(&sealed)
+            .execute(&mut **tx)
+            .await?;
+    if done.rows_affected() != 1 {
+        return Err(AppError::invalid(
+            "the recovery-code key changed during the rewrap; nothing was changed, run it again",
+        ));
+    }
+    Ok(())
+}
+
+/// The stored form of `code` (normalised) for `user_id` under `key`: base64url HMAC-SHA256, bound
+/// to the user id.
+fn code_mac(key: &[u8], user_id: &str, code: &str) -> Result<String> {
+    let mac = hmac_sha256(key, &[user_id.as_bytes(), &[0], code.as_bytes()]).ok_or_else(|| {
         AppError::Internal(anyhow::anyhow!("cannot compute a recovery code's HMAC"))
     })?;
     Ok(URL_SAFE_NO_PAD.encode(mac))
@@ -110,6 +193,7 @@ pub async fn replace(
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
+    let key = mac_key(tx, state, now).await?;
     let mut shown = Vec::with_capacity(CODES);
     while shown.len() < CODES {
         let code = new_code();
@@ -125,7 +209,7 @@ pub async fn replace(
         )
         .bind(new_id())
         .bind(user_id)
-        .bind(code_mac(state, user_id, &stored)?)
+        .bind(code_mac(&key, user_id, &stored)?)
         .bind(now)
         .execute(&mut **tx)
         .await?;
@@ -166,7 +250,8 @@ pub async fn consume(
     let Some(code) = normalise(typed) else {
         return Ok(None);
     };
-    let mac = code_mac(state, user_id, &code)?;
+    let key = mac_key(tx, state, now).await?;
+    let mac = code_mac(&key, user_id, &code)?;
     let done = sqlx::query(
         "update recovery_codes set used_at = $1 \
          where user_id = $2 and code_hash = $3 and used_at is null",

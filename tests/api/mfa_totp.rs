@@ -20,6 +20,8 @@ on_both_databases!(
     regenerated_recovery_codes_replace_the_old_ones,
     removing_the_authenticator_needs_the_password,
     second_step_without_a_first_factor_goes_to_login,
+    keys_rewrap_moves_the_authenticator_secrets,
+    second_step_refusals_are_recorded,
 );
 
 const ANN: &str = "ann@example.com";
@@ -561,4 +563,149 @@ async fn second_step_without_a_first_factor_goes_to_login(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 303, "expired");
     assert_eq!(location(&app, &response).path(), "/login");
+}
+
+async fn keys_rewrap_moves_the_authenticator_secrets(backend: Backend) {
+    let (app, _ann, browser) = setup(backend).await;
+    let (secret, codes) = enrol_totp(&app, &browser).await;
+    let new = crate::helpers::new_kek();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.kek");
+    std::fs::write(&file, format!("{new}\n")).unwrap();
+    let out = app
+        .cli(&["keys", "rewrap", "--new-key-file", file.to_str().unwrap()])
+        .await;
+    assert!(out.success, "{}", out.stderr);
+    // A server with the new key opens the secret: password, then a code, signs in.
+    let next = app
+        .spawn_sibling(&[("LATCHKEY_KEY_ENCRYPTION_KEY", &new)])
+        .await
+        .expect("starts with the new key");
+    let other = rp::browser();
+    let login = other
+        .get(format!("{}/login", next.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let response = other
+        .post(format!("{}/login", next.address))
+        .form(&[
+            ("csrf", hidden_input(&login, "csrf")),
+            ("email", ANN.to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rp::header(&response, "location"), "/login/second-factor");
+    let page = other
+        .get(format!("{}/login/second-factor", next.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The sibling runs on the real clock; the next step's code is inside its drift window and
+    // later than the enrolment's step.
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = totp_code(&secret, i64::try_from(real_now).unwrap() + 30);
+    let response = other
+        .post(format!("{}/login/second-factor", next.address))
+        .form(&[("csrf", hidden_input(&page, "csrf")), ("code", code)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(rp::header(&response, "location"), "/");
+    // The recovery codes still work there too.
+    let third = rp::browser();
+    let login = third
+        .get(format!("{}/login", next.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    third
+        .post(format!("{}/login", next.address))
+        .form(&[
+            ("csrf", hidden_input(&login, "csrf")),
+            ("email", ANN.to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let page = third
+        .get(format!("{}/login/second-factor", next.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let response = third
+        .post(format!("{}/login/second-factor", next.address))
+        .form(&[
+            ("csrf", hidden_input(&page, "csrf")),
+            ("code", codes[3].clone()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        303,
+        "a recovery code made before the rewrap"
+    );
+}
+
+async fn second_step_refusals_are_recorded(backend: Backend) {
+    let (app, ann, browser) = setup(backend).await;
+    let (secret, _) = enrol_totp(&app, &browser).await;
+    let fresh = rp::browser();
+    password_step(&app, &fresh, ANN).await;
+    let code = next_code(&app, &secret);
+    // Without the CSRF token: 400, nothing counted, the code still good.
+    let response = fresh
+        .post(app.url("/login/second-factor"))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    // A wrong code: recorded as a failed sign-in and `mfa.failed`.
+    let response = pass_second_step(&app, &fresh, "not-a-code").await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("not correct"), "{page}");
+    assert!(page.contains("name=\"code\""), "the form again");
+    assert_eq!(audit_count(&app, "mfa.failed", &ann).await, 1);
+    let failed: i64 = sqlx::query_scalar(
+        "select count(*) from login_events where user_id = $1 and outcome = 'failed'",
+    )
+    .bind(&ann)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(failed, 1);
+    // The pending first factor is kept: the right code still signs in.
+    let response = pass_second_step(&app, &fresh, &code).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&app, &response).path(), "/");
+    // Signed in now: the session page works, the second step is over.
+    let response = fresh
+        .get(app.url("/login/second-factor"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
 }

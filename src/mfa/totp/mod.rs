@@ -18,7 +18,9 @@ use rand::RngCore;
 use totp_rs::{Algorithm, TOTP};
 
 use crate::app::AppState;
+use crate::crypto::kek::KeyEncryptionKey;
 use crate::crypto::tokens::constant_time_eq;
+use crate::db::Tx;
 use crate::error::{AppError, Result};
 
 /// Digits of a code (RFC 6238 / RFC 4226 default).
@@ -137,6 +139,39 @@ pub fn open(state: &AppState, user_id: &str, sealed: &str) -> Result<Vec<u8>> {
         .kek
         .open(SEAL_PURPOSE, user_id.as_bytes(), sealed)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot open the TOTP secret: {e}")))
+}
+
+/// Re-seals every authenticator secret under `new` (opened with `old`) inside `tx`: part of
+/// `latchkey keys rewrap` ([`crate::crypto::key_seal::rewrap`]), so the database is entirely under
+/// one key-encryption key or the other. Fails (the caller's transaction is rolled back) when a
+/// secret does not open with `old` or changed meanwhile. Returns how many were re-sealed.
+pub async fn rewrap(tx: &mut Tx, old: &KeyEncryptionKey, new: &KeyEncryptionKey) -> Result<usize> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("select user_id, secret_sealed from totp_factors order by user_id")
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut rewrapped = 0;
+    for (user_id, sealed) in rows {
+        let secret = old
+            .open(SEAL_PURPOSE, user_id.as_bytes(), &sealed)
+            .map_err(|_| {
+                AppError::invalid(format!(
+                    "the authenticator secret of user {user_id} does not open with the current \
+                     key-encryption key; nothing was changed"
+                ))
+            })?;
+        let resealed = new
+            .seal(SEAL_PURPOSE, user_id.as_bytes(), &secret)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot seal a TOTP secret: {e}")))?;
+        if !store::replace_sealed(&mut **tx, &user_id, &sealed, &resealed).await? {
+            return Err(AppError::invalid(format!(
+                "the authenticator of user {user_id} changed during the rewrap; nothing was \
+                 changed, run it again"
+            )));
+        }
+        rewrapped += 1;
+    }
+    Ok(rewrapped)
 }
 
 /// The outcome of a code presented as a second factor.

@@ -265,6 +265,10 @@ pub async fn enrol_submit(
         None => return Ok(see_other(&here(authz))),
     };
     let secret = super::open(&state, &user.id, &row.secret_sealed)?;
+    // Only a person without any factor is upgraded by the code of a new authenticator: one who
+    // has a passkey proves that (or a recovery code) at the second step, so a session that knows
+    // no factor cannot step up by setting up one of its own.
+    let had_factor = mfa::factors(&state.db.pool, &user.id).await?.any();
     let now = state.clock.now();
     let device_token = device::device_token(&headers, &state.config);
     let keys = completion::throttle_keys(&state, Some(&user.id), &user.email, &device_token, &meta)
@@ -350,6 +354,8 @@ pub async fn enrol_submit(
     tracing::info!(user_id = %user.id, "authenticator app set up");
     let continue_href = if authz.is_empty() {
         routes::ACCOUNT_TOTP.to_owned()
+    } else if had_factor {
+        format!("{}?authz={authz}", routes::LOGIN_SECOND_FACTOR)
     } else {
         upgrade_session(&state, &session, &holder, &meta).await?;
         format!("{}?authz={authz}", routes::AUTHORIZE_CONTINUE)

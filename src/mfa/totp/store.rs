@@ -113,3 +113,21 @@ pub async fn delete<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<bool, sqlx::
             .await?;
     Ok(row.is_some_and(|(confirmed,)| confirmed.is_some()))
 }
+
+/// Replaces the sealed secret of `user_id` when it is still `old` (`keys rewrap`).
+pub async fn replace_sealed<'c>(
+    ex: impl Exec<'c>,
+    user_id: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update totp_factors set secret_sealed = $1 where user_id = $2 and secret_sealed = $3",
+    )
+    .bind(new)
+    .bind(user_id)
+    .bind(old)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
