@@ -394,6 +394,16 @@ async fn mfa_none_leaves_out_members_with_a_factor(backend: Backend) {
     let none = members_of(&m::get(&app, &format!("{path}?mfa=none"), &admin).await);
     let emails: Vec<&str> = none.iter().filter_map(|m| m["email"].as_str()).collect();
     assert_eq!(emails, [EMAIL, BOB]);
+    // Page by page, the filter holds: the member with a factor is skipped, not a page boundary.
+    let first = m::get(&app, &format!("{path}?mfa=none&limit=1"), &admin).await;
+    assert_eq!(members_of(&first)[0]["email"], EMAIL);
+    let next = first.next.clone().expect("a next page");
+    assert!(next.contains("mfa=none"), "{next}");
+    let second = m::get(&app, &next, &admin).await;
+    let rest = members_of(&second);
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_eq!(rest[0]["email"], BOB);
+    assert!(second.next.is_none());
 }
 
 /// Ada owns `acme` and `globex`; Bob is a member of both. Returns the app, the client, the ids of
