@@ -33,7 +33,7 @@ pub enum UserRef<'a> {
 }
 
 /// 404 `user-not-found`, naming the address when the operator gave one.
-fn not_found(user: UserRef<'_>) -> AppError {
+pub(crate) fn not_found(user: UserRef<'_>) -> AppError {
     let detail = match user {
         UserRef::Id(_) => "no such user".to_owned(),
         UserRef::Email(email) => format!("no user with email {}", email.trim()),
@@ -41,7 +41,8 @@ fn not_found(user: UserRef<'_>) -> AppError {
     AppError::problem(StatusCode::NOT_FOUND, "user-not-found", detail)
 }
 
-async fn find_in(tx: &mut Tx, user: UserRef<'_>) -> Result<Option<User>> {
+/// The user `user` names, read inside `tx`.
+pub(crate) async fn find_in(tx: &mut Tx, user: UserRef<'_>) -> Result<Option<User>> {
     Ok(match user {
         UserRef::Id(id) => store::find_by_id(&mut **tx, id).await?,
         UserRef::Email(email) if email.trim().len() <= super::MAX_EMAIL_LEN => {
@@ -114,6 +115,19 @@ pub struct UserDetails {
     pub refresh_families: i64,
     /// Unix seconds of the last successful sign-in in the login history, if any.
     pub last_sign_in_at: Option<i64>,
+    /// Its second factors (what `user mfa-reset` would remove).
+    pub mfa: FactorsView,
+}
+
+/// The second factors of an account as the operator sees them.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FactorsView {
+    /// A confirmed authenticator app.
+    pub totp: bool,
+    /// Registered passkeys.
+    pub passkeys: i64,
+    /// Unused recovery codes.
+    pub recovery_codes: i64,
 }
 
 /// What `user` holds at `now`.
@@ -131,12 +145,18 @@ pub async fn details(db: &Database, now: i64, user: User) -> Result<UserDetails>
     let sessions = store::count_live_sessions(&db.pool, &user.id, now).await?;
     let refresh_families = store::count_live_refresh_families(&db.pool, &user.id, now).await?;
     let last_sign_in_at = store::last_sign_in_at(&db.pool, &user.id).await?;
+    let factors = crate::mfa::factors(&db.pool, &user.id).await?;
     Ok(UserDetails {
         user,
         memberships,
         sessions,
         refresh_families,
         last_sign_in_at,
+        mfa: FactorsView {
+            totp: factors.totp,
+            passkeys: factors.passkeys,
+            recovery_codes: factors.recovery_codes,
+        },
     })
 }
 

@@ -9,7 +9,9 @@
 //! - `PATCH /api/v1/users/{id}` `{"disabled"?: bool, "name"?: string}`: the user (and, when
 //!   disabling, what ended);
 //! - `DELETE /api/v1/users/{id}`: 204, or 409 `last-owner` naming the organizations;
-//! - `POST /api/v1/users/{id}/sessions/revoke`: `{"ended": {"sessions", "refresh_families"}}`.
+//! - `POST /api/v1/users/{id}/sessions/revoke`: `{"ended": {"sessions", "refresh_families"}}`;
+//! - `DELETE /api/v1/users/{id}/mfa`: removes every second factor, ends every sign-in, mails the
+//!   owner (see [`crate::mfa::reset`]); 200 with what it did.
 //!
 //! Unknown ids are 404 `user-not-found`; bodies and queries fail as [`crate::web::api`] says. The
 //! work is [`super::admin`]'s, shared with `latchkey user …`.
@@ -158,4 +160,29 @@ pub async fn revoke_sessions(
     let (_, ended) =
         admin::end_sessions(&state.db, state.clock.now(), UserRef::Id(&id), &actor).await?;
     Ok(Json(json!({"ended": ended})))
+}
+
+/// `DELETE /api/v1/users/{id}/mfa`: removes every second factor of the user (authenticator app,
+/// recovery codes, passkeys), ends every browser session and refresh-token family, mails the owner
+/// and records `mfa.reset` ([`crate::mfa::reset`], shared with `latchkey user mfa-reset`). 200
+/// `{"id", "email", "factors_removed", "removed": {"totp", "recovery_codes", "passkeys"},
+/// "sessions_ended", "refresh_families_ended"}` rather than 204: the operator sees what went, as
+/// `sessions/revoke` answers. No body is needed.
+pub async fn reset_mfa(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> Result<Json<crate::mfa::reset::Reset>> {
+    let actor = Actor::api(&caller, meta);
+    let done = crate::mfa::reset::reset(
+        &state.db,
+        &state.config,
+        state.clock.now(),
+        UserRef::Id(&id),
+        &actor,
+    )
+    .await?;
+    state.mailer.wake();
+    Ok(Json(done))
 }

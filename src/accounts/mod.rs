@@ -61,6 +61,10 @@ pub fn api_router() -> Router<AppState> {
             crate::routes::API_USER_SESSIONS_REVOKE,
             post(admin_api::revoke_sessions),
         )
+        .route(
+            crate::routes::API_USER_MFA,
+            axum::routing::delete(admin_api::reset_mfa),
+        )
         .method_not_allowed_fallback(crate::web::api::method_not_allowed)
 }
 

@@ -107,6 +107,14 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Remove every second factor of a user (authenticator app, recovery codes, passkeys), end
+    /// every session and refresh-token family, and mail the owner: the way back for someone who
+    /// lost their factors (check who asks first).
+    MfaReset {
+        /// Email address (any letter case).
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// `latchkey org ...`
@@ -123,6 +131,10 @@ pub enum OrgCommand {
         /// Email of the owner.
         #[arg(long)]
         owner: String,
+        /// Members must sign in to the organization with a second factor (TOTP or passkey);
+        /// members without one are led to enrol first.
+        #[arg(long)]
+        require_mfa: bool,
     },
     /// Add an existing user to an organization.
     AddMember {
@@ -231,7 +243,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::User(cmd) => Ok(users::run(cmd, &db, &clock).await?),
+        Command::User(cmd) => Ok(users::run(cmd, &db, &clock, &config).await?),
         Command::Org(cmd) => Ok(org(cmd, &db, &clock).await?),
         Command::Client(ClientCommand::Create(args)) => {
             // Only a client with its own ID-token algorithm may need a new signing key.
@@ -262,11 +274,28 @@ fn print(value: serde_json::Value) {
 
 async fn org(cmd: OrgCommand, db: &Database, clock: &Clock) -> Result<()> {
     match cmd {
-        OrgCommand::Create { name, slug, owner } => {
-            let org =
-                orgs::create_with_owner(db, clock, &name, slug.as_deref(), &owner, &Actor::cli())
-                    .await?;
-            print(json!({"id": org.id, "slug": org.slug, "name": org.name}));
+        OrgCommand::Create {
+            name,
+            slug,
+            owner,
+            require_mfa,
+        } => {
+            let org = orgs::create_with_owner(
+                db,
+                clock,
+                &name,
+                slug.as_deref(),
+                require_mfa,
+                &owner,
+                &Actor::cli(),
+            )
+            .await?;
+            print(json!({
+                "id": org.id,
+                "slug": org.slug,
+                "name": org.name,
+                "require_mfa": org.require_mfa,
+            }));
         }
         OrgCommand::AddMember { org, email, role } => {
             let role: Role = role.parse().map_err(AppError::Invalid)?;

@@ -1,4 +1,4 @@
-//! `latchkey user …`: create, list, show, disable, enable, delete, sessions-end. Each prints one JSON
+//! `latchkey user …`: create, list, show, disable, enable, delete, sessions-end, mfa-reset. Each prints one JSON
 //! object on stdout; an unknown address or bad input exits non-zero with one line on stderr. The
 //! work is [`accounts::admin`]'s, shared with the operator API; changes are recorded in the audit
 //! log with the command line as the actor.
@@ -11,9 +11,11 @@ use super::{UserCommand, print};
 use crate::accounts::{self, admin, admin::UserChange, admin::UserRef};
 use crate::audit::Actor;
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::crypto::password::{Password, PasswordHasher};
 use crate::db::Database;
 use crate::error::{AppError, Result};
+use crate::mfa;
 
 /// Users `user list` prints when `--limit` is not given.
 pub const DEFAULT_LIST_LIMIT: i64 = 100;
@@ -21,7 +23,7 @@ pub const DEFAULT_LIST_LIMIT: i64 = 100;
 pub const MAX_LIST_LIMIT: i64 = 10_000;
 
 /// Runs one `user` command.
-pub async fn run(cmd: UserCommand, db: &Database, clock: &Clock) -> Result<()> {
+pub async fn run(cmd: UserCommand, db: &Database, clock: &Clock, config: &Config) -> Result<()> {
     let actor = Actor::cli();
     match cmd {
         UserCommand::Create {
@@ -59,6 +61,14 @@ pub async fn run(cmd: UserCommand, db: &Database, clock: &Clock) -> Result<()> {
             let (user, ended) =
                 admin::end_sessions(db, clock.now(), UserRef::Email(&email), &actor).await?;
             print(json!({"id": user.id, "email": user.email, "ended": ended}));
+            Ok(())
+        }
+        UserCommand::MfaReset { email } => {
+            // The owner's notice is queued here and sent by a running server's delivery loop
+            // (within a second: it polls the outbox).
+            let done =
+                mfa::reset::reset(db, config, clock.now(), UserRef::Email(&email), &actor).await?;
+            print(to_json(&done)?);
             Ok(())
         }
     }

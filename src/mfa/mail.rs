@@ -5,6 +5,7 @@
 use askama::Template;
 
 use crate::app::AppState;
+use crate::config::Config;
 use crate::db::Tx;
 use crate::error::Result;
 use crate::mail::{self, MailContext, compose, format_utc};
@@ -108,7 +109,20 @@ pub async fn queue_factor_changed(
     ip: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    let ctx = MailContext::new(&state.config);
+    queue_factor_changed_with(tx, &state.config, email, change, ip, now).await
+}
+
+/// [`queue_factor_changed`] for a caller without an [`AppState`] (the command line, which has the
+/// configuration and the database only; a running server's delivery loop sends it).
+pub async fn queue_factor_changed_with(
+    tx: &mut Tx,
+    config: &Config,
+    email: &str,
+    change: FactorChange<'_>,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let ctx = MailContext::new(config);
     let when = format_utc(now);
     let sentence = change.sentence();
     let ip = ip.unwrap_or("an unknown address");

@@ -26,8 +26,10 @@ use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
 use crate::web::request_meta::RequestMeta;
 
-/// Access-token claims copied into an active introspection response (§2.2), when present.
-const ACCESS_TOKEN_MEMBERS: [&str; 11] = [
+/// Access-token claims copied into an active introspection response (§2.2), when present. `acr`
+/// (and `auth_time`) let a resource server that introspects apply the same step-up rule as one that
+/// reads the JWT (RFC 9068 §2.2.1, RFC 9470 §3).
+const ACCESS_TOKEN_MEMBERS: [&str; 13] = [
     "scope",
     "client_id",
     "sub",
@@ -39,6 +41,8 @@ const ACCESS_TOKEN_MEMBERS: [&str; 11] = [
     "org_id",
     "org_slug",
     "roles",
+    "acr",
+    "auth_time",
 ];
 
 /// True when `caller` may learn about a token issued to `owner`: its own, or any with the

@@ -66,6 +66,9 @@ pub struct TokenRow {
     pub org_slug: Option<String>,
     /// The user's current role in the family's organization, `None` when no longer a member.
     pub org_role: Option<Role>,
+    /// The family's organization requires a second factor now (its live `require_mfa`; false when
+    /// it has none or the user is no longer a member).
+    pub org_require_mfa: bool,
     /// When this token was issued. While it is the family's current token this is the family's last
     /// successful use (birth or last rotation), which the idle limit counts from.
     pub issued_at: i64,
@@ -128,7 +131,7 @@ pub async fn find_token<'c>(
          f.client_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
          t.created_at as issued_at, f.expires_at, f.revoked_at, \
          u.id, u.email, u.name, u.email_verified, u.disabled, u.created_at, \
-         o.slug as org_slug, m.role as org_role \
+         o.slug as org_slug, m.role as org_role, o.require_mfa as org_require_mfa \
          from refresh_tokens t \
          join refresh_families f on f.id = t.family_id \
          join users u on u.id = f.user_id \
@@ -158,6 +161,9 @@ pub async fn find_token<'c>(
         org_role: r
             .try_get::<Option<String>, _>("org_role")?
             .and_then(|role| role.parse().ok()),
+        org_require_mfa: r
+            .try_get::<Option<i64>, _>("org_require_mfa")?
+            .is_some_and(|flag| flag != 0),
         issued_at: r.try_get("issued_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,

@@ -95,11 +95,14 @@ pub fn choose_slug(name: &str, slug: Option<&str>) -> Result<String> {
 }
 
 /// Inserts a validated organization with `owner_id` as its owner and records
-/// `organization.created` and `member.added`, inside the caller's transaction. 409 `slug-taken`.
+/// `organization.created`, `organization.mfa_policy_changed` when it starts with `require_mfa`,
+/// and `member.added`, inside the caller's
+/// transaction. 409 `slug-taken`. The creator is the owner, so they may set the policy at once.
 pub async fn insert_with_owner(
     tx: &mut crate::db::Tx,
     name: String,
     slug: String,
+    require_mfa: bool,
     owner_id: &str,
     actor: &Actor,
     now: i64,
@@ -109,7 +112,7 @@ pub async fn insert_with_owner(
         slug,
         name,
         created_at: now,
-        require_mfa: false,
+        require_mfa,
     };
     if !store::insert_org(&mut **tx, &org).await? {
         return Err(slug_taken(&org.slug));
@@ -130,6 +133,18 @@ pub async fn insert_with_owner(
         details: json!({"name": org.name, "slug": org.slug}),
     };
     audit::record(&mut **tx, &created, now).await?;
+    if org.require_mfa {
+        // The policy's history starts with the organization.
+        let policy = AuditEvent {
+            org_id: Some(&org.id),
+            actor,
+            action: action::ORG_MFA_POLICY_CHANGED,
+            target_type: Some("organization"),
+            target_id: Some(&org.id),
+            details: json!({"require_mfa": true}),
+        };
+        audit::record(&mut **tx, &policy, now).await?;
+    }
     record_member_added(&mut **tx, &membership, actor, now).await?;
     Ok(org)
 }
@@ -195,13 +210,15 @@ pub async fn record_member_added<'c>(
 }
 
 /// Creates an organization with `owner_email` as its owner, in one transaction (the CLI's `org
-/// create`). The slug defaults to one derived from the name. Refuses an unknown owner (404) and a
-/// taken slug (409); writes nothing then. Audited as done by `actor`.
+/// create`, `--require-mfa` for `require_mfa`). The slug defaults to one derived from the name.
+/// Refuses an unknown owner (404) and a taken slug (409); writes nothing then. Audited as done by
+/// `actor`.
 pub async fn create_with_owner(
     db: &Database,
     clock: &Clock,
     name: &str,
     slug: Option<&str>,
+    require_mfa: bool,
     owner_email: &str,
     actor: &Actor,
 ) -> Result<Organization> {
@@ -211,7 +228,16 @@ pub async fn create_with_owner(
     let owner = accounts::store::find_by_email(&mut *tx, owner_email)
         .await?
         .ok_or_else(|| AppError::not_found(format!("no user with email {}", owner_email.trim())))?;
-    let org = insert_with_owner(&mut tx, name, slug, &owner.id, actor, clock.now()).await?;
+    let org = insert_with_owner(
+        &mut tx,
+        name,
+        slug,
+        require_mfa,
+        &owner.id,
+        actor,
+        clock.now(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(org)
 }

@@ -35,7 +35,8 @@ pub enum Permission {
     ManageInvitations,
     /// Read the audit log.
     ReadAuditLog,
-    /// Grant or take the owner role.
+    /// Grant or take the owner role; set the organization's `require_mfa` (who must show a second
+    /// factor is a decision about every member, the owners' like who the owners are).
     ManageOwners,
 }
 
@@ -56,7 +57,10 @@ impl Permission {
             }
             Permission::ManageInvitations => "invite people, list and revoke invitations",
             Permission::ReadAuditLog => "read the organization's audit log",
-            Permission::ManageOwners => "grant or take the owner role",
+            Permission::ManageOwners => {
+                "grant or take the owner role, and require a second factor of every member who \
+                 signs in (require_mfa)"
+            }
         }
     }
 
@@ -154,5 +158,6 @@ mod tests {
         assert!(Role::Admin.can(Permission::ManageInvitations));
         assert!(!Role::Admin.can(Permission::DeleteOrg));
         assert!(Role::Owner.can(Permission::ManageOwners));
+        assert!(!Role::Admin.can(Permission::ManageOwners));
     }
 }

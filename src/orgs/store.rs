@@ -115,11 +115,30 @@ pub struct Member {
     pub role: Role,
     /// Unix seconds.
     pub joined_at: i64,
+    /// Whether the member has a second factor (a confirmed TOTP authenticator or a passkey:
+    /// [`crate::mfa::Factors::any`]). Shown to admins and operators only (least privilege: who is
+    /// the weak account of an organization is not every viewer's business); `None` hides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<bool>,
 }
+
+impl Member {
+    /// The member as a caller who may not see factors reads it.
+    pub fn without_factors(self) -> Member {
+        Member { mfa: None, ..self }
+    }
+}
+
+/// SQL: 1 when the user `m.user_id` has a second factor, the [`crate::mfa::Factors::any`] rule
+/// (recovery codes alone do not count).
+const HAS_FACTOR: &str = "cast(case when exists (select 1 from totp_factors t \
+     where t.user_id = m.user_id and t.confirmed_at is not null) \
+     or exists (select 1 from passkeys p where p.user_id = m.user_id) then 1 else 0 end as bigint)";
 
 fn member_from_row(row: &AnyRow) -> Result<Member, sqlx::Error> {
     let role: String = row.try_get("role")?;
     Ok(Member {
+        mfa: Some(row.try_get::<i64, _>("mfa")? != 0),
         user_id: row.try_get("user_id")?,
         email: row.try_get("email")?,
         name: row.try_get("name")?,
@@ -204,20 +223,23 @@ pub async fn lock_org<'c>(ex: impl Exec<'c>, org_id: &str, now: i64) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
-/// Sets name and slug; `Ok(false)` when the slug is taken.
+/// Sets name, slug and `require_mfa`; `Ok(false)` when the slug is taken.
 pub async fn update_org<'c>(
     ex: impl Exec<'c>,
     org: &Organization,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let result =
-        sqlx::query("update organizations set name = $1, slug = $2, updated_at = $3 where id = $4")
-            .bind(&org.name)
-            .bind(&org.slug)
-            .bind(now)
-            .bind(&org.id)
-            .execute(ex)
-            .await;
+    let result = sqlx::query(
+        "update organizations set name = $1, slug = $2, require_mfa = $3, updated_at = $4 \
+         where id = $5",
+    )
+    .bind(&org.name)
+    .bind(&org.slug)
+    .bind(db::flag(org.require_mfa))
+    .bind(now)
+    .bind(&org.id)
+    .execute(ex)
+    .await;
     db::inserted(result)
 }
 
@@ -232,26 +254,30 @@ pub async fn delete_org<'c>(ex: impl Exec<'c>, org_id: &str) -> Result<(), sqlx:
 }
 
 /// Members of `org_id`, in the order they joined, at most `limit` after `after` (`joined_at`,
-/// `user_id`).
+/// `user_id`); with `without_factor`, only those who have no second factor.
 pub async fn list_members<'c>(
     ex: impl Exec<'c>,
     org_id: &str,
+    without_factor: bool,
     after: After<'_>,
     limit: i64,
 ) -> Result<Vec<Member>, sqlx::Error> {
     let (at, id) = split(after);
-    let rows = sqlx::query(
-        "select m.user_id, u.email, u.name, m.role, m.joined_at from memberships m \
-         join users u on u.id = m.user_id where m.org_id = $1 \
-         and ($2 is null or m.joined_at > $2 or (m.joined_at = $2 and m.user_id > $3)) \
-         order by m.joined_at, m.user_id limit $4",
-    )
-    .bind(org_id)
-    .bind(at)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(ex)
-    .await?;
+    let sql = format!(
+        "select * from (select m.user_id, u.email, u.name, m.role, m.joined_at, {HAS_FACTOR} as mfa \
+         from memberships m join users u on u.id = m.user_id where m.org_id = $1 \
+         and ($2 is null or m.joined_at > $2 or (m.joined_at = $2 and m.user_id > $3))) x \
+         where ($4 = 0 or x.mfa = 0) \
+         order by x.joined_at, x.user_id limit $5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(org_id)
+        .bind(at)
+        .bind(id)
+        .bind(db::flag(without_factor))
+        .bind(limit)
+        .fetch_all(ex)
+        .await?;
     rows.iter().map(member_from_row).collect()
 }
 
@@ -261,14 +287,15 @@ pub async fn find_member<'c>(
     org_id: &str,
     user_id: &str,
 ) -> Result<Option<Member>, sqlx::Error> {
-    let row = sqlx::query(
-        "select m.user_id, u.email, u.name, m.role, m.joined_at from memberships m \
-         join users u on u.id = m.user_id where m.org_id = $1 and m.user_id = $2",
-    )
-    .bind(org_id)
-    .bind(user_id)
-    .fetch_optional(ex)
-    .await?;
+    let sql = format!(
+        "select m.user_id, u.email, u.name, m.role, m.joined_at, {HAS_FACTOR} as mfa \
+         from memberships m join users u on u.id = m.user_id where m.org_id = $1 and m.user_id = $2"
+    );
+    let row = sqlx::query(&sql)
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(member_from_row).transpose()
 }
 

@@ -36,6 +36,8 @@ mod mail;
 mod mfa_helpers;
 mod mfa_org_login;
 mod mfa_passkeys;
+mod mfa_policy;
+mod mfa_reset;
 mod mfa_step_up;
 mod mfa_totp;
 mod mgmt_audit;

@@ -28,12 +28,14 @@ pub fn user_gone() -> OAuthError {
 
 /// The organization claims of a grant whose authorization selected `org_id`, from the live membership
 /// (the documented interface (README): a refresh re-reads the role, so a demoted member never gets the old role back). A
-/// member removed since, or an organization deleted since, gets `invalid_grant` (RFC 6749 §5.2). One
-/// query.
+/// member removed since, or an organization deleted since, gets `invalid_grant` (RFC 6749 §5.2), and
+/// so does a grant whose sign-in (`amr`) had no second factor for an organization that requires one
+/// now ([`second_factor_required`]). One query.
 pub async fn org_claims(
     state: &AppState,
     org_id: Option<&str>,
     user_id: &str,
+    amr: &[String],
 ) -> Result<Option<OrgClaims>, OAuthError> {
     let Some(org_id) = org_id else {
         return Ok(None);
@@ -41,7 +43,27 @@ pub async fn org_claims(
     let (org, role) = orgs::store::find_org_with_role(&state.db.pool, org_id, user_id)
         .await?
         .ok_or_else(no_longer_member)?;
+    check_org_policy(org.require_mfa, amr)?;
     Ok(Some(OrgClaims::of_member(org.id, org.slug, role)))
+}
+
+/// The organization policy `require_mfa` at the token endpoint: tokens for an organization that
+/// requires a second factor are issued only to a sign-in that used one (`mfa` in its `amr`, RFC
+/// 8176 §2). It is checked against the organization's live flag, so an owner who turns the policy
+/// on closes the password-only refresh families at their next use, not when they expire. The
+/// organization's other members' and this person's other organizations' grants are not touched.
+pub fn check_org_policy(require_mfa: bool, amr: &[String]) -> Result<(), OAuthError> {
+    if require_mfa && !crate::mfa::is_multi_factor(amr) {
+        return Err(second_factor_required());
+    }
+    Ok(())
+}
+
+/// `invalid_grant` (RFC 6749 §5.2: the grant "does not match" what the organization now requires)
+/// for a grant without a second factor for an organization that requires one. The client's way
+/// out is a new authorization request, which asks for the second factor (or leads to enrolment).
+pub fn second_factor_required() -> OAuthError {
+    OAuthError::invalid_grant("the organization requires a second factor; sign in again")
 }
 
 /// `invalid_grant` for a grant whose user has left the selected organization (or which was deleted).

@@ -47,6 +47,12 @@ pub async fn exchange(
         }
         (Some(_), _, _) => return Err(super::no_longer_member()),
     };
+    // The organization's live `require_mfa` against what the family's sign-in proved. Refused
+    // before rotation, so the token is NOT consumed: RFC 6749 §5.2 refuses the grant, and RFC 9700
+    // §4.14.2 revokes a family on evidence of theft (a replay), which a policy change is not. The
+    // family stays bounded by its own expiry and by sign-out, keeps working if the owner turns the
+    // policy off again, and is replaced when the person signs in again with a second factor.
+    super::check_org_policy(row.org_require_mfa, &row.amr)?;
     // Everything that can fail is minted before rotating, so a failure leaves the token usable.
     let UserTokens { access, id_token } = super::mint_user_tokens(
         state,

@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::orgs::ListQuery;
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::db::Tx;
@@ -19,7 +18,7 @@ use crate::error::{AppError, Result};
 use crate::orgs::access::{OrgAccess, authorize};
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::store::{self, Member};
-use crate::web::api::{ApiJson, ApiQuery, Listing};
+use crate::web::api::{ApiJson, ApiQuery, Listing, Page, invalid_query};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_WRITE};
 use crate::web::request_meta::RequestMeta;
 
@@ -50,22 +49,81 @@ fn too_strong(detail: &str) -> AppError {
     )
 }
 
-/// `GET /api/v1/orgs/{org}/members`: `[{user_id, email, name, role, joined_at}]` in the order they
-/// joined, paginated (viewer and up).
+/// Query of `GET /api/v1/orgs/{org}/members`: the page, and `mfa=none` for the members without a
+/// second factor.
+#[derive(Debug, Deserialize)]
+pub struct MembersQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    mfa: Option<String>,
+}
+
+/// The `mfa` filter's one value.
+const MFA_NONE: &str = "none";
+
+/// True when `access` may see members' factors: those who manage members (admins and up,
+/// operators). Reading them is a read, so the token needs `org:read` only.
+fn sees_factors(access: &OrgAccess) -> bool {
+    access.acts_as().can(Permission::ManageMembers)
+}
+
+/// 403 `role-insufficient` for a member who may not see factors.
+fn factors_hidden(access: &OrgAccess) -> AppError {
+    let role = access.acts_as();
+    too_strong(&format!(
+        "the {role} role may not see members' second factors"
+    ))
+}
+
+/// The member as `access` may see it: `mfa` only for admins and operators.
+fn shown(access: &OrgAccess, member: Member) -> Member {
+    if sees_factors(access) {
+        member
+    } else {
+        member.without_factors()
+    }
+}
+
+/// `GET /api/v1/orgs/{org}/members`: `[{user_id, email, name, role, joined_at, mfa?}]` in the
+/// order they joined, paginated (viewer and up). `mfa` (has a second factor) is shown to admins
+/// and operators only; `?mfa=none` lists only the members without one (admin and up: 403 for
+/// others, so that an organization that turns `require_mfa` on can see who must enrol first).
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(org_ref): Path<String>,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<MembersQuery>,
 ) -> Result<Listing<Member>> {
+    let without_factor = match query.mfa.as_deref() {
+        None => false,
+        Some(MFA_NONE) => true,
+        Some(_) => {
+            return Err(invalid_query(
+                "mfa: the only filter is mfa=none (members without a second factor)",
+            ));
+        }
+    };
     let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadOrg).await?;
-    let page = query.page()?;
-    let rows =
-        store::list_members(&state.db.pool, &access.org.id, page.after(), page.fetch()).await?;
-    Ok(page.finish(rows, |m: &Member| (m.joined_at, m.user_id.clone()), |m| m))
+    if without_factor && !sees_factors(&access) {
+        return Err(factors_hidden(&access));
+    }
+    let page = Page::new(query.limit, query.cursor.as_deref())?;
+    let rows = store::list_members(
+        &state.db.pool,
+        &access.org.id,
+        without_factor,
+        page.after(),
+        page.fetch(),
+    )
+    .await?;
+    Ok(page.finish(
+        rows,
+        |m: &Member| (m.joined_at, m.user_id.clone()),
+        |m| shown(&access, m),
+    ))
 }
 
-/// `GET /api/v1/orgs/{org}/members/{user_id}`: one member (viewer and up).
+/// `GET /api/v1/orgs/{org}/members/{user_id}`: one member (viewer and up; `mfa` as in [`list`]).
 pub async fn read(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -74,7 +132,7 @@ pub async fn read(
     let access = authorize(&state.db.pool, &caller, &org_ref, Permission::ReadOrg).await?;
     store::find_member(&state.db.pool, &access.org.id, &user_id)
         .await?
-        .map(Json)
+        .map(|m| Json(shown(&access, m)))
         .ok_or_else(member_not_found)
 }
 
@@ -136,7 +194,7 @@ pub async fn update(
         return Err(too_strong("you may only manage roles up to your own"));
     }
     if member.role == role {
-        return Ok(Json(member));
+        return Ok(Json(shown(&access, member)));
     }
     if crate::orgs::is_last_owner(&mut tx, &access.org.id, member.role).await? {
         return Err(last_owner());
@@ -153,7 +211,7 @@ pub async fn update(
     audit::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     member.role = role;
-    Ok(Json(member))
+    Ok(Json(shown(&access, member)))
 }
 
 /// `DELETE /api/v1/orgs/{org}/members/{user_id}`: removes a member (admin and up, on roles up to

@@ -17,13 +17,16 @@ use crate::web::api::{ApiJson, ApiQuery, Listing, Page};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ, SCOPE_ORG_WRITE};
 use crate::web::request_meta::RequestMeta;
 
-/// An organization as the API shows it, with the caller's role (null for an operator).
+/// An organization as the API shows it, with the caller's role (null for an operator), and
+/// `require_mfa` (members sign in to it with a second factor; every member may know the rule they
+/// sign in under).
 fn org_json(org: &Organization, role: Option<Role>) -> Value {
     json!({
         "id": org.id,
         "slug": org.slug,
         "name": org.name,
         "created_at": org.created_at,
+        "require_mfa": org.require_mfa,
         "role": role,
     })
 }
@@ -68,11 +71,12 @@ pub async fn list(
 pub struct CreateOrg {
     name: String,
     slug: Option<String>,
+    require_mfa: Option<bool>,
 }
 
-/// `POST /api/v1/orgs` `{name, slug?}`: creates an organization with the calling user as its owner;
-/// 201 with `Location`. The slug defaults to one derived from the name. Needs a user token with
-/// `org:write`; 409 `slug-taken`.
+/// `POST /api/v1/orgs` `{name, slug?, require_mfa?}`: creates an organization with the calling
+/// user as its owner (who may set `require_mfa` at once); 201 with `Location`. The slug defaults
+/// to one derived from the name. Needs a user token with `org:write`; 409 `slug-taken`.
 pub async fn create(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -85,8 +89,16 @@ pub async fn create(
     let slug = org_mod::choose_slug(&name, body.slug.as_deref())?;
     let actor = Actor::api(&caller, meta);
     let mut tx = state.db.begin().await?;
-    let org = org_mod::insert_with_owner(&mut tx, name, slug, &user_id, &actor, state.clock.now())
-        .await?;
+    let org = org_mod::insert_with_owner(
+        &mut tx,
+        name,
+        slug,
+        body.require_mfa.unwrap_or(false),
+        &user_id,
+        &actor,
+        state.clock.now(),
+    )
+    .await?;
     tx.commit().await?;
     let mut response =
         (StatusCode::CREATED, Json(org_json(&org, Some(Role::Owner)))).into_response();
@@ -107,16 +119,23 @@ pub async fn read(
     Ok(Json(org_json(&access.org, access.role)))
 }
 
-/// Body of `PATCH /api/v1/orgs/{org}`: at least one of `name`, `slug`.
+/// Body of `PATCH /api/v1/orgs/{org}`: at least one of `name`, `slug`, `require_mfa`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
     name: Option<String>,
     slug: Option<String>,
+    require_mfa: Option<bool>,
 }
 
-/// `PATCH /api/v1/orgs/{org}` `{name?, slug?}`: renames (admin and up). Tokens already issued keep
-/// the old `org_slug` until they are refreshed. 409 `slug-taken`.
+/// `PATCH /api/v1/orgs/{org}` `{name?, slug?, require_mfa?}`: renames (admin and up), and sets
+/// whether members must sign in to the organization with a second factor (owner only: 403
+/// `role-insufficient` for an admin, even with a name). Tokens already issued keep the old
+/// `org_slug` until they are refreshed; `require_mfa` holds at once: the next authorization for the
+/// organization asks for a second factor and the next refresh of a family that never used one
+/// fails (see [`crate::oauth::grants::refresh_token`]). 409 `slug-taken`. The change and its audit
+/// events (`organization.renamed`, `organization.mfa_policy_changed`, each only when something
+/// changed) are one transaction.
 pub async fn update(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -124,13 +143,20 @@ pub async fn update(
     Path(org_ref): Path<String>,
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<Json<Value>> {
+    // The policy is the owners' (the permission that also guards the owner role); renaming is
+    // the admins'.
+    let permission = if body.require_mfa.is_some() {
+        Permission::ManageOwners
+    } else {
+        Permission::UpdateOrg
+    };
     let mut tx = state.db.begin().await?;
-    let access = authorize(&mut *tx, &caller, &org_ref, Permission::UpdateOrg).await?;
-    if body.name.is_none() && body.slug.is_none() {
+    let access = authorize(&mut *tx, &caller, &org_ref, permission).await?;
+    if body.name.is_none() && body.slug.is_none() && body.require_mfa.is_none() {
         return Err(AppError::problem(
             StatusCode::BAD_REQUEST,
             "invalid-body",
-            "give at least one of name and slug",
+            "give at least one of name, slug and require_mfa",
         ));
     }
     let name = body
@@ -146,27 +172,44 @@ pub async fn update(
     let org = Organization {
         name: name.unwrap_or_else(|| old.name.clone()),
         slug: new_slug.unwrap_or_else(|| old.slug.clone()),
+        require_mfa: body.require_mfa.unwrap_or(old.require_mfa),
         ..old.clone()
     };
-    if org.name == old.name && org.slug == old.slug {
+    let renamed = org.name != old.name || org.slug != old.slug;
+    let policy_changed = org.require_mfa != old.require_mfa;
+    if !renamed && !policy_changed {
         return Ok(Json(org_json(&old, access.role)));
     }
     let now = state.clock.now();
     if !store::update_org(&mut *tx, &org, now).await? {
         return Err(org_mod::slug_taken(&org.slug));
     }
-    let event = AuditEvent {
-        org_id: Some(&org.id),
-        actor: &Actor::api(&caller, meta),
-        action: action::ORG_RENAMED,
-        target_type: Some("organization"),
-        target_id: Some(&org.id),
-        details: json!({
-            "old": {"name": old.name, "slug": old.slug},
-            "new": {"name": org.name, "slug": org.slug},
-        }),
-    };
-    audit::record(&mut *tx, &event, now).await?;
+    let actor = Actor::api(&caller, meta);
+    if renamed {
+        let event = AuditEvent {
+            org_id: Some(&org.id),
+            actor: &actor,
+            action: action::ORG_RENAMED,
+            target_type: Some("organization"),
+            target_id: Some(&org.id),
+            details: json!({
+                "old": {"name": old.name, "slug": old.slug},
+                "new": {"name": org.name, "slug": org.slug},
+            }),
+        };
+        audit::record(&mut *tx, &event, now).await?;
+    }
+    if policy_changed {
+        let event = AuditEvent {
+            org_id: Some(&org.id),
+            actor: &actor,
+            action: action::ORG_MFA_POLICY_CHANGED,
+            target_type: Some("organization"),
+            target_id: Some(&org.id),
+            details: json!({"require_mfa": org.require_mfa}),
+        };
+        audit::record(&mut *tx, &event, now).await?;
+    }
     tx.commit().await?;
     Ok(Json(org_json(&org, access.role)))
 }
