@@ -21,7 +21,11 @@ pub mod totp;
 use axum::Router;
 
 use crate::app::AppState;
-use crate::db::Exec;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::db::{Exec, Tx};
+use crate::error::Result;
+use crate::web::request_meta::RequestMeta;
+use mail::FactorChange;
 
 /// `acr` of a sign-in with one factor (a password, a mailed link or code).
 pub const ACR_PWD: &str = "urn:latchkey:acr:pwd";
@@ -88,6 +92,55 @@ impl Factors {
 /// The factors of `user_id`.
 pub async fn factors<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<Factors, sqlx::Error> {
     store::factors(ex, user_id).await
+}
+
+/// One change of a person's factors, as [`record_change`] records it.
+#[derive(Debug)]
+pub struct Change<'a> {
+    /// Whose factors changed (the audit target).
+    pub user_id: &'a str,
+    /// The account's address (the mail goes there).
+    pub email: &'a str,
+    /// The audit action (`mfa.*`).
+    pub action: &'static str,
+    /// The audit details.
+    pub details: serde_json::Value,
+    /// What the owner's mail says.
+    pub mail: FactorChange<'a>,
+}
+
+/// Records `change` inside `tx`: the audit event (the person of `meta` as actor) and the owner's
+/// mail (OWASP ASVS V2.2.3: every change of an authenticator is notified). The caller wakes the
+/// mailer after the commit.
+pub async fn record_change(
+    tx: &mut Tx,
+    state: &AppState,
+    meta: &RequestMeta,
+    change: Change<'_>,
+    now: i64,
+) -> Result<()> {
+    audit::record(
+        &mut **tx,
+        &AuditEvent {
+            org_id: None,
+            actor: &Actor::user(change.user_id.to_owned(), meta.clone()),
+            action: change.action,
+            target_type: Some("user"),
+            target_id: Some(change.user_id),
+            details: change.details,
+        },
+        now,
+    )
+    .await?;
+    mail::queue_factor_changed(
+        tx,
+        state,
+        change.email,
+        change.mail,
+        meta.ip.as_deref(),
+        now,
+    )
+    .await
 }
 
 /// The MFA pages: enrolment on the account pages, the second step of a sign-in, passkeys.

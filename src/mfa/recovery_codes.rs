@@ -379,68 +379,28 @@ pub async fn regenerate_submit(
         .await;
     }
     let password = Password::new(std::mem::take(&mut form.password));
-    match reauth::verify(&state, user, &password).await? {
-        Reauth::Verified => {}
-        Reauth::Wrong => {
-            let message = reauth::WRONG_PASSWORD;
-            return codes_view(
-                &state,
-                &session,
-                user,
-                Some(message),
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
-        Reauth::NoPassword => {
-            let message = reauth::NO_PASSWORD;
-            return codes_view(
-                &state,
-                &session,
-                user,
-                Some(message),
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
-        Reauth::Throttled(throttled) => {
-            let message = reauth::throttled_message(throttled);
-            let mut response = codes_view(
-                &state,
-                &session,
-                user,
-                Some(&message),
-                StatusCode::TOO_MANY_REQUESTS,
-            )
-            .await?;
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
-            return Ok(response);
-        }
+    if let Some(refused) = reauth::verify(&state, user, &password)
+        .await?
+        .page_refusal()
+    {
+        let message = Some(refused.message.as_str());
+        let page = codes_view(&state, &session, user, message, refused.status).await?;
+        return Ok(refused.finish(page));
     }
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let codes = replace(&mut tx, &state, &user.id, now).await?;
-    audit::record(
-        &mut *tx,
-        &AuditEvent {
-            org_id: None,
-            actor: &Actor::user(user.id.clone(), meta.clone()),
-            action: action::MFA_RECOVERY_CODES_GENERATED,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            details: json!({ "codes": CODES }),
-        },
-        now,
-    )
-    .await?;
-    queue_factor_changed(
+    super::record_change(
         &mut tx,
         &state,
-        &user.email,
-        FactorChange::RecoveryCodesGenerated,
-        meta.ip.as_deref(),
+        &meta,
+        super::Change {
+            user_id: &user.id,
+            email: &user.email,
+            action: action::MFA_RECOVERY_CODES_GENERATED,
+            details: json!({ "codes": CODES }),
+            mail: FactorChange::RecoveryCodesGenerated,
+        },
         now,
     )
     .await?;

@@ -284,25 +284,17 @@ pub async fn second_factor_submit(
                     .await?
                     .map(|u| u.email)
                     .unwrap_or_else(|| pending.email.clone());
-                audit::record(
-                    &mut *tx,
-                    &AuditEvent {
-                        org_id: None,
-                        actor: &Actor::user(user_id.to_owned(), meta.clone()),
-                        action: action::MFA_RECOVERY_CODE_USED,
-                        target_type: Some("user"),
-                        target_id: Some(user_id),
-                        details: json!({ "left": left }),
-                    },
-                    now,
-                )
-                .await?;
-                queue_factor_changed(
+                super::record_change(
                     &mut tx,
                     &state,
-                    &email,
-                    FactorChange::RecoveryCodeUsed { left },
-                    meta.ip.as_deref(),
+                    &meta,
+                    super::Change {
+                        user_id,
+                        email: &email,
+                        action: action::MFA_RECOVERY_CODE_USED,
+                        details: json!({ "left": left }),
+                        mail: FactorChange::RecoveryCodeUsed { left },
+                    },
                     now,
                 )
                 .await?;

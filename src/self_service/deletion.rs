@@ -142,25 +142,13 @@ pub async fn delete_submit(
     };
     let user = &holder.user;
     let password = Password::new(std::mem::take(&mut form.password));
-    match reauth::verify(&state, user, &password).await? {
-        Reauth::Verified => {}
-        Reauth::Wrong => {
-            let error = Some(reauth::WRONG_PASSWORD);
-            return delete_page(&state, user, error, StatusCode::BAD_REQUEST).await;
-        }
-        Reauth::NoPassword => {
-            let error = Some(reauth::NO_PASSWORD);
-            return delete_page(&state, user, error, StatusCode::BAD_REQUEST).await;
-        }
-        Reauth::Throttled(throttled) => {
-            let message = reauth::throttled_message(throttled);
-            let status = StatusCode::TOO_MANY_REQUESTS;
-            let mut response = delete_page(&state, user, Some(&message), status).await?;
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
-            return Ok(response);
-        }
+    if let Some(refused) = reauth::verify(&state, user, &password)
+        .await?
+        .page_refusal()
+    {
+        let message = Some(refused.message.as_str());
+        let page = delete_page(&state, user, message, refused.status).await?;
+        return Ok(refused.finish(page));
     }
     let actor = Actor::user(user.id.clone(), meta);
     if let Err(refused) = delete_account(&state, user, &actor).await? {

@@ -203,18 +203,12 @@ pub async fn email_submit(
         return refuse(message, StatusCode::BAD_REQUEST).await;
     }
     let password = Password::new(std::mem::take(&mut form.password));
-    match reauth::verify(&state, user, &password).await? {
-        Reauth::Verified => {}
-        Reauth::Wrong => return refuse(reauth::WRONG_PASSWORD, StatusCode::BAD_REQUEST).await,
-        Reauth::NoPassword => return refuse(reauth::NO_PASSWORD, StatusCode::BAD_REQUEST).await,
-        Reauth::Throttled(throttled) => {
-            let message = reauth::throttled_message(throttled);
-            let mut response = refuse(&message, StatusCode::TOO_MANY_REQUESTS).await?;
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
-            return Ok(response);
-        }
+    if let Some(refused) = reauth::verify(&state, user, &password)
+        .await?
+        .page_refusal()
+    {
+        let page = refuse(&refused.message, refused.status).await?;
+        return Ok(refused.finish(page));
     }
     // Checked after the password, so that a stolen session does not even learn which addresses
     // have accounts without it.

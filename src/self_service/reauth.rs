@@ -4,6 +4,9 @@
 //! a sign-in does ([`crate::login::throttle`]: admitted as a failure before the hash is checked,
 //! taken back on success), and a blocked account is refused before any hashing.
 
+use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use axum::response::Response;
+
 use crate::accounts::{self, User};
 use crate::app::AppState;
 use crate::crypto::password::Password;
@@ -71,3 +74,48 @@ pub const WRONG_PASSWORD: &str = "The password is not correct.";
 /// The message for an account without a password.
 pub const NO_PASSWORD: &str =
     "Your account has no password yet. Set one on the Password page first.";
+
+/// How a page refuses a re-entered password: the message under the form, the status, and the wait
+/// of a throttled attempt. One shape for every page that asks for the password again.
+#[derive(Debug, Clone)]
+pub struct PageRefusal {
+    /// What the page says.
+    pub message: String,
+    /// 400 for a wrong or missing password, 429 when throttled.
+    pub status: StatusCode,
+    retry_after: Option<i64>,
+}
+
+impl PageRefusal {
+    /// `response` (the page showing [`PageRefusal::message`] with [`PageRefusal::status`]) with the
+    /// `Retry-After` of a throttled attempt (RFC 9110 §10.2.3).
+    pub fn finish(&self, mut response: Response) -> Response {
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(wait));
+        }
+        response
+    }
+}
+
+impl Reauth {
+    /// `None` when the password is right; else how a page refuses it.
+    pub fn page_refusal(self) -> Option<PageRefusal> {
+        let (message, status, retry_after) = match self {
+            Reauth::Verified => return None,
+            Reauth::Wrong => (WRONG_PASSWORD.to_owned(), StatusCode::BAD_REQUEST, None),
+            Reauth::NoPassword => (NO_PASSWORD.to_owned(), StatusCode::BAD_REQUEST, None),
+            Reauth::Throttled(t) => (
+                throttled_message(t),
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(t.retry_after),
+            ),
+        };
+        Some(PageRefusal {
+            message,
+            status,
+            retry_after,
+        })
+    }
+}

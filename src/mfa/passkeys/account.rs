@@ -337,26 +337,17 @@ pub async fn finish(
         now,
     )
     .await?;
-    audit::record(
-        &mut *tx,
-        &AuditEvent {
-            org_id: None,
-            actor: &Actor::user(user.id.clone(), meta.clone()),
-            action: action::MFA_PASSKEY_ADDED,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            details: json!({ "passkey_id": id, "name": name }),
-        },
-        now,
-    )
-    .await?;
-    let change = FactorChange::PasskeyAdded(name);
-    queue_factor_changed(
+    crate::mfa::record_change(
         &mut tx,
         &state,
-        &user.email,
-        change,
-        meta.ip.as_deref(),
+        &meta,
+        crate::mfa::Change {
+            user_id: &user.id,
+            email: &user.email,
+            action: action::MFA_PASSKEY_ADDED,
+            details: json!({ "passkey_id": id, "name": name }),
+            mail: FactorChange::PasskeyAdded(name),
+        },
         now,
     )
     .await?;
@@ -410,28 +401,14 @@ pub async fn remove(
             "There is no such passkey on your account.",
         ));
     };
-    let bad = StatusCode::BAD_REQUEST;
     let password = Password::new(std::mem::take(&mut form.password));
-    match reauth::verify(&state, user, &password).await? {
-        Reauth::Verified => {}
-        Reauth::Wrong => {
-            let error = Some(reauth::WRONG_PASSWORD);
-            return passkeys_page(&state, &session, user, error, "", bad).await;
-        }
-        Reauth::NoPassword => {
-            let error = Some(reauth::NO_PASSWORD);
-            return passkeys_page(&state, &session, user, error, "", bad).await;
-        }
-        Reauth::Throttled(throttled) => {
-            let message = reauth::throttled_message(throttled);
-            let status = StatusCode::TOO_MANY_REQUESTS;
-            let mut response =
-                passkeys_page(&state, &session, user, Some(&message), "", status).await?;
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
-            return Ok(response);
-        }
+    if let Some(refused) = reauth::verify(&state, user, &password)
+        .await?
+        .page_refusal()
+    {
+        let message = Some(refused.message.as_str());
+        let page = passkeys_page(&state, &session, user, message, "", refused.status).await?;
+        return Ok(refused.finish(page));
     }
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -443,26 +420,17 @@ pub async fn remove(
     if !crate::mfa::factors(&mut *tx, &user.id).await?.any() {
         recovery_codes::delete_all(&mut *tx, &user.id).await?;
     }
-    audit::record(
-        &mut *tx,
-        &AuditEvent {
-            org_id: None,
-            actor: &Actor::user(user.id.clone(), meta.clone()),
-            action: action::MFA_PASSKEY_REMOVED,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            details: json!({ "passkey_id": found.id, "name": found.name }),
-        },
-        now,
-    )
-    .await?;
-    let change = FactorChange::PasskeyRemoved(&found.name);
-    queue_factor_changed(
+    crate::mfa::record_change(
         &mut tx,
         &state,
-        &user.email,
-        change,
-        meta.ip.as_deref(),
+        &meta,
+        crate::mfa::Change {
+            user_id: &user.id,
+            email: &user.email,
+            action: action::MFA_PASSKEY_REMOVED,
+            details: json!({ "passkey_id": found.id, "name": found.name }),
+            mail: FactorChange::PasskeyRemoved(&found.name),
+        },
         now,
     )
     .await?;

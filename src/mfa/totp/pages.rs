@@ -327,25 +327,17 @@ pub async fn enrol_submit(
     }
     let codes = recovery_codes::replace(&mut tx, &state, &user.id, now).await?;
     throttle::settle_success(&mut tx, &keys, now).await?;
-    audit::record(
-        &mut *tx,
-        &AuditEvent {
-            org_id: None,
-            actor: &Actor::user(user.id.clone(), meta.clone()),
-            action: action::MFA_TOTP_ENABLED,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            details: json!({ "recovery_codes": codes.len() }),
-        },
-        now,
-    )
-    .await?;
-    queue_factor_changed(
+    crate::mfa::record_change(
         &mut tx,
         &state,
-        &user.email,
-        FactorChange::TotpEnabled,
-        meta.ip.as_deref(),
+        &meta,
+        crate::mfa::Change {
+            user_id: &user.id,
+            email: &user.email,
+            action: action::MFA_TOTP_ENABLED,
+            details: json!({ "recovery_codes": codes.len() }),
+            mail: FactorChange::TotpEnabled,
+        },
         now,
     )
     .await?;
@@ -413,35 +405,20 @@ pub async fn remove_submit(
         return Ok(see_other(routes::ACCOUNT_TOTP));
     };
     let password = Password::new(std::mem::take(&mut form.password));
-    let (message, status) = match reauth::verify(&state, user, &password).await? {
-        Reauth::Verified => (None, StatusCode::OK),
-        Reauth::Wrong => (
-            Some(reauth::WRONG_PASSWORD.to_owned()),
-            StatusCode::BAD_REQUEST,
-        ),
-        Reauth::NoPassword => (
-            Some(reauth::NO_PASSWORD.to_owned()),
-            StatusCode::BAD_REQUEST,
-        ),
-        Reauth::Throttled(throttled) => {
-            let message = reauth::throttled_message(throttled);
-            let mut response = status_view(
-                &state,
-                &session,
-                user,
-                confirmed_at,
-                Some(&message),
-                StatusCode::TOO_MANY_REQUESTS,
-            )
-            .await?;
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(throttled.retry_after));
-            return Ok(response);
-        }
-    };
-    if let Some(message) = message {
-        return status_view(&state, &session, user, confirmed_at, Some(&message), status).await;
+    if let Some(refused) = reauth::verify(&state, user, &password)
+        .await?
+        .page_refusal()
+    {
+        let message = Some(refused.message.as_str());
+        let page = status_view(
+            &state,
+            &session,
+            user,
+            confirmed_at,
+            message,
+            refused.status,
+        );
+        return Ok(refused.finish(page.await?));
     }
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -453,25 +430,17 @@ pub async fn remove_submit(
         0
     };
     if removed {
-        audit::record(
-            &mut *tx,
-            &AuditEvent {
-                org_id: None,
-                actor: &Actor::user(user.id.clone(), meta.clone()),
-                action: action::MFA_TOTP_REMOVED,
-                target_type: Some("user"),
-                target_id: Some(&user.id),
-                details: json!({ "recovery_codes_removed": codes_removed }),
-            },
-            now,
-        )
-        .await?;
-        queue_factor_changed(
+        crate::mfa::record_change(
             &mut tx,
             &state,
-            &user.email,
-            FactorChange::TotpRemoved,
-            meta.ip.as_deref(),
+            &meta,
+            crate::mfa::Change {
+                user_id: &user.id,
+                email: &user.email,
+                action: action::MFA_TOTP_REMOVED,
+                details: json!({ "recovery_codes_removed": codes_removed }),
+                mail: FactorChange::TotpRemoved,
+            },
             now,
         )
         .await?;
