@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::mail::{FactorChange, queue_factor_changed};
+use super::mail::FactorChange;
 use super::pending::{self, PendingFactor};
 use super::totp::{self, Checked};
 use super::{AMR_OTP, passkeys, recovery_codes};

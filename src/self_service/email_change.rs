@@ -25,7 +25,7 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::pages::{holder, nav};
-use super::reauth::{self, Reauth};
+use super::reauth::{self};
 use super::{mail, notice, store};
 use crate::accounts;
 use crate::app::AppState;
