@@ -62,6 +62,30 @@ pub async fn holder(
     }
 }
 
+/// How recent a sign-in must be to add a second factor. A browser session left open (or stolen)
+/// must not be enough to attach the attacker's authenticator, which would then lock the owner out
+/// and pass for a second factor (OWASP ASVS V3.7.1: re-authenticate before sensitive changes); a
+/// person who just signed in is not asked twice.
+pub const RECENT_SIGN_IN_SECS: i64 = 15 * 60;
+
+/// [`holder`], when the sign-in is at most [`RECENT_SIGN_IN_SECS`] old; an older one is sent to the
+/// login page to sign in again (the same session and `sid` go on), which comes back to `here`.
+pub async fn recently_signed_in_holder(
+    state: &AppState,
+    session: &Session,
+    here: &str,
+) -> Result<std::result::Result<AccountHolder, Response>> {
+    let holder = match holder(state, session, here).await? {
+        Ok(holder) => holder,
+        Err(to_login) => return Ok(Err(to_login)),
+    };
+    if state.clock.now() - holder.session.auth_time <= RECENT_SIGN_IN_SECS {
+        return Ok(Ok(holder));
+    }
+    let next = url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>();
+    Ok(Err(see_other(&format!("{}?next={next}", routes::LOGIN))))
+}
+
 /// The navigation column: each section with whether it is the current one.
 pub fn nav(current: &str) -> Vec<(&'static str, &'static str, bool)> {
     SECTIONS

@@ -22,6 +22,7 @@ on_both_databases!(
     second_step_without_a_first_factor_goes_to_login,
     keys_rewrap_moves_the_authenticator_secrets,
     second_step_refusals_are_recorded,
+    an_old_sign_in_signs_in_again_before_adding_a_factor,
 );
 
 const ANN: &str = "ann@example.com";
@@ -708,4 +709,33 @@ async fn second_step_refusals_are_recorded(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
+}
+
+/// Adding a factor needs a sign-in of the last 15 minutes: a browser left signed in (or a stolen
+/// session) is sent to sign in again, which comes back to the page with the same session.
+async fn an_old_sign_in_signs_in_again_before_adding_a_factor(backend: Backend) {
+    let (app, _ann, browser) = setup(backend).await;
+    app.clock.advance(16 * 60);
+    let response = browser
+        .get(app.url("/account/totp"))
+        .send()
+        .await
+        .expect("totp page");
+    assert_eq!(response.status(), 303);
+    let to = location(&app, &response);
+    assert_eq!(to.path(), "/login");
+    let next = to
+        .query_pairs()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(next.as_deref(), Some("/account/totp"));
+    rp::sign_in(&app, &browser, ANN).await;
+    let page = browser
+        .get(app.url("/account/totp"))
+        .send()
+        .await
+        .expect("totp page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert_eq!(totp_secret(&html).len(), 32);
 }

@@ -43,7 +43,7 @@ use crate::mfa::recovery_codes;
 use crate::routes;
 use crate::self_service::display;
 use crate::self_service::notice;
-use crate::self_service::pages::{holder, nav};
+use crate::self_service::pages::{holder, nav, recently_signed_in_holder};
 use crate::self_service::reauth::{self};
 use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
@@ -185,7 +185,9 @@ pub async fn add(
     session: Session,
     Form(form): Form<AddForm>,
 ) -> Result<Response> {
-    let holder = match holder(&state, &session, routes::ACCOUNT_PASSKEYS).await? {
+    // Adding a factor needs a recent sign-in (`pages::RECENT_SIGN_IN_SECS`).
+    let holder = match recently_signed_in_holder(&state, &session, routes::ACCOUNT_PASSKEYS).await?
+    {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
     };

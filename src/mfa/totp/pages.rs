@@ -33,7 +33,7 @@ use crate::oauth::authorize::see_other;
 use crate::routes;
 use crate::self_service::display::utc;
 use crate::self_service::notice;
-use crate::self_service::pages::{AccountHolder, holder, nav};
+use crate::self_service::pages::{AccountHolder, holder, nav, recently_signed_in_holder};
 use crate::self_service::reauth::{self};
 use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
@@ -192,7 +192,8 @@ pub async fn totp_page(
     session: Session,
     Query(q): Query<TotpQuery>,
 ) -> Result<Response> {
-    let holder = match holder(&state, &session, &here(&q.authz)).await? {
+    // Adding a factor needs a recent sign-in (`pages::RECENT_SIGN_IN_SECS`).
+    let holder = match recently_signed_in_holder(&state, &session, &here(&q.authz)).await? {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
     };
@@ -245,7 +246,7 @@ pub async fn enrol_submit(
     Form(form): Form<EnrolForm>,
 ) -> Result<Response> {
     csrf::check(&form.csrf)?;
-    let holder = match holder(&state, &session, &here(&form.authz)).await? {
+    let holder = match recently_signed_in_holder(&state, &session, &here(&form.authz)).await? {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
     };
