@@ -1,5 +1,6 @@
 //! Deletes what can never be used again: expired codes, sessions, refresh-token families, deny-list
-//! entries, reset and verification tokens, email sign-in requests, invitations, and spent
+//! entries, reset and verification tokens, email sign-in requests, unconfirmed authenticator-app
+//! secrets, invitations, and spent
 //! failed-attempt counters; and, past `LATCHKEY_AUDIT_RETENTION`, the login history and the audit
 //! log ([`retention`]).
 
@@ -36,7 +37,7 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 12] = [
+    let statements: [(&'static str, &str, i64); 13] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
@@ -84,6 +85,13 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
             "invitations",
             "delete from invitations where state = 'pending' and expires_at < $1",
             now - EXPIRED_INVITATION_KEEP_SECS,
+        ),
+        // Authenticator-app secrets shown but never confirmed: past the hour a reload reuses them
+        // (`mfa::totp::pages::UNCONFIRMED_REUSE_SECS`), nobody can confirm them any more.
+        (
+            "totp_factors",
+            "delete from totp_factors where confirmed_at is null and created_at < $1",
+            now - crate::mfa::totp::pages::UNCONFIRMED_REUSE_SECS - GRACE_SECS,
         ),
         // Failed-attempt counters whose window has passed count nothing any more.
         (

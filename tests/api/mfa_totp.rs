@@ -23,6 +23,7 @@ on_both_databases!(
     keys_rewrap_moves_the_authenticator_secrets,
     second_step_refusals_are_recorded,
     an_old_sign_in_signs_in_again_before_adding_a_factor,
+    unconfirmed_secrets_are_purged_and_confirmed_ones_kept,
 );
 
 const ANN: &str = "ann@example.com";
@@ -738,4 +739,33 @@ async fn an_old_sign_in_signs_in_again_before_adding_a_factor(backend: Backend) 
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert_eq!(totp_secret(&html).len(), 32);
+}
+
+/// A secret shown but never confirmed goes with the purge two hours later; a confirmed one stays.
+async fn unconfirmed_secrets_are_purged_and_confirmed_ones_kept(backend: Backend) {
+    let (app, _ann, browser) = setup(backend).await;
+    enrol_totp(&app, &browser).await;
+    app.create_person(BEN, "Ben").await;
+    let ben = rp::browser();
+    rp::sign_in(&app, &ben, BEN).await;
+    let page = ben
+        .get(app.url("/account/totp"))
+        .send()
+        .await
+        .expect("totp page");
+    assert_eq!(page.status(), 200);
+    assert_eq!(app.count("totp_factors").await, 2);
+    let now = app.clock.now();
+    let purged = latchkey::jobs::purge::run(&app.db, now)
+        .await
+        .expect("purge");
+    assert!(
+        !purged.rows.iter().any(|(t, _)| *t == "totp_factors"),
+        "{purged:?}"
+    );
+    let purged = latchkey::jobs::purge::run(&app.db, now + 2 * 3600 + 1)
+        .await
+        .expect("purge");
+    assert!(purged.rows.contains(&("totp_factors", 1)), "{purged:?}");
+    assert_eq!(app.count("totp_factors").await, 1);
 }

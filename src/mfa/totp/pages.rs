@@ -41,7 +41,7 @@ use crate::web::request_meta::RequestMeta;
 
 /// An unconfirmed secret is shown again on a reload (a QR code already scanned keeps working) for
 /// this long; after it, a new one is made (an old one may have been seen over a shoulder).
-const UNCONFIRMED_REUSE_SECS: i64 = 60 * 60;
+pub const UNCONFIRMED_REUSE_SECS: i64 = 60 * 60;
 
 /// The message of a wrong confirmation code.
 pub const WRONG_CODE: &str = "That code is not correct. Check that the time on your phone is right and type the code the app shows now.";
