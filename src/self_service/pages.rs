@@ -100,18 +100,21 @@ pub fn nav(current: &str) -> Vec<(&'static str, &'static str, bool)> {
 struct OverviewPage<'a> {
     nav: Vec<(&'static str, &'static str, bool)>,
     user: &'a User,
+    factors: crate::mfa::Factors,
     asset_version: &'a str,
 }
 
-/// `GET /account`: who is signed in, and the way to each section.
+/// `GET /account`: who is signed in, the state of the second factors, and the way to each section.
 pub async fn overview(State(state): State<AppState>, session: Session) -> Result<Response> {
     let holder = match holder(&state, &session, routes::ACCOUNT).await? {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
     };
+    let factors = crate::mfa::factors(&state.db.pool, &holder.user.id).await?;
     Ok(render(&OverviewPage {
         nav: nav(routes::ACCOUNT),
         user: &holder.user,
+        factors,
         asset_version: ASSET_VERSION,
     }))
 }

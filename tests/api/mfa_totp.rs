@@ -741,7 +741,8 @@ async fn an_old_sign_in_signs_in_again_before_adding_a_factor(backend: Backend) 
     assert_eq!(totp_secret(&html).len(), 32);
 }
 
-/// A secret shown but never confirmed goes with the purge two hours later; a confirmed one stays.
+/// A secret shown but never confirmed goes with the purge two hours later; a confirmed one stays
+/// (and the account overview says which account has an app).
 async fn unconfirmed_secrets_are_purged_and_confirmed_ones_kept(backend: Backend) {
     let (app, _ann, browser) = setup(backend).await;
     enrol_totp(&app, &browser).await;
@@ -755,6 +756,12 @@ async fn unconfirmed_secrets_are_purged_and_confirmed_ones_kept(backend: Backend
         .expect("totp page");
     assert_eq!(page.status(), 200);
     assert_eq!(app.count("totp_factors").await, 2);
+    // The overview says which accounts have an app: Ann's confirmed one, not Ben's shown secret.
+    for (who, expected) in [(&browser, "On: an authenticator app"), (&ben, "Off.")] {
+        let overview = who.get(app.url("/account")).send().await.expect("overview");
+        let html = overview.text().await.expect("html");
+        assert!(html.contains(expected), "{expected}: {html}");
+    }
     let now = app.clock.now();
     let purged = latchkey::jobs::purge::run(&app.db, now)
         .await
