@@ -156,6 +156,32 @@ pub async fn throttle_keys(
     Ok(keys)
 }
 
+/// Admits an attempt on `keys` as OWASP login throttling asks: refused before anything is checked
+/// when a counter is blocked; otherwise counted as a failure first (a success takes it back, see
+/// [`throttle::settle_success`]), so that concurrent guesses cannot outrun the count. A refused
+/// attempt is recorded ([`record_throttled`]) and its wait returned. (The password login admits
+/// around its hashing slot, and the mailed code inside its own transaction; every other factor
+/// comes through here.)
+pub async fn admit_attempt(
+    state: &AppState,
+    keys: &[Key],
+    event: &login_history::LoginEvent<'_>,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<Option<Throttled>> {
+    let blocked = throttle::blocked(&state.db.pool, keys, now).await?;
+    let mut tx = state.db.begin().await?;
+    let throttled = match blocked {
+        Some(throttled) => Some(throttled),
+        None => throttle::admit(&mut tx, keys, now).await?,
+    };
+    if let Some(throttled) = throttled {
+        record_throttled(&mut tx, event, meta, throttled, now).await?;
+    }
+    tx.commit().await?;
+    Ok(throttled)
+}
+
 /// Records a throttled attempt in `tx`: the login history (`throttled`) and the audit log
 /// (`login.throttled`, with the limit that refused it and the wait).
 pub async fn record_throttled(

@@ -33,7 +33,7 @@ use crate::accounts;
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action, login_history};
 use crate::error::Result;
-use crate::login::completion::{self, Completion, finish_sign_in, record_throttled};
+use crate::login::completion::{self, Completion, finish_sign_in};
 use crate::login::pages::LOGIN_THROTTLED;
 use crate::login::{device, session, throttle};
 use crate::oauth::authorize::{expired_request, see_other};
@@ -239,20 +239,8 @@ pub async fn second_factor_submit(
         user_agent: meta.user_agent.as_deref(),
         method: &history_method,
     };
-    // As the login page: a blocked attempt is refused before anything is checked; an admitted one
-    // is counted as a failure first (a success takes it back in `complete`).
-    let mut throttled = throttle::blocked(&state.db.pool, &keys, now).await?;
-    if throttled.is_none() {
-        let mut tx = state.db.begin().await?;
-        throttled = throttle::admit(&mut tx, &keys, now).await?;
-        if throttled.is_none() {
-            tx.commit().await?;
-        }
-    }
-    if let Some(throttled) = throttled {
-        let mut tx = state.db.begin().await?;
-        record_throttled(&mut tx, &event, &meta, throttled, now).await?;
-        tx.commit().await?;
+    // As the login page (a success takes the counted failure back in `complete`).
+    if let Some(throttled) = completion::admit_attempt(&state, &keys, &event, &meta, now).await? {
         let message = format!(
             "{LOGIN_THROTTLED} {}.",
             throttle::wait_text(throttled.retry_after)

@@ -38,7 +38,7 @@ use crate::app::AppState;
 use crate::audit::login_history::{self, LoginEvent};
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::error::{AppError, Result};
-use crate::login::completion::{self, Completion, finish_sign_in, record_throttled};
+use crate::login::completion::{self, Completion, finish_sign_in};
 use crate::login::throttle::{self, Key, Throttled};
 use crate::login::{device, pages as login_pages, session as login_session};
 use crate::mfa::pending::{self, PendingFactor};
@@ -479,19 +479,9 @@ pub async fn passwordless_finish(
     page.next = &ceremony.next;
     // OWASP login throttling, as the password login: refused before verifying when blocked,
     // counted as a failure before verifying when admitted (a success takes it back).
-    if let Some(throttled) = throttle::blocked(&state.db.pool, &keys, now).await? {
-        let mut tx = state.db.begin().await?;
-        record_throttled(&mut tx, &event, &meta, throttled, now).await?;
-        tx.commit().await?;
+    if let Some(throttled) = completion::admit_attempt(&state, &keys, &event, &meta, now).await? {
         return Ok(throttled_page(throttled));
     }
-    let mut tx = state.db.begin().await?;
-    if let Some(throttled) = throttle::admit(&mut tx, &keys, now).await? {
-        record_throttled(&mut tx, &event, &meta, throttled, now).await?;
-        tx.commit().await?;
-        return Ok(throttled_page(throttled));
-    }
-    tx.commit().await?;
     let user_disabled = user.as_ref().is_some_and(|u| u.disabled);
     let verified = match (&row, &user) {
         (Some(row), Some(user)) if !user.disabled => webauthn

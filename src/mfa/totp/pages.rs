@@ -25,7 +25,7 @@ use crate::app::AppState;
 use crate::audit::{action, login_history};
 use crate::crypto::password::Password;
 use crate::error::Result;
-use crate::login::completion::{self, record_throttled};
+use crate::login::completion::{self};
 use crate::login::{device, session, throttle};
 use crate::mfa::mail::FactorChange;
 use crate::mfa::{self, AMR_OTP, recovery_codes};
@@ -283,18 +283,7 @@ pub async fn enrol_submit(
         // The login history's name of a code typed while setting up the app (throttled ones only).
         method: "totp",
     };
-    let mut throttled = throttle::blocked(&state.db.pool, &keys, now).await?;
-    if throttled.is_none() {
-        let mut tx = state.db.begin().await?;
-        throttled = throttle::admit(&mut tx, &keys, now).await?;
-        if throttled.is_none() {
-            tx.commit().await?;
-        }
-    }
-    if let Some(throttled) = throttled {
-        let mut tx = state.db.begin().await?;
-        record_throttled(&mut tx, &event, &meta, throttled, now).await?;
-        tx.commit().await?;
+    if let Some(throttled) = completion::admit_attempt(&state, &keys, &event, &meta, now).await? {
         let message = format!(
             "Too many wrong codes. Try again in {}.",
             throttle::wait_text(throttled.retry_after)
