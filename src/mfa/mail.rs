@@ -4,7 +4,6 @@
 
 use askama::Template;
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::db::Tx;
 use crate::error::Result;
@@ -100,21 +99,9 @@ struct ChangedHtml<'a> {
 }
 
 /// Queues the notice of `change` to `email` (the account's address); `ip` is where the change came
-/// from, if a browser or API caller made it.
+/// from, if a browser or API caller made it. It takes the configuration, not the server's state, so
+/// that the command line (an operator's reset) queues the same mail; a running server sends it.
 pub async fn queue_factor_changed(
-    tx: &mut Tx,
-    state: &AppState,
-    email: &str,
-    change: FactorChange<'_>,
-    ip: Option<&str>,
-    now: i64,
-) -> Result<()> {
-    queue_factor_changed_with(tx, &state.config, email, change, ip, now).await
-}
-
-/// [`queue_factor_changed`] for a caller without an [`AppState`] (the command line, which has the
-/// configuration and the database only; a running server's delivery loop sends it).
-pub async fn queue_factor_changed_with(
     tx: &mut Tx,
     config: &Config,
     email: &str,

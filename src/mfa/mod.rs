@@ -134,7 +134,7 @@ pub async fn record_change(
     .await?;
     mail::queue_factor_changed(
         tx,
-        state,
+        &state.config,
         change.email,
         change.mail,
         meta.ip.as_deref(),

@@ -12,25 +12,14 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::mail::{FactorChange, queue_factor_changed_with};
-use super::store;
+use super::mail::{FactorChange, queue_factor_changed};
+use super::store::{self, FactorsRemoved};
 use crate::accounts::admin::{self, UserRef};
 use crate::accounts::lifecycle;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::Result;
-
-/// What a reset removed, per kind (rows).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct FactorsRemoved {
-    /// A TOTP authenticator (confirmed or still being enrolled): 0 or 1.
-    pub totp: u64,
-    /// Recovery codes (used or not).
-    pub recovery_codes: u64,
-    /// Passkeys.
-    pub passkeys: u64,
-}
 
 /// The outcome of a reset, as the command line prints it and the API answers it.
 #[derive(Debug, Clone, Serialize)]
@@ -65,8 +54,7 @@ pub async fn reset(
         .await?
         .ok_or_else(|| admin::not_found(user))?;
     let before = store::factors(&mut *tx, &found.id).await?;
-    let removed = count_removable(&mut tx, &found.id).await?;
-    let factors_removed = store::delete_all(&mut tx, &found.id).await?;
+    let removed = store::delete_all(&mut tx, &found.id).await?;
     let ended = lifecycle::end_everything(&mut tx, &found.id, now, "mfa_reset").await?;
     audit::record(
         &mut *tx,
@@ -85,7 +73,7 @@ pub async fn reset(
         now,
     )
     .await?;
-    queue_factor_changed_with(
+    queue_factor_changed(
         &mut tx,
         config,
         &found.email,
@@ -99,31 +87,9 @@ pub async fn reset(
     Ok(Reset {
         id: found.id,
         email: found.email,
-        factors_removed,
+        factors_removed: removed.total(),
         removed,
         sessions_ended: ended.sessions,
         refresh_families_ended: ended.refresh_families,
-    })
-}
-
-/// How many rows of each factor `user_id` has, counted inside the reset's transaction.
-async fn count_removable(tx: &mut crate::db::Tx, user_id: &str) -> Result<FactorsRemoved> {
-    let mut counts = [0u64; 3];
-    for (i, table) in ["totp_factors", "recovery_codes", "passkeys"]
-        .into_iter()
-        .enumerate()
-    {
-        let n: i64 =
-            sqlx::query_scalar(&format!("select count(*) from {table} where user_id = $1"))
-                .bind(user_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        counts[i] = u64::try_from(n).unwrap_or(0);
-    }
-    let [totp, recovery_codes, passkeys] = counts;
-    Ok(FactorsRemoved {
-        totp,
-        recovery_codes,
-        passkeys,
     })
 }

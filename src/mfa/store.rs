@@ -25,16 +25,42 @@ pub async fn factors<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<Factors, sq
     })
 }
 
-/// Removes every factor of `user_id` (TOTP, recovery codes, passkeys) inside `tx`; the number of
-/// rows removed.
-pub async fn delete_all(tx: &mut Tx, user_id: &str) -> Result<u64, sqlx::Error> {
-    let mut removed = 0;
-    for table in ["totp_factors", "recovery_codes", "passkeys"] {
-        removed += sqlx::query(&format!("delete from {table} where user_id = $1"))
+/// Removes every factor of `user_id` (TOTP, recovery codes, passkeys) inside `tx`; the rows
+/// removed, per kind.
+pub async fn delete_all(tx: &mut Tx, user_id: &str) -> Result<FactorsRemoved, sqlx::Error> {
+    let mut removed = [0u64; 3];
+    for (count, table) in removed
+        .iter_mut()
+        .zip(["totp_factors", "recovery_codes", "passkeys"])
+    {
+        *count = sqlx::query(&format!("delete from {table} where user_id = $1"))
             .bind(user_id)
             .execute(&mut **tx)
             .await?
             .rows_affected();
     }
-    Ok(removed)
+    let [totp, recovery_codes, passkeys] = removed;
+    Ok(FactorsRemoved {
+        totp,
+        recovery_codes,
+        passkeys,
+    })
+}
+
+/// Rows removed by [`delete_all`], per kind.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, PartialEq, Eq)]
+pub struct FactorsRemoved {
+    /// The authenticator app (confirmed or not).
+    pub totp: u64,
+    /// Recovery codes, used or not.
+    pub recovery_codes: u64,
+    /// Passkeys.
+    pub passkeys: u64,
+}
+
+impl FactorsRemoved {
+    /// Rows removed in all.
+    pub fn total(&self) -> u64 {
+        self.totp + self.recovery_codes + self.passkeys
+    }
 }

@@ -270,7 +270,17 @@ pub async fn second_factor_finish(
         &meta,
     )
     .await?;
-    if let Some(throttled) = throttle::blocked(&state.db.pool, &keys, now).await? {
+    let ip = meta.ip.clone().unwrap_or_default();
+    let history_method = format!("{}+{METHOD}", pending.method);
+    let event = LoginEvent {
+        user_id: Some(&pending.user_id),
+        email: &pending.email,
+        ip: &ip,
+        user_agent: meta.user_agent.as_deref(),
+        method: &history_method,
+    };
+    // As the code form of the second step: counted first, settled by `complete` on success.
+    if let Some(throttled) = completion::admit_attempt(&state, &keys, &event, &meta, now).await? {
         return Ok(throttled_page(throttled));
     }
     let webauthn = ceremony::require_relying_party(&state.config)?;
@@ -285,7 +295,6 @@ pub async fn second_factor_finish(
     };
     let (Some(result), Some(row)) = (verified, found) else {
         let mut tx = state.db.begin().await?;
-        throttle::count_failure(&mut tx, &keys, now).await?;
         audit::record(
             &mut *tx,
             &AuditEvent {
