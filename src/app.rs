@@ -71,6 +71,8 @@ pub struct AppState {
     pub kek: Arc<KeyEncryptionKey>,
     /// The signing key of the signed cookies (CSRF), derived from `kek` once.
     pub cookie_key: web::signed_cookies::CookieKey,
+    /// The guarded HTTP client to upstream providers (enterprise SSO).
+    pub upstream: crate::federation::upstream::Upstream,
 }
 
 impl AppState {
@@ -86,7 +88,9 @@ impl AppState {
             config.password_hash_concurrency,
             config.password_hash_wait,
         );
+        let upstream = crate::federation::upstream::Upstream::new(&config)?;
         Ok(AppState {
+            upstream,
             discovery: Discovery::new(&config),
             clients: ClientRegistry::new(db.clone()),
             config,
@@ -129,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(crate::self_service::router())
         .merge(crate::mfa::router())
+        .merge(crate::federation::router())
         .merge(oauth::authorize_router())
         .merge(orgs::picker::router())
         .merge(oidc::browser_router())
@@ -150,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invitations::api_router())
         .merge(accounts::api_router())
         .merge(crate::self_service::api_router())
+        .merge(crate::federation::api_router())
         .method_not_allowed_fallback(crate::web::api::method_not_allowed)
         .layer(axum::middleware::from_fn(crate::web::api::link_next_page))
         .layer(axum::middleware::from_fn(web::errors::render));

@@ -52,6 +52,9 @@ pub const DEFAULT_SIGNUP: &str = "open";
 pub const DEFAULT_LOG_FORMAT: &str = "text";
 /// Default for `LATCHKEY_NEW_DEVICE_ALERTS`.
 pub const DEFAULT_NEW_DEVICE_ALERTS: &str = "on";
+/// Default for `LATCHKEY_ALLOW_INSECURE_UPSTREAMS`.
+pub const DEFAULT_ALLOW_INSECURE_UPSTREAMS: &str = "false";
+
 /// Default for `LATCHKEY_EMAIL_SIGNIN`.
 pub const DEFAULT_EMAIL_SIGNIN: &str = "on";
 
@@ -142,6 +145,13 @@ pub struct Config {
     // Client addresses behind reverse proxies (attack resistance).
     /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed (none by default).
     pub trusted_proxies: TrustedProxies,
+
+    // Enterprise SSO (`crate::federation`).
+    /// Whether upstream providers on a loopback address may be used, over plain http too (tests and
+    /// development; never in production). Private and link-local addresses stay refused.
+    pub allow_insecure_upstreams: bool,
+    /// The DNS server that answers the verified-domain TXT lookups; `None`: the system's resolver.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// A configuration variable with an unusable value. `Display` is a single
@@ -408,6 +418,14 @@ impl Config {
                 DEFAULT_TRUSTED_PROXIES,
                 parse_trusted_proxies,
             )?,
+
+            // Enterprise SSO.
+            allow_insecure_upstreams: env.get(
+                "LATCHKEY_ALLOW_INSECURE_UPSTREAMS",
+                DEFAULT_ALLOW_INSECURE_UPSTREAMS,
+                parse_true_false,
+            )?,
+            dns_server: env.get("LATCHKEY_DNS_SERVER", "", parse_dns_server)?,
         })
     }
 
@@ -497,6 +515,27 @@ fn parse_bind(v: &str) -> Result<SocketAddr, String> {
 fn parse_mailbox(v: &str) -> Result<Mailbox, String> {
     v.parse()
         .map_err(|_| "expected a mailbox such as Latchkey <no-reply@example.com>".into())
+}
+
+fn parse_true_false(v: &str) -> Result<bool, String> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// `IP` or `IP:PORT` (port 53 when none); empty: the system's resolver.
+fn parse_dns_server(v: &str) -> Result<Option<SocketAddr>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(addr) = v.parse::<SocketAddr>() {
+        return Ok(Some(addr));
+    }
+    v.parse::<std::net::IpAddr>()
+        .map(|ip| Some(SocketAddr::new(ip, 53)))
+        .map_err(|_| "expected an IP address, optionally with :PORT".into())
 }
 
 fn parse_on_off(v: &str) -> Result<bool, String> {
@@ -1038,6 +1077,24 @@ mod tests {
         assert!(ok("LATCHKEY_NEW_DEVICE_ALERTS", "on").new_device_alerts);
         assert!(!ok("LATCHKEY_NEW_DEVICE_ALERTS", "off").new_device_alerts);
         err("LATCHKEY_NEW_DEVICE_ALERTS", "yes");
+    }
+
+    #[test]
+    fn enterprise_sso() {
+        let c = with(&[]).unwrap();
+        assert!(!c.allow_insecure_upstreams);
+        assert_eq!(c.dns_server, None);
+        assert!(ok("LATCHKEY_ALLOW_INSECURE_UPSTREAMS", "true").allow_insecure_upstreams);
+        err("LATCHKEY_ALLOW_INSECURE_UPSTREAMS", "yes");
+        assert_eq!(
+            ok("LATCHKEY_DNS_SERVER", "127.0.0.1:5353").dns_server,
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            ok("LATCHKEY_DNS_SERVER", "::1").dns_server,
+            Some("[::1]:53".parse().unwrap())
+        );
+        err("LATCHKEY_DNS_SERVER", "dns.example");
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store (private halves sealed under the key-encryption key), the in-memory keyring, and the key-encryption key itself (configured, or `latchkey.kek` beside SQLite) |
 //! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification; what ends an account's sign-ins or the account itself (`accounts::lifecycle`: sessions, refresh families, disable, delete); the operator's controls over users (`accounts::admin`, the `user` commands and `/api/v1/users` in `accounts::admin_api`) |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the organizations' management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
+//! | [`federation`] | enterprise SSO: connections to upstream OpenID Connect providers (an organization's or the instance's), the sign-in through them (`openidconnect` as the relying party, behind one guarded HTTP client), linked identities, just-in-time provisioning with role mapping, verified domains (DNS TXT), home-realm discovery, and `sso_required` |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
@@ -51,6 +52,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod federation;
 pub mod invitations;
 pub mod jobs;
 pub mod login;

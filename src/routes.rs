@@ -194,3 +194,30 @@ pub const LOGIN_SECOND_FACTOR: &str = "/login/second-factor";
 // Multi-factor authentication: operators.
 /// Operator API: remove every second factor of a user (DELETE; scope `admin`).
 pub const API_USER_MFA: &str = "/api/v1/users/{id}/mfa";
+
+// Enterprise SSO (federation with upstream OpenID Connect providers).
+/// Management API: an organization's connections (GET list, POST create; admins and owners).
+pub const API_ORG_CONNECTIONS: &str = "/api/v1/orgs/{org}/connections";
+/// Management API: one connection of an organization (GET, PATCH, DELETE).
+pub const API_ORG_CONNECTION: &str = "/api/v1/orgs/{org}/connections/{id}";
+/// Operator API: instance-wide connections (GET list, POST create; scope `admin`).
+pub const API_CONNECTIONS: &str = "/api/v1/connections";
+/// Operator API: one instance-wide connection (GET, PATCH, DELETE).
+pub const API_CONNECTION: &str = "/api/v1/connections/{id}";
+/// Management API: an organization's email domains (GET list, POST `{domain}` answers the TXT record).
+pub const API_ORG_DOMAINS: &str = "/api/v1/orgs/{org}/domains";
+/// Management API: one domain of an organization (GET, DELETE).
+pub const API_ORG_DOMAIN: &str = "/api/v1/orgs/{org}/domains/{domain}";
+/// Management API: check a domain's DNS TXT record and mark it verified (POST).
+pub const API_ORG_DOMAIN_VERIFY: &str = "/api/v1/orgs/{org}/domains/{domain}/verify";
+/// Starts a sign-in through a connection (GET `connection`, `authz`, `next`, `login_hint`): a 303 to
+/// the upstream's authorization endpoint with PKCE, `state` and `nonce`.
+pub const FEDERATION_START: &str = "/federation/start";
+/// The redirect URI registered at every upstream provider: `ISSUER/federation/callback`.
+pub const FEDERATION_CALLBACK: &str = "/federation/callback";
+/// Home-realm discovery: the email-first step of the login page (POST `email`, `authz`, `next`).
+pub const LOGIN_IDENTIFY: &str = "/login/identify";
+/// Your account: upstream identities linked to the account (GET list, POST remove `id`).
+pub const ACCOUNT_IDENTITIES: &str = "/account/identities";
+/// Your account: remove a linked identity (POST `id`).
+pub const ACCOUNT_IDENTITIES_REMOVE: &str = "/account/identities/remove";

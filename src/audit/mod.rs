@@ -126,6 +126,35 @@ pub mod action {
     // Passkeys (beyond adding and removing).
     /// A passkey was renamed (details: its id, the old and the new name).
     pub const MFA_PASSKEY_RENAMED: &str = "mfa.passkey_renamed";
+
+    // Enterprise SSO (`crate::federation`).
+    /// A connection (upstream provider) was created (details: name, issuer, client_id; never the secret).
+    pub const CONNECTION_CREATED: &str = "connection.created";
+    /// A connection was changed (details: the fields changed; a new secret only as `client_secret: "changed"`).
+    pub const CONNECTION_UPDATED: &str = "connection.updated";
+    /// A connection was deleted (its linked identities with it).
+    pub const CONNECTION_DELETED: &str = "connection.deleted";
+    /// An organization claimed an email domain (details: domain).
+    pub const DOMAIN_ADDED: &str = "domain.added";
+    /// A domain was verified (details: domain, method `dns` or `operator`).
+    pub const DOMAIN_VERIFIED: &str = "domain.verified";
+    /// A domain check found no matching TXT record (details: domain, reason).
+    pub const DOMAIN_VERIFICATION_FAILED: &str = "domain.verification_failed";
+    /// A domain was removed from an organization.
+    pub const DOMAIN_REMOVED: &str = "domain.removed";
+    /// An upstream identity was linked to an account (details: connection, issuer, subject).
+    pub const IDENTITY_LINKED: &str = "federation.identity_linked";
+    /// A linked identity was removed (by its owner, on the account page).
+    pub const IDENTITY_UNLINKED: &str = "federation.identity_unlinked";
+    /// An account (and membership) was created by a first sign-in through a connection.
+    pub const USER_PROVISIONED: &str = "federation.user_provisioned";
+    /// A sign-in through a connection set a member's role from the role mapping (details: old, new).
+    pub const ROLE_MAPPED: &str = "federation.role_mapped";
+    /// A sign-in through a connection was refused (details: connection, reason).
+    pub const FEDERATION_FAILED: &str = "federation.failed";
+    /// An owner changed whether an organization requires sign-in through its provider (details:
+    /// `sso_required`).
+    pub const ORG_SSO_POLICY_CHANGED: &str = "organization.sso_policy_changed";
 }
 
 /// Who did something.

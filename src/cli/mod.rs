@@ -3,6 +3,7 @@
 //! Commands that create things print one JSON object on stdout and nothing else there; logs go to
 //! stderr. Bad input exits non-zero with one line on stderr and writes nothing.
 
+mod connections;
 mod users;
 
 use std::io::Read;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage instance-wide connections to upstream OpenID Connect providers (enterprise SSO).
+    #[command(subcommand)]
+    Connection(connections::ConnectionCommand),
 }
 
 /// `latchkey user ...` (the code is in [`users`]).
@@ -148,6 +152,16 @@ pub enum OrgCommand {
         #[arg(long)]
         role: String,
     },
+    /// Mark an email domain verified for an organization without the DNS check (the operator vouches
+    /// for it); the domain must not be verified by another organization.
+    VerifyDomain {
+        /// Organization id or slug.
+        #[arg(long)]
+        org: String,
+        /// The domain, e.g. `acme.example`.
+        #[arg(long)]
+        domain: String,
+    },
 }
 
 /// `latchkey client ...`
@@ -228,7 +242,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let config = std::sync::Arc::new(config);
     let clock = Clock::system();
     let needs_kek = match &cli.command {
-        Command::Serve | Command::Keys(_) => true,
+        Command::Serve | Command::Keys(_) | Command::Connection(_) => true,
         Command::Client(ClientCommand::Create(args)) => args.id_token_alg.is_some(),
         Command::Migrate | Command::User(_) | Command::Org(_) => false,
     };
@@ -256,6 +270,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Keys(cmd) => {
             let kek = unlock_keys(&config, &db).await?;
             Ok(keys(cmd, &db, &config, &clock, &kek).await?)
+        }
+        Command::Connection(cmd) => {
+            let kek = kek_file::resolve(&config)?;
+            Ok(connections::run(cmd, &db, &clock, &config, &kek.key).await?)
         }
     }
 }
@@ -301,6 +319,11 @@ async fn org(cmd: OrgCommand, db: &Database, clock: &Clock) -> Result<()> {
             let role: Role = role.parse().map_err(AppError::Invalid)?;
             let m = orgs::add_member(db, clock, &org, &email, role, &Actor::cli()).await?;
             print(json!({"org_id": m.org_id, "user_id": m.user_id, "role": m.role}));
+        }
+        OrgCommand::VerifyDomain { org, domain } => {
+            let verified =
+                crate::federation::domains::verify_by_operator(db, clock, &org, &domain).await?;
+            print(verified);
         }
     }
     Ok(())

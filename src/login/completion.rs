@@ -103,6 +103,8 @@ pub async fn finish_sign_in(
         now,
     )
     .await?;
+    crate::federation::identities::complete_pending_link(state, session, &mut tx, user, meta, now)
+        .await?;
     let alerted = device::recognise(&mut tx, state, user, meta, c.device_token, now).await?;
     tx.commit().await?;
     if alerted {

@@ -73,6 +73,11 @@ pub struct AuthzRequest {
     /// `created_at` cannot tell a login just before the request from one just after it).
     #[serde(default)]
     pub signed_in_for_request: bool,
+    /// The connection this request must sign in through (enterprise SSO: the selected organization
+    /// requires it, or home-realm discovery routed the address there); `/federation/start?authz=…`
+    /// without a `connection` uses it.
+    #[serde(default)]
+    pub sso_connection: Option<String>,
 }
 
 impl AuthzRequest {
@@ -313,6 +318,7 @@ pub async fn validate(
         created_at: state.clock.now(),
         consent_given: false,
         signed_in_for_request: false,
+        sso_connection: None,
     };
     Ok((client, request))
 }

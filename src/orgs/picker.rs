@@ -301,6 +301,7 @@ mod tests {
             created_at: 0,
             consent_given: false,
             signed_in_for_request: false,
+            sso_connection: None,
         }
     }
 
