@@ -29,3 +29,9 @@ pub async fn complete_pending_link(
 ) -> Result<()> {
     Ok(())
 }
+
+/// The notice the login page shows while a first upstream sign-in waits for the person to sign in
+/// here to link it (see [`complete_pending_link`]); `None` when nothing waits.
+pub async fn pending_link_notice(_session: &Session) -> Result<Option<String>> {
+    Ok(None)
+}

@@ -25,6 +25,7 @@ use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
 use crate::db::Tx;
 use crate::error::Result;
+use crate::federation;
 use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
@@ -54,7 +55,22 @@ struct LoginPage<'a> {
     email_link: Option<String>,
     /// Whether the "Sign in with a passkey" button is shown (the issuer can be a WebAuthn RP).
     passkeys: bool,
+    /// Home-realm discovery: the page asks for the email only (`POST /login/identify`), because
+    /// connections exist and no address is known yet.
+    email_first: bool,
+    /// The connection of the organization the request names (`organization=`), offered first.
+    org_offer: Option<Provider>,
+    /// Instance-wide connections: "Continue with NAME".
+    providers: Vec<Provider>,
+    /// Information above the form (a first upstream sign-in waiting to be linked).
+    notice: Option<String>,
     asset_version: &'a str,
+}
+
+/// A "Continue with NAME" link to `/federation/start`.
+struct Provider {
+    name: String,
+    href: String,
 }
 
 /// Query of `GET /login`.
@@ -93,14 +109,21 @@ pub fn local_next(next: &str) -> Option<&str> {
     ok.then_some(next)
 }
 
-struct Form<'a> {
-    authz: &'a str,
-    next: &'a str,
-    email: Option<&'a str>,
-    error: Option<&'a str>,
+/// What the login page shows: the address when known (the password step), and an error.
+pub struct Step<'a> {
+    /// Pending authorization request, if any.
+    pub authz: &'a str,
+    /// Local path to go to afterwards.
+    pub next: &'a str,
+    /// The address: known (typed in the email-first step, or after a failed attempt), or not.
+    pub email: Option<&'a str>,
+    /// The message shown above the form (answered 401, or 400 when it is about the form).
+    pub error: Option<&'a str>,
 }
 
-async fn render_login(state: &AppState, session: &Session, form: Form<'_>) -> Result<Response> {
+/// The login page at `form` (see [`Step`]); the email-first step of home-realm discovery
+/// ([`crate::federation::home_realm`]) when connections exist and no address is known.
+pub async fn login_step(state: &AppState, session: &Session, form: Step<'_>) -> Result<Response> {
     let csrf = csrf::token()?;
     let pending = if form.authz.is_empty() {
         None
@@ -114,7 +137,35 @@ async fn render_login(state: &AppState, session: &Session, form: Form<'_>) -> Re
     let hint = pending.as_ref().and_then(|r| r.login_hint.as_deref());
     let authz = if pending.is_some() { form.authz } else { "" };
     let next = local_next(form.next).unwrap_or_default();
+    let notice = federation::identities::pending_link_notice(session).await?;
+    let federated = federation::connections::store::any(&state.db.pool).await?;
+    let (org_offer, providers) = if federated {
+        let offer = match &pending {
+            Some(req) => federation::home_realm::requested_org_connection(state, req).await?,
+            None => None,
+        };
+        let providers = federation::connections::store::list_instance(&state.db.pool).await?;
+        (
+            offer.map(|(c, _)| Provider {
+                href: federation::home_realm::start_link(&c.id, authz, next, hint),
+                name: c.name,
+            }),
+            providers
+                .into_iter()
+                .map(|c| Provider {
+                    href: federation::home_realm::start_link(&c.id, authz, next, None),
+                    name: c.name,
+                })
+                .collect(),
+        )
+    } else {
+        (None, Vec::new())
+    };
     let page = LoginPage {
+        email_first: federated && form.email.is_none() && hint.is_none() && notice.is_none(),
+        org_offer,
+        providers,
+        notice,
         csrf: &csrf,
         authz,
         next,
@@ -154,13 +205,13 @@ pub async fn login_with_error(
     session: &Session,
     page: ErrorPage<'_>,
 ) -> Result<Response> {
-    let form = Form {
+    let form = Step {
         authz: page.authz,
         next: page.next,
         email: None,
         error: Some(page.error),
     };
-    let mut response = render_login(state, session, form).await?;
+    let mut response = login_step(state, session, form).await?;
     *response.status_mut() = page.status;
     Ok(response)
 }
@@ -171,13 +222,20 @@ pub async fn login_page(
     session: Session,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response> {
-    let form = Form {
+    // Home-realm discovery: an organization that requires SSO, or a `login_hint` of a verified and
+    // connected domain, goes straight to its provider.
+    if let Some(redirect) =
+        federation::home_realm::redirect_for_login(&state, &session, &q.authz, &q.next).await?
+    {
+        return Ok(redirect);
+    }
+    let form = Step {
         authz: &q.authz,
         next: &q.next,
         email: None,
         error: None,
     };
-    render_login(&state, &session, form).await
+    login_step(&state, &session, form).await
 }
 
 /// `POST /login`: refuses a throttled attempt (429, `login.throttled`) or verifies the password;
@@ -257,13 +315,13 @@ pub async fn login_submit(
         )
         .await?;
         tx.commit().await?;
-        let form = Form {
+        let form = Step {
             authz: &form.authz,
             next: &form.next,
             email: Some(email),
             error: Some(LOGIN_FAILED),
         };
-        return render_login(&state, &session, form).await;
+        return login_step(&state, &session, form).await;
     };
     let tx = state.db.begin().await?;
     let completion = Completion {
@@ -297,13 +355,13 @@ async fn refuse_throttled(
         "{LOGIN_THROTTLED} {}.",
         throttle::wait_text(throttled.retry_after)
     );
-    let page = Form {
+    let page = Step {
         authz: &form.authz,
         next: &form.next,
         email: Some(event.email),
         error: Some(&message),
     };
-    let mut response = render_login(state, session, page).await?;
+    let mut response = login_step(state, session, page).await?;
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     response
         .headers_mut()
