@@ -11,7 +11,7 @@
 //! | module | what lives there |
 //! |---|---|
 //! | `main.rs` | thin binary: parse the CLI, read the configuration, start logging, dispatch |
-//! | [`cli`] | the clap command line and the operator commands (`user`, `org`, `client`, `keys`) |
+//! | [`cli`] | the clap command line and the operator commands (`user`, `org`, `client`, `keys`, `connection`) |
 //! | [`config`] | [`config::Config`] from `LATCHKEY_*` variables, validated, secrets redacted |
 //! | [`telemetry`] | tracing to stderr as text or JSON |
 //! | [`app`] | [`app::AppState`], router assembly, layers, the server and graceful shutdown |

@@ -22,7 +22,7 @@ const RACERS: usize = 8;
 /// One `latchkey serve` child process.
 pub(crate) struct Server {
     /// `http://127.0.0.1:PORT`
-    base: String,
+    pub(crate) base: String,
     _child: tokio::process::Child,
 }
 
@@ -131,7 +131,7 @@ pub(crate) async fn start_cluster() -> Option<Cluster> {
 
 /// Starts `latchkey serve` with exactly `env`, waits for `listening on ADDR`, and keeps draining
 /// its log so that it never blocks on a full pipe.
-async fn spawn_serve(env: &HashMap<String, String>) -> Server {
+pub(crate) async fn spawn_serve(env: &HashMap<String, String>) -> Server {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .arg("serve")
         .env_clear()
