@@ -43,7 +43,10 @@ pub async fn route<'c>(ex: impl Exec<'c> + Copy, email: &str) -> Result<Option<C
     let Some(org_id) = domains_store::verified_owner(ex, &domain).await? else {
         return Ok(None);
     };
-    Ok(connections::list_for_org(ex, &org_id).await?.into_iter().next())
+    Ok(connections::list_for_org(ex, &org_id)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// `/federation/start?connection=…&authz=…&next=…&login_hint=…`: the link that starts a sign-in
@@ -97,7 +100,11 @@ pub async fn redirect_for_login(
     authz: &str,
     next: &str,
 ) -> Result<Option<Response>> {
-    if authz.is_empty() || super::identities::pending_link_notice(session).await?.is_some() {
+    if authz.is_empty()
+        || super::identities::pending_link_notice(session)
+            .await?
+            .is_some()
+    {
         return Ok(None);
     }
     let Some(req) = session::pending(session, authz).await? else {
@@ -105,12 +112,22 @@ pub async fn redirect_for_login(
     };
     if let Some((connection, true)) = requested_org_connection(state, &req).await? {
         let hint = req.login_hint.as_deref();
-        return Ok(Some(see_other(&start_link(&connection.id, authz, next, hint))));
+        return Ok(Some(see_other(&start_link(
+            &connection.id,
+            authz,
+            next,
+            hint,
+        ))));
     }
     if let Some(hint) = req.login_hint.as_deref()
         && let Some(connection) = route(&state.db.pool, hint).await?
     {
-        return Ok(Some(see_other(&start_link(&connection.id, authz, next, Some(hint)))));
+        return Ok(Some(see_other(&start_link(
+            &connection.id,
+            authz,
+            next,
+            Some(hint),
+        ))));
     }
     Ok(None)
 }
