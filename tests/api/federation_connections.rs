@@ -17,6 +17,7 @@ on_both_databases!(
     the_operator_api_manages_instance_wide_connections,
     the_cli_manages_connections,
     rewrap_reseals_connection_secrets,
+    upstreams_the_code_flow_cannot_use_are_refused,
 );
 
 const ORG_PATH: &str = "/api/v1/orgs/acme/connections";
@@ -694,4 +695,126 @@ async fn rewrap_reseals_connection_secrets(backend: Backend) {
             .is_err(),
         "no longer under the old key"
     );
+}
+
+/// A fake upstream on loopback serving, under `/{variant}`, a discovery document (`variant` names
+/// what is wrong with it) and a JWKS; returns its address.
+async fn fake_upstream(real_jwks: Value) -> String {
+    use axum::extract::{Path, State};
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::get;
+
+    async fn discovery(
+        State((base, _)): State<(String, Value)>,
+        Path(variant): Path<String>,
+    ) -> axum::response::Response {
+        let issuer = format!("{base}/{variant}");
+        if variant == "redirects" {
+            return Redirect::temporary(&format!("{base}/good/.well-known/openid-configuration"))
+                .into_response();
+        }
+        let mut doc = json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+        });
+        match variant.as_str() {
+            "no-code" => doc["response_types_supported"] = json!(["id_token"]),
+            "no-token-endpoint" => {
+                doc.as_object_mut()
+                    .expect("object")
+                    .remove("token_endpoint");
+            }
+            "plain-pkce-only" => doc["code_challenge_methods_supported"] = json!(["plain"]),
+            "no-pkce-listed" => {
+                doc.as_object_mut()
+                    .expect("object")
+                    .remove("code_challenge_methods_supported");
+            }
+            _ => {}
+        }
+        axum::Json(doc).into_response()
+    }
+
+    async fn keys(
+        State((_, jwks)): State<(String, Value)>,
+        Path(variant): Path<String>,
+    ) -> axum::Json<Value> {
+        if variant == "no-keys" {
+            axum::Json(json!({"keys": []}))
+        } else {
+            axum::Json(jwks)
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new()
+        .route(
+            "/{variant}/.well-known/openid-configuration",
+            get(discovery),
+        )
+        .route("/{variant}/jwks", get(keys))
+        .with_state((base.clone(), real_jwks));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+async fn upstreams_the_code_flow_cannot_use_are_refused(backend: Backend) {
+    let s = setup(backend, &[]).await;
+    let app = &s.pair.app;
+    // Real keys, so that only the part of the document under test is wrong.
+    let jwks: Value = s
+        .pair
+        .upstream
+        .get("/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("the upstream's JWKS");
+    let base = fake_upstream(jwks).await;
+    let with_issuer = |issuer: String| {
+        let mut body = s.pair.connection_body("Fake");
+        body["issuer"] = json!(issuer);
+        body
+    };
+    for (variant, status, code, needle) in [
+        ("no-code", 422, "issuer-invalid", "response_types_supported"),
+        ("no-token-endpoint", 422, "issuer-invalid", "token_endpoint"),
+        ("no-keys", 422, "issuer-invalid", "JWKS"),
+        ("plain-pkce-only", 422, "issuer-invalid", "S256"),
+        ("redirects", 400, "issuer-refused", "redirect"),
+    ] {
+        let answer = post(
+            app,
+            ORG_PATH,
+            &s.admin,
+            with_issuer(format!("{base}/{variant}")),
+        )
+        .await;
+        answer.problem(status, code);
+        let detail = answer.body["detail"].as_str().expect("detail");
+        assert!(detail.contains(needle), "{variant}: {detail}");
+    }
+    assert_eq!(app.count("connections").await, 0);
+    // The same server with a usable document is accepted (PKCE methods may go unlisted).
+    for variant in ["good", "no-pkce-listed"] {
+        post(
+            app,
+            ORG_PATH,
+            &s.admin,
+            with_issuer(format!("{base}/{variant}")),
+        )
+        .await
+        .ok(201);
+    }
 }
