@@ -25,6 +25,7 @@ mod config;
 mod email_signin;
 mod email_verification;
 mod federation_connections;
+mod federation_domains;
 mod federation_helpers;
 mod federation_login;
 mod hardening;
