@@ -75,19 +75,14 @@ pub async fn requested_org_connection(
     let Some(named) = req.organization.as_deref() else {
         return Ok(None);
     };
-    let org: Option<(String, i64)> =
-        sqlx::query_as("select id, sso_required from organizations where id = $1 or slug = $1")
-            .bind(named)
-            .fetch_optional(&state.db.pool)
-            .await?;
-    let Some((org_id, sso_required)) = org else {
+    let Some(org) = crate::orgs::store::find_org(&state.db.pool, named).await? else {
         return Ok(None);
     };
-    let first = connections::list_for_org(&state.db.pool, &org_id)
+    let first = connections::list_for_org(&state.db.pool, &org.id)
         .await?
         .into_iter()
         .next();
-    Ok(first.map(|c| (c, sso_required != 0)))
+    Ok(first.map(|c| (c, org.sso_required)))
 }
 
 /// Where `GET /login` goes instead of showing itself for a pending request: straight to the

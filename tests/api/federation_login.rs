@@ -256,7 +256,7 @@ async fn instance_connections_are_continue_buttons(backend: Backend) {
     let html = page.text().await.expect("html");
     assert!(html.contains("Continue with Workforce"), "{html}");
     assert!(
-        html.contains(&format!("/federation/start?connection={id}&amp;authz=")),
+        html.contains(&format!("/federation/start?connection={id}&#38;authz=")),
         "{html}"
     );
 }
