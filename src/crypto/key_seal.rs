@@ -112,7 +112,8 @@ async fn replace<'c>(
     Ok(usize::try_from(done.rows_affected()).unwrap_or(0))
 }
 
-/// Re-seals every signing key under `new` (opening it with `old`) in one transaction, so the
+/// Re-seals every signing key under `new` (opening it with `old`) in one transaction, with every
+/// other secret sealed under the KEK (second factors, connections' client secrets), so the
 /// database is entirely under one key or the other. Fails, changing nothing, when a key does not
 /// open with `old` or changed meanwhile. Returns how many keys were re-sealed.
 ///

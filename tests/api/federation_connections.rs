@@ -176,8 +176,25 @@ async fn admins_create_read_list_update_and_delete_connections(backend: Backend)
         .await
         .problem(400, "invalid-body");
 
-    // Delete.
+    // Delete: the identities linked through it go with it (as the sign-in flow would have linked
+    // one; written here directly).
+    let ada = get(app, "/api/v1/me", &s.owner).await.ok(200)["id"].clone();
+    sqlx::query(
+        "insert into federated_identities (id, user_id, connection_id, issuer, subject, email, \
+         created_at) values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind("fi-1")
+    .bind(ada.as_str().expect("id"))
+    .bind(&id)
+    .bind(s.pair.upstream_issuer())
+    .bind("upstream-subject")
+    .bind("ada@example.com")
+    .bind(1_i64)
+    .execute(&app.db.pool)
+    .await
+    .expect("identity linked");
     assert_eq!(delete(app, &path, &s.admin).await.status, 204);
+    assert_eq!(app.count("federated_identities").await, 0);
     get(app, &path, &s.admin)
         .await
         .problem(404, "connection-not-found");
@@ -211,6 +228,10 @@ async fn admins_create_read_list_update_and_delete_connections(backend: Backend)
         ]
     );
     assert_eq!(events[0]["target_id"], id.as_str());
+    assert_eq!(
+        events[0]["details"],
+        json!({"name": "Acme IdP", "issuer": s.pair.upstream_issuer(), "identities_removed": 1})
+    );
     assert_eq!(events[1]["details"]["client_secret"], "changed");
     assert_eq!(events[1]["details"]["name"], "Renamed");
     assert_eq!(events[1]["details"]["role_mapping"], Value::Null);

@@ -535,7 +535,8 @@ pub async fn update(
     Ok(new)
 }
 
-/// Deletes connection `id` of `owner` with its linked identities; records `connection.deleted`.
+/// Deletes connection `id` of `owner` with its linked identities; records `connection.deleted`
+/// (with how many identities went).
 pub async fn delete(
     db: &Database,
     owner: Owner<'_>,
@@ -545,13 +546,18 @@ pub async fn delete(
 ) -> Result<Connection> {
     let mut tx = db.begin().await?;
     let conn = find(&mut *tx, owner, id).await?;
+    let identities = store::count_identities(&mut *tx, &conn.id).await?;
     let event = AuditEvent {
         org_id: conn.org_id.as_deref(),
         actor,
         action: action::CONNECTION_DELETED,
         target_type: Some("connection"),
         target_id: Some(&conn.id),
-        details: json!({"name": conn.name, "issuer": conn.issuer}),
+        details: json!({
+            "name": conn.name,
+            "issuer": conn.issuer,
+            "identities_removed": identities,
+        }),
     };
     audit::record(&mut *tx, &event, now).await?;
     if !store::delete(&mut *tx, &conn.id).await? {

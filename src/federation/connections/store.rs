@@ -232,3 +232,13 @@ pub async fn replace_sealed<'c>(ex: impl Exec<'c>, id: &str, old: &str, new: &st
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// How many upstream identities are linked through connection `id` (they go with it).
+pub async fn count_identities<'c>(ex: impl Exec<'c>, id: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("select count(*) from federated_identities where connection_id = $1")
+            .bind(id)
+            .fetch_one(ex)
+            .await?,
+    )
+}
