@@ -155,6 +155,9 @@ pub async fn rewrap(
     // an authenticator out.
     crate::mfa::totp::rewrap(&mut tx, old, new).await?;
     crate::mfa::recovery_codes::rewrap(&mut tx, old, new).await?;
+    // The connections' client secrets (enterprise SSO), likewise: a connection whose secret no
+    // longer opens cannot redeem a code at its upstream.
+    crate::federation::connections::manage::rewrap(&mut tx, old, new).await?;
     tx.commit().await?;
     Ok(rewrapped)
 }

@@ -23,6 +23,7 @@ mod client_throttling;
 mod config;
 mod email_signin;
 mod email_verification;
+mod federation_connections;
 mod federation_domains;
 mod federation_helpers;
 mod hardening;
