@@ -26,6 +26,7 @@ mod email_verification;
 mod federation_connections;
 mod federation_domains;
 mod federation_helpers;
+mod federation_policy;
 mod hardening;
 mod hardening_introspection;
 mod hardening_transport;
