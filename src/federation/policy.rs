@@ -7,6 +7,10 @@
 //! for those addresses), and the organization has a connection to send them to. Members outside
 //! its verified domains (contractors) keep signing in as before, and the same person's other
 //! organizations are not touched.
+//!
+//! What satisfies the policy is `fed` in the sign-in's `amr` ([`super::is_federated`]): the session,
+//! the codes and the refresh families record how a person signed in, not through which connection,
+//! so a sign-in through any connection (an instance-wide one included) counts.
 
 use super::connections::Connection;
 use super::domains;

@@ -28,6 +28,7 @@ mod federation_connections;
 mod federation_domains;
 mod federation_helpers;
 mod federation_login;
+mod federation_policy;
 mod hardening;
 mod hardening_introspection;
 mod hardening_transport;
