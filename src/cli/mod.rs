@@ -221,7 +221,8 @@ pub enum KeysCommand {
         #[arg(long)]
         alg: Option<SigningAlg>,
     },
-    /// Re-seal every signing key under a new key-encryption key, in one transaction; then restart
+    /// Re-seal every signing key, authenticator-app secret and connection secret under a new
+    /// key-encryption key, in one transaction; then restart
     /// every server with the new key. Prints `{"rewrapped": N}`.
     Rewrap {
         /// File holding the new key: base64 of 32 bytes (e.g. `openssl rand -base64 32`).

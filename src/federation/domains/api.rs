@@ -100,7 +100,7 @@ pub async fn add(
     })
 }
 
-/// `GET /api/v1/orgs/{org}/domains`: `{"domains": [...]}`, alphabetically.
+/// `GET /api/v1/orgs/{org}/domains`: a JSON array, alphabetically (like every list of the API).
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -108,9 +108,9 @@ pub async fn list(
 ) -> Result<Json<Value>> {
     let access = authorize_read(&state.db.pool, &caller, &org_ref).await?;
     let domains = store::list_for_org(&state.db.pool, &access.org.id).await?;
-    Ok(Json(
-        json!({"domains": domains.iter().map(domain_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(Value::Array(
+        domains.iter().map(domain_json).collect(),
+    )))
 }
 
 /// The organization's claim of the domain in the path (compared lower-case); 404
