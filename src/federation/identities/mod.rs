@@ -144,8 +144,6 @@ pub async fn complete_pending_link(
         now,
     )
     .await?;
-    // For an organization's provider, a pending authorization request that named no organization
-    // continues in that one (as a sign-in through the provider does).
     let _ = state;
     Ok(())
 }
