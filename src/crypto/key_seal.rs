@@ -112,7 +112,8 @@ async fn replace<'c>(
     Ok(usize::try_from(done.rows_affected()).unwrap_or(0))
 }
 
-/// Re-seals every signing key under `new` (opening it with `old`) in one transaction, so the
+/// Re-seals every signing key under `new` (opening it with `old`) in one transaction, with every
+/// other secret sealed under the KEK (second factors, connections' client secrets), so the
 /// database is entirely under one key or the other. Fails, changing nothing, when a key does not
 /// open with `old` or changed meanwhile. Returns how many keys were re-sealed.
 ///
@@ -155,6 +156,9 @@ pub async fn rewrap(
     // an authenticator out.
     crate::mfa::totp::rewrap(&mut tx, old, new).await?;
     crate::mfa::recovery_codes::rewrap(&mut tx, old, new).await?;
+    // The connections' client secrets (enterprise SSO), likewise: a connection whose secret no
+    // longer opens cannot redeem a code at its upstream.
+    crate::federation::connections::manage::rewrap(&mut tx, old, new).await?;
     tx.commit().await?;
     Ok(rewrapped)
 }

@@ -148,8 +148,7 @@ impl Upstream {
         self.check_url(issuer)?;
         let issuer_url = IssuerUrl::new(issuer.to_owned())
             .map_err(|_| UpstreamError::Refused(format!("{issuer:?} is not a URL")))?;
-        let http = |request: HttpRequest| self.call(request);
-        CoreProviderMetadata::discover_async(issuer_url, &http)
+        CoreProviderMetadata::discover_async(issuer_url, self)
             .await
             .map_err(|e| match e {
                 openidconnect::DiscoveryError::Request(inner) => inner,
@@ -158,6 +157,20 @@ impl Upstream {
                     cause(&other)
                 )),
             })
+    }
+}
+
+/// [`Upstream`] as the `openidconnect` crate's HTTP client. A closure over [`Upstream::call`] would
+/// do, but its future is `Send` only for one lifetime, which an axum handler awaiting discovery
+/// cannot satisfy; the boxed future here is `Send` for every lifetime.
+impl<'c> openidconnect::AsyncHttpClient<'c> for Upstream {
+    type Error = UpstreamError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, UpstreamError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(Upstream::call(self, request))
     }
 }
 
@@ -270,6 +283,13 @@ impl reqwest::dns::Resolve for GuardedResolver {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Compiles only while discovery can be awaited in an axum handler (its future is `Send`).
+    #[allow(dead_code)]
+    fn discovery_future_is_send(u: &Upstream) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(u.discover("https://issuer.example"));
+    }
 
     #[test]
     fn private_addresses_are_refused() {

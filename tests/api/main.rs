@@ -23,6 +23,7 @@ mod client_throttling;
 mod config;
 mod email_signin;
 mod email_verification;
+mod federation_connections;
 mod federation_helpers;
 mod federation_identities;
 mod federation_signin;

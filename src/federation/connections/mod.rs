@@ -3,6 +3,7 @@
 //! that sets a member's role from a claim of the upstream's ID token at every sign-in.
 
 pub mod api;
+pub mod manage;
 pub mod store;
 
 use std::collections::BTreeMap;

@@ -162,3 +162,83 @@ pub async fn insert<'c>(
         updated_at: now,
     })
 }
+
+/// Writes `conn`'s name, issuer, client id, scopes and role mapping (and, when `new_secret` is
+/// given, seals it in place of the old one) at `now`; false when the connection no longer exists.
+pub async fn update<'c>(
+    ex: impl Exec<'c>,
+    kek: &KeyEncryptionKey,
+    conn: &Connection,
+    new_secret: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let sealed = new_secret
+        .map(|secret| kek.seal(SECRET_PURPOSE, conn.id.as_bytes(), secret.as_bytes()))
+        .transpose()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("sealing a connection secret: {e}")))?;
+    let mapping = conn
+        .role_mapping
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("role mapping: {e}")))?;
+    let done = sqlx::query(
+        "update connections set name = $1, issuer = $2, client_id = $3, scopes = $4, \
+         role_mapping = $5, client_secret_sealed = coalesce($6, client_secret_sealed), \
+         updated_at = $7 where id = $8",
+    )
+    .bind(&conn.name)
+    .bind(&conn.issuer)
+    .bind(&conn.client_id)
+    .bind(conn.scopes.join(" "))
+    .bind(mapping.as_deref())
+    .bind(sealed.as_deref())
+    .bind(now)
+    .bind(&conn.id)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes connection `id` (its linked identities go with it: `on delete cascade`); false when
+/// there was none.
+pub async fn delete<'c>(ex: impl Exec<'c>, id: &str) -> Result<bool> {
+    let done = sqlx::query("delete from connections where id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every connection's id and sealed secret (`keys rewrap`).
+pub async fn sealed_secrets<'c>(ex: impl Exec<'c>) -> Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("select id, client_secret_sealed from connections order by id")
+            .fetch_all(ex)
+            .await?,
+    )
+}
+
+/// Replaces the sealed secret of connection `id` when it is still `old` (`keys rewrap`).
+pub async fn replace_sealed<'c>(ex: impl Exec<'c>, id: &str, old: &str, new: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "update connections set client_secret_sealed = $1 \
+         where id = $2 and client_secret_sealed = $3",
+    )
+    .bind(new)
+    .bind(id)
+    .bind(old)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How many upstream identities are linked through connection `id` (they go with it).
+pub async fn count_identities<'c>(ex: impl Exec<'c>, id: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("select count(*) from federated_identities where connection_id = $1")
+            .bind(id)
+            .fetch_one(ex)
+            .await?,
+    )
+}
