@@ -23,9 +23,8 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AccessTokenHash, AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    HttpRequest, HttpResponse, IssuerUrl, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, LoginHint, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -34,7 +33,6 @@ use tower_sessions::Session;
 use super::connections::{Connection, store as connections_store};
 use super::identities::{self, PENDING_LINK_TTL_SECS, PendingLink};
 use super::provisioning::{self, Resolution, VerifiedIdentity};
-use super::upstream::{Upstream, UpstreamError};
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::error::{AppError, Result};
@@ -179,44 +177,6 @@ pub struct StartQuery {
     login_hint: String,
 }
 
-/// [`Upstream::call`] as the `openidconnect` crate's HTTP client, with a future that is `Send` for
-/// every lifetime (a closure's is not, and axum handlers must be `Send`).
-struct GuardedHttp<'a>(&'a Upstream);
-
-impl<'c> AsyncHttpClient<'c> for GuardedHttp<'_> {
-    type Error = UpstreamError;
-    type Future = std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = std::result::Result<HttpResponse, UpstreamError>>
-                + Send
-                + 'c,
-        >,
-    >;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(self.0.call(request))
-    }
-}
-
-/// The upstream's metadata and keys (as [`Upstream::discover`], through [`GuardedHttp`]).
-async fn discover(
-    upstream: &Upstream,
-    issuer: &str,
-) -> std::result::Result<CoreProviderMetadata, UpstreamError> {
-    upstream.check_url(issuer)?;
-    let issuer_url = IssuerUrl::new(issuer.to_owned())
-        .map_err(|_| UpstreamError::Refused(format!("{issuer:?} is not a URL")))?;
-    CoreProviderMetadata::discover_async(issuer_url, &GuardedHttp(upstream))
-        .await
-        .map_err(|e| match e {
-            openidconnect::DiscoveryError::Request(inner) => inner,
-            other => UpstreamError::Invalid(format!(
-                "the discovery document of {issuer} is not usable: {}",
-                error_chain(&other)
-            )),
-        })
-}
-
 /// The `openidconnect` client of `conn` at the upstream described by `metadata`.
 async fn client_for(
     state: &AppState,
@@ -278,7 +238,7 @@ pub async fn start(
             &q.next,
         ));
     };
-    let metadata = match discover(&state.upstream, &conn.issuer).await {
+    let metadata = match state.upstream.discover(&conn.issuer).await {
         Ok(m) => m,
         Err(e) => {
             audit_failure(&state, &meta, Some(&conn), "discovery", &e.to_string()).await?;
@@ -401,19 +361,18 @@ async fn verify_identity(
     attempt: &Attempt,
     code: &str,
 ) -> Result<std::result::Result<VerifiedIdentity, Refusal>> {
-    let metadata = match discover(&state.upstream, &conn.issuer).await {
+    let metadata = match state.upstream.discover(&conn.issuer).await {
         Ok(m) => m,
         Err(e) => return Ok(Err(refusal("discovery", e))),
     };
     let client = client_for(state, conn, metadata).await?;
-    let http = GuardedHttp(&state.upstream);
     let exchange = match client.exchange_code(AuthorizationCode::new(code.to_owned())) {
         Ok(exchange) => exchange,
         Err(e) => return Ok(Err(refusal("token-endpoint", e))),
     };
     let token = match exchange
         .set_pkce_verifier(PkceCodeVerifier::new(attempt.pkce_verifier.clone()))
-        .request_async(&http)
+        .request_async(&state.upstream)
         .await
     {
         Ok(token) => token,

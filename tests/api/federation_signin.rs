@@ -18,6 +18,8 @@ on_both_databases!(
     cancelled_upstream_signin_shows_a_way_back,
     rogue_upstream_tokens_are_refused,
     unknown_connection_is_refused,
+    instance_connection_follows_the_signup_policy,
+    disabled_account_is_refused,
 );
 
 /// The role mapping of the tests: upstream admins are admins here, everyone else a member.
@@ -25,39 +27,43 @@ pub fn admin_mapping() -> Value {
     json!({"claim": "roles", "map": {"admin": "admin"}, "default_role": "member"})
 }
 
-/// Creates a connection of `org` (or the instance) to the pair's upstream; returns its id.
-pub async fn create_connection(
+/// Creates an instance-wide connection with `latchkey connection create`; returns its id.
+pub async fn instance_connection(
     app: &TestApp,
-    org: Option<&str>,
     name: &str,
     issuer: &str,
     client_id: &str,
     client_secret: &str,
-    mapping: Option<Value>,
 ) -> String {
-    let mapping: Option<latchkey::federation::connections::RoleMapping> =
-        mapping.map(|m| serde_json::from_value(m).expect("role mapping"));
-    let scopes: Vec<String> = ["openid", "email", "profile"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    let conn = latchkey::federation::connections::store::insert(
-        &app.db.pool,
-        &app.kek,
-        &latchkey::federation::connections::store::NewConnection {
-            org_id: org,
-            name,
-            issuer,
-            client_id,
-            client_secret,
-            scopes: &scopes,
-            role_mapping: mapping.as_ref(),
-        },
-        app.clock.now(),
+    app.cli(&[
+        "connection",
+        "create",
+        "--name",
+        name,
+        "--issuer",
+        issuer,
+        "--client-id",
+        client_id,
+        "--client-secret",
+        client_secret,
+    ])
+    .await
+    .json()["id"]
+        .as_str()
+        .expect("connection id")
+        .to_owned()
+}
+
+/// An org:write token of owner@local.example here.
+pub async fn owner_token(app: &TestApp) -> String {
+    let client = crate::mgmt_helpers::org_client(app).await;
+    crate::mgmt_helpers::user_token(
+        app,
+        &client,
+        "owner@local.example",
+        crate::mgmt_helpers::ORG_SCOPES,
     )
     .await
-    .expect("connection inserted");
-    conn.id
 }
 
 /// An upstream organization "Acme IdP" (owned by boss@acme.example) with `email` as `role`.
@@ -87,16 +93,22 @@ pub async fn upstream_member(pair: &Pair, email: &str, role: &str) -> String {
 pub async fn acme_with_connection(pair: &Pair, mapping: Option<Value>) -> (String, String) {
     pair.app.create_person("owner@local.example", "Owner").await;
     let org = cli_org(&pair.app, "Acme", "acme", "owner@local.example").await;
-    let conn = create_connection(
+    let token = owner_token(&pair.app).await;
+    let mut body = pair.connection_body("Acme SSO");
+    if let Some(mapping) = mapping {
+        body["role_mapping"] = mapping;
+    }
+    let created = crate::mgmt_helpers::post(
         &pair.app,
-        Some(&org),
-        "Acme SSO",
-        &pair.upstream_issuer(),
-        &pair.client_id,
-        &pair.client_secret,
-        mapping,
+        &format!("/api/v1/orgs/{org}/connections"),
+        &token,
+        body,
     )
     .await;
+    let conn = created.ok(201)["id"]
+        .as_str()
+        .expect("connection id")
+        .to_owned();
     (org, conn)
 }
 
@@ -247,7 +259,7 @@ async fn signin_provisions_member_with_mapped_role(backend: Backend) {
 async fn upstream_role_change_applies_at_next_signin(backend: Backend) {
     let pair = spawn_pair(backend, &[]).await;
     let up_org = upstream_member(&pair, "ann@acme.example", "admin").await;
-    let (_, conn) = acme_with_connection(&pair, Some(admin_mapping())).await;
+    let (org, conn) = acme_with_connection(&pair, Some(admin_mapping())).await;
     let client = pair.app.register_client(&["--first-party"]).await;
     let (landing, verifier) = rp_signin(
         &pair,
@@ -294,6 +306,51 @@ async fn upstream_role_change_applies_at_next_signin(backend: Backend) {
     let (id, _) = tokens(&pair.app, &client, &landing.left(), &verifier).await;
     assert_eq!(id["roles"], json!(["member"]));
     assert_eq!(audited(&pair.app, "federation.role_mapped").await, 2);
+
+    // Here, the mapping changes (its default is now viewer): Ann's value maps to nothing.
+    let token = owner_token(&pair.app).await;
+    crate::mgmt_helpers::patch(
+        &pair.app,
+        &format!("/api/v1/orgs/{org}/connections/{conn}"),
+        &token,
+        json!({"role_mapping": {"claim": "roles", "map": {"admin": "admin"}, "default_role": "viewer"}}),
+    )
+    .await
+    .ok(200);
+    let (landing, verifier) = rp_signin(
+        &pair,
+        &rp::browser(),
+        &client,
+        &conn,
+        "ann@acme.example",
+        None,
+    )
+    .await;
+    let (id, _) = tokens(&pair.app, &client, &landing.left(), &verifier).await;
+    assert_eq!(id["roles"], json!(["viewer"]));
+    assert_eq!(audited(&pair.app, "federation.role_mapped").await, 3);
+
+    // The owner's role is never changed by a mapping.
+    crate::mgmt_helpers::patch(
+        &pair.app,
+        &format!("/api/v1/orgs/{org}/connections/{conn}"),
+        &token,
+        json!({"role_mapping": null}),
+    )
+    .await
+    .ok(200);
+    let (landing, verifier) = rp_signin(
+        &pair,
+        &rp::browser(),
+        &client,
+        &conn,
+        "ann@acme.example",
+        None,
+    )
+    .await;
+    let (id, _) = tokens(&pair.app, &client, &landing.left(), &verifier).await;
+    assert_eq!(id["roles"], json!(["viewer"]), "no mapping: the role stays");
+    assert_eq!(audited(&pair.app, "federation.role_mapped").await, 3);
 }
 
 async fn existing_account_is_linked_only_after_local_signin(backend: Backend) {
@@ -473,17 +530,12 @@ async fn unknown_connection_is_refused(backend: Backend) {
             .expect("start");
         assert_eq!(response.status(), 400, "{path}");
     }
-    // An upstream that is not there: a clear page, no 5xx from a proxy, audited.
-    let conn = create_connection(
-        &pair.app,
-        None,
-        "Gone IdP",
-        "http://localhost:9",
-        "x",
-        "y",
-        None,
-    )
-    .await;
+    // An upstream that is gone since: a clear page, audited.
+    let rogue =
+        crate::federation_signin_rogue::Rogue::start(crate::federation_signin_rogue::Flaw::None)
+            .await;
+    let conn = instance_connection(&pair.app, "Gone IdP", &rogue.issuer, "x", "y").await;
+    rogue.stop().await;
     let response = rp::browser()
         .get(
             pair.app
@@ -502,14 +554,12 @@ async fn rogue_upstream_tokens_are_refused(backend: Backend) {
     let pair = spawn_pair(backend, &[]).await;
     for flaw in crate::federation_signin_rogue::Flaw::ALL {
         let rogue = crate::federation_signin_rogue::Rogue::start(flaw).await;
-        let conn = create_connection(
+        let conn = instance_connection(
             &pair.app,
-            None,
             "Rogue",
             &rogue.issuer,
             crate::federation_signin_rogue::CLIENT_ID,
             "rogue-secret",
-            None,
         )
         .await;
         let browser = rp::browser();
@@ -562,14 +612,12 @@ async fn rogue_upstream_tokens_are_refused(backend: Backend) {
     let rogue =
         crate::federation_signin_rogue::Rogue::start(crate::federation_signin_rogue::Flaw::None)
             .await;
-    let conn = create_connection(
+    let conn = instance_connection(
         &pair.app,
-        None,
         "Rogue",
         &rogue.issuer,
         crate::federation_signin_rogue::CLIENT_ID,
         "rogue-secret",
-        None,
     )
     .await;
     let browser = rp::browser();
@@ -605,4 +653,96 @@ async fn rogue_upstream_tokens_are_refused(backend: Backend) {
             .await,
         1
     );
+}
+
+/// Starts a sign-in through `conn` (the rogue) and answers its callback with a valid token.
+async fn rogue_callback(
+    pair: &Pair,
+    browser: &reqwest::Client,
+    rogue: &crate::federation_signin_rogue::Rogue,
+    conn: &str,
+) -> reqwest::Response {
+    let start = browser
+        .get(
+            pair.app
+                .url(&format!("/federation/start?connection={conn}")),
+        )
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(start.status(), 303);
+    let authorize = rp::location(&pair.app, &start);
+    let find = |k: &str| {
+        authorize
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+            .expect("param")
+    };
+    rogue.expect_nonce(&find("nonce"));
+    browser
+        .get(pair.app.url(&format!(
+            "/federation/callback?state={}&code=rogue-code",
+            find("state")
+        )))
+        .send()
+        .await
+        .expect("callback")
+}
+
+async fn instance_connection_follows_the_signup_policy(backend: Backend) {
+    let pair = spawn_pair(backend, &[("LATCHKEY_SIGNUP", "invite-only")]).await;
+    let rogue =
+        crate::federation_signin_rogue::Rogue::start(crate::federation_signin_rogue::Flaw::None)
+            .await;
+    let conn = instance_connection(
+        &pair.app,
+        "Social",
+        &rogue.issuer,
+        crate::federation_signin_rogue::CLIENT_ID,
+        "rogue-secret",
+    )
+    .await;
+    let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
+    assert_eq!(response.status(), 403);
+    let html = response.text().await.expect("body");
+    assert!(html.contains("invitation only"), "{html}");
+    assert_eq!(
+        pair.app
+            .count("users where email = 'eve@rogue.example'")
+            .await,
+        0
+    );
+    assert_eq!(audited(&pair.app, "federation.failed").await, 1);
+}
+
+async fn disabled_account_is_refused(backend: Backend) {
+    let pair = spawn_pair(backend, &[]).await;
+    let rogue =
+        crate::federation_signin_rogue::Rogue::start(crate::federation_signin_rogue::Flaw::None)
+            .await;
+    let conn = instance_connection(
+        &pair.app,
+        "Social",
+        &rogue.issuer,
+        crate::federation_signin_rogue::CLIENT_ID,
+        "rogue-secret",
+    )
+    .await;
+    let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
+    assert_eq!(response.status(), 303);
+    pair.app
+        .cli(&["user", "disable", "--email", "eve@rogue.example"])
+        .await
+        .json();
+    let browser = rp::browser();
+    let response = rogue_callback(&pair, &browser, &rogue, &conn).await;
+    assert_eq!(response.status(), 403);
+    let account = browser
+        .get(pair.app.url("/account"))
+        .send()
+        .await
+        .expect("account");
+    assert_eq!(account.status(), 303, "not signed in");
+    assert_eq!(audited(&pair.app, "federation.failed").await, 1);
 }

@@ -68,6 +68,8 @@ pub struct Rogue {
     /// `http://127.0.0.1:PORT`.
     pub issuer: String,
     nonce: Arc<Mutex<String>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Rogue {
@@ -103,10 +105,31 @@ impl Rogue {
             .route("/jwks", get(jwks))
             .route("/token", post(token))
             .with_state(shared);
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.ok();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    stopped.await.ok();
+                })
+                .await
+                .ok();
         });
-        Rogue { issuer, nonce }
+        Rogue {
+            issuer,
+            nonce,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops answering (the port is closed when this returns).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        if let Some(server) = self.server.take() {
+            server.await.ok();
+        }
     }
 
     /// The nonce the next ID token carries (the one the app sent, taken from its redirect).
@@ -124,6 +147,8 @@ async fn discovery(State(s): State<Shared>) -> Json<Value> {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "grant_types_supported": ["authorization_code"],
     }))
 }
 
