@@ -235,6 +235,7 @@ async fn create_owned_org(
         name: name.to_owned(),
         created_at: now,
         require_mfa: false,
+        sso_required: false,
     };
     if !orgs::store::insert_org(&mut *conn, &org).await? {
         // Another sign-up took the slug between our look-up and the insert (PostgreSQL has aborted

@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::clients::Client;
 use crate::crypto::tokens::random_token;
 use crate::error::{AppError, Result};
+use crate::federation;
 use crate::login::session::{self, SignedIn};
 use crate::mfa;
 use crate::orgs::picker::{self, OrgDecision};
@@ -151,9 +152,9 @@ pub async fn proceed(
     state: &AppState,
     session: &Session,
     client: &Arc<Client>,
-    req: AuthzRequest,
+    mut req: AuthzRequest,
 ) -> Response {
-    match next_step(state, session, client, &req).await {
+    match next_step(state, session, client, &mut req).await {
         Ok(Step::Redirect(response)) => response,
         Ok(Step::Show(response)) => {
             let _ = session::remove_pending(session, &req.id).await;
@@ -213,7 +214,7 @@ async fn next_step(
     state: &AppState,
     session: &Session,
     client: &Client,
-    req: &AuthzRequest,
+    req: &mut AuthzRequest,
 ) -> Result<Step> {
     let now = state.clock.now();
     let current = current_user(state, session).await?;
@@ -270,6 +271,30 @@ async fn next_step(
         }
         OrgDecision::Required => return Ok(Step::Show(picker::required_page(client, &user.email))),
     };
+    // An organization's `sso_required` (federation::policy), before the second factor: a member of
+    // one of its verified domains signs in to it through its connection, whatever the session holds
+    // (a password sign-in, even with a second factor, is not one through the provider). The pending
+    // request keeps the connection, and `/federation/start?authz=…` uses it; the new sign-in comes
+    // back here with `fed` in its `amr`.
+    if let Some(selected) = &org
+        && !federation::is_federated(&signed.amr)
+        && let Some(connection) = federation::policy::required_connection(
+            &state.db.pool,
+            &selected.id,
+            selected.sso_required,
+            &user.email,
+        )
+        .await?
+    {
+        if req.prompts("none") {
+            return Ok(Step::Refuse(
+                ErrorCode::LoginRequired,
+                federation::policy::REQUIRES_SSO,
+            ));
+        }
+        req.sso_connection = Some(connection.id);
+        return Ok(Step::Interact(routes::FEDERATION_START));
+    }
     // Step-up (OIDC Core §3.1.2.1 `acr_values`; an organization's `require_mfa`): after the
     // organization is known and before consent, a session whose `amr` has no second factor adds
     // one (the second step, or enrolment for a person without any factor). `max_age` and

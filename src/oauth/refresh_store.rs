@@ -69,6 +69,9 @@ pub struct TokenRow {
     /// The family's organization requires a second factor now (its live `require_mfa`; false when
     /// it has none or the user is no longer a member).
     pub org_require_mfa: bool,
+    /// The family's organization requires sign-in through its connection now (its live
+    /// `sso_required`; false when it has none or the user is no longer a member).
+    pub org_sso_required: bool,
     /// When this token was issued. While it is the family's current token this is the family's last
     /// successful use (birth or last rotation), which the idle limit counts from.
     pub issued_at: i64,
@@ -131,7 +134,8 @@ pub async fn find_token<'c>(
          f.client_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
          t.created_at as issued_at, f.expires_at, f.revoked_at, \
          u.id, u.email, u.name, u.email_verified, u.disabled, u.created_at, \
-         o.slug as org_slug, m.role as org_role, o.require_mfa as org_require_mfa \
+         o.slug as org_slug, m.role as org_role, o.require_mfa as org_require_mfa, \
+         o.sso_required as org_sso_required \
          from refresh_tokens t \
          join refresh_families f on f.id = t.family_id \
          join users u on u.id = f.user_id \
@@ -163,6 +167,9 @@ pub async fn find_token<'c>(
             .and_then(|role| role.parse().ok()),
         org_require_mfa: r
             .try_get::<Option<i64>, _>("org_require_mfa")?
+            .is_some_and(|flag| flag != 0),
+        org_sso_required: r
+            .try_get::<Option<i64>, _>("org_sso_required")?
             .is_some_and(|flag| flag != 0),
         issued_at: r.try_get("issued_at")?,
         expires_at: r.try_get("expires_at")?,

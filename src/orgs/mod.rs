@@ -41,6 +41,9 @@ pub struct Organization {
     pub created_at: i64,
     /// Members must sign in to it with a second factor (`acr` `urn:latchkey:acr:mfa`).
     pub require_mfa: bool,
+    /// Members whose address is in one of its verified domains sign in to it only through its
+    /// connection ([`crate::federation::policy`]).
+    pub sso_required: bool,
 }
 
 /// One person's role in one organization.
@@ -113,6 +116,8 @@ pub async fn insert_with_owner(
         name,
         created_at: now,
         require_mfa,
+        // Needs a connection first, which a new organization cannot have.
+        sso_required: false,
     };
     if !store::insert_org(&mut **tx, &org).await? {
         return Err(slug_taken(&org.slug));

@@ -51,6 +51,8 @@ pub struct SelectedOrg {
     pub role: Role,
     /// The organization requires a second factor ([`crate::mfa`]).
     pub require_mfa: bool,
+    /// The organization requires sign-in through its connection ([`crate::federation::policy`]).
+    pub sso_required: bool,
 }
 
 /// What the organization step of an authorization request decides.
@@ -82,6 +84,7 @@ pub async fn resolve(
                     name: org.name,
                     role,
                     require_mfa: org.require_mfa,
+                    sso_required: org.sso_required,
                 })),
                 None => OrgDecision::NotMember,
             },
@@ -110,6 +113,7 @@ fn selected(m: &MembershipChoice) -> SelectedOrg {
         name: m.name.clone(),
         role: m.role,
         require_mfa: m.require_mfa,
+        sso_required: m.sso_required,
     }
 }
 
@@ -279,6 +283,7 @@ mod tests {
             role: Role::Member,
             last_selected_at: last,
             require_mfa: false,
+            sso_required: false,
         }
     }
 

@@ -35,8 +35,9 @@ pub enum Permission {
     ManageInvitations,
     /// Read the audit log.
     ReadAuditLog,
-    /// Grant or take the owner role; set the organization's `require_mfa` (who must show a second
-    /// factor is a decision about every member, the owners' like who the owners are).
+    /// Grant or take the owner role; set the organization's `require_mfa` and `sso_required` (who
+    /// must show a second factor, or sign in through the organization's provider, is a decision
+    /// about every member, the owners' like who the owners are).
     ManageOwners,
 }
 
@@ -58,8 +59,9 @@ impl Permission {
             Permission::ManageInvitations => "invite people, list and revoke invitations",
             Permission::ReadAuditLog => "read the organization's audit log",
             Permission::ManageOwners => {
-                "grant or take the owner role, and require a second factor of every member who \
-                 signs in (require_mfa)"
+                "grant or take the owner role, require a second factor of every member who signs \
+                 in (require_mfa), and require sign-in through the organization's provider of its \
+                 verified-domain members (sso_required)"
             }
         }
     }

@@ -14,20 +14,22 @@ fn org_from_row(row: &AnyRow) -> Result<Organization, sqlx::Error> {
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
         require_mfa: row.try_get::<i64, _>("require_mfa")? != 0,
+        sso_required: row.try_get::<i64, _>("sso_required")? != 0,
     })
 }
 
 /// Inserts an organization; `Ok(false)` when the slug is taken.
 pub async fn insert_org<'c>(ex: impl Exec<'c>, org: &Organization) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
-        "insert into organizations (id, slug, name, created_at, updated_at, require_mfa) \
-         values ($1, $2, $3, $4, $4, $5)",
+        "insert into organizations (id, slug, name, created_at, updated_at, require_mfa, \
+         sso_required) values ($1, $2, $3, $4, $4, $5, $6)",
     )
     .bind(&org.id)
     .bind(&org.slug)
     .bind(&org.name)
     .bind(org.created_at)
     .bind(db::flag(org.require_mfa))
+    .bind(db::flag(org.sso_required))
     .execute(ex)
     .await;
     db::inserted(result)
@@ -39,7 +41,7 @@ pub async fn find_org<'c>(
     id_or_slug: &str,
 ) -> Result<Option<Organization>, sqlx::Error> {
     let row = sqlx::query(
-        "select id, slug, name, created_at, require_mfa from organizations where id = $1 or slug = $1",
+        "select id, slug, name, created_at, require_mfa, sso_required from organizations where id = $1 or slug = $1",
     )
     .bind(id_or_slug)
     .fetch_optional(ex)
@@ -55,7 +57,7 @@ pub async fn find_org_with_role<'c>(
     user_id: &str,
 ) -> Result<Option<(Organization, Role)>, sqlx::Error> {
     let row = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, o.sso_required, m.role from organizations o \
          join memberships m on m.org_id = o.id \
          where (o.id = $1 or o.slug = $1) and m.user_id = $2",
     )
@@ -177,7 +179,7 @@ pub async fn list_orgs_of_user<'c>(
 ) -> Result<Vec<(Organization, Role)>, sqlx::Error> {
     let (at, id) = split(after);
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, o.sso_required, m.role from organizations o \
          join memberships m on m.org_id = o.id where m.user_id = $1 \
          and ($2 is null or o.created_at > $2 or (o.created_at = $2 and o.id > $3)) \
          order by o.created_at, o.id limit $4",
@@ -199,7 +201,7 @@ pub async fn list_all_orgs<'c>(
 ) -> Result<Vec<Organization>, sqlx::Error> {
     let (at, id) = split(after);
     let rows = sqlx::query(
-        "select id, slug, name, created_at, require_mfa from organizations \
+        "select id, slug, name, created_at, require_mfa, sso_required from organizations \
          where ($1 is null or created_at > $1 or (created_at = $1 and id > $2)) \
          order by created_at, id limit $3",
     )
@@ -223,19 +225,20 @@ pub async fn lock_org<'c>(ex: impl Exec<'c>, org_id: &str, now: i64) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
-/// Sets name, slug and `require_mfa`; `Ok(false)` when the slug is taken.
+/// Sets name, slug, `require_mfa` and `sso_required`; `Ok(false)` when the slug is taken.
 pub async fn update_org<'c>(
     ex: impl Exec<'c>,
     org: &Organization,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
-        "update organizations set name = $1, slug = $2, require_mfa = $3, updated_at = $4 \
-         where id = $5",
+        "update organizations set name = $1, slug = $2, require_mfa = $3, sso_required = $4, \
+         updated_at = $5 where id = $6",
     )
     .bind(&org.name)
     .bind(&org.slug)
     .bind(db::flag(org.require_mfa))
+    .bind(db::flag(org.sso_required))
     .bind(now)
     .bind(&org.id)
     .execute(ex)
@@ -343,7 +346,7 @@ pub async fn memberships_of_user<'c>(
     user_id: &str,
 ) -> Result<Vec<(Organization, Role)>, sqlx::Error> {
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, o.sso_required, m.role from organizations o \
          join memberships m on m.org_id = o.id where m.user_id = $1 order by o.name, o.id",
     )
     .bind(user_id)
@@ -359,7 +362,7 @@ pub async fn solely_owned_by<'c>(
     user_id: &str,
 ) -> Result<Vec<Organization>, sqlx::Error> {
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, m.role from organizations o \
+        "select o.id, o.slug, o.name, o.created_at, o.require_mfa, o.sso_required, m.role from organizations o \
          join memberships m on m.org_id = o.id \
          where m.user_id = $1 and m.role = 'owner' \
          and (select count(*) from memberships x where x.org_id = o.id and x.role = 'owner') = 1 \

@@ -1,11 +1,226 @@
 //! The management API of an organization's domains: claim (`POST …/domains {domain}` answers the
-//! TXT record to publish), list, read, remove, and `POST …/domains/{domain}/verify`.
+//! TXT record to publish), list, read, remove, and `POST …/domains/{domain}/verify`. Admins and
+//! owners only: a verified domain routes sign-ins and bounds `sso_required`, so it is managed like
+//! the organization itself.
 
+use axum::Json;
 use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
+use super::dns::{self, TxtAnswer};
+use super::store::{self, OrgDomain};
+use super::{Claimed, domain_json, domain_not_found, domain_taken, txt_name, txt_value};
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent, action};
+use crate::db::Exec;
+use crate::error::{AppError, Result};
+use crate::orgs::access::{OrgAccess, authorize};
+use crate::orgs::roles::{Permission, Role};
+use crate::routes;
+use crate::web::api::{ApiJson, method_not_allowed};
+use crate::web::bearer::ApiCaller;
+use crate::web::request_meta::RequestMeta;
 
 /// The domain routes of the management API.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(routes::API_ORG_DOMAINS, get(list).post(add))
+        .route(routes::API_ORG_DOMAIN, get(read).delete(remove))
+        .route(routes::API_ORG_DOMAIN_VERIFY, post(verify))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Reads need `org:read` and the admin role (the permission table has no read permission for
+/// admins but the audit log's, so the role is checked here, with the same 403 as [`authorize`]).
+async fn authorize_read<'c>(
+    ex: impl Exec<'c>,
+    caller: &ApiCaller,
+    org_ref: &str,
+) -> Result<OrgAccess> {
+    let access = authorize(ex, caller, org_ref, Permission::ReadOrg).await?;
+    if let Some(role) = access.role
+        && !role.at_least(Role::Admin)
+    {
+        return Err(AppError::problem(
+            StatusCode::FORBIDDEN,
+            "role-insufficient",
+            format!("the {role} role may not do this"),
+        ));
+    }
+    Ok(access)
+}
+
+/// Writes: admins and owners, `org:write` (the permission of renaming the organization).
+async fn authorize_write<'c>(
+    ex: impl Exec<'c>,
+    caller: &ApiCaller,
+    org_ref: &str,
+) -> Result<OrgAccess> {
+    authorize(ex, caller, org_ref, Permission::UpdateOrg).await
+}
+
+/// Body of `POST /api/v1/orgs/{org}/domains`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddDomain {
+    domain: String,
+}
+
+/// `POST /api/v1/orgs/{org}/domains` `{domain}`: claims a domain; 201 with `Location` and the TXT
+/// record to publish, or 200 with the organization's existing claim (idempotent). 400
+/// `invalid-domain`, 409 `domain-taken` (verified by another organization). Audited `domain.added`.
+pub async fn add(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path(org_ref): Path<String>,
+    ApiJson(body): ApiJson<AddDomain>,
+) -> Result<Response> {
+    let mut tx = state.db.begin().await?;
+    let access = authorize_write(&mut *tx, &caller, &org_ref).await?;
+    let domain = super::validate_domain(&body.domain)?;
+    let actor = Actor::api(&caller, meta);
+    let claimed = super::claim(&mut tx, &access.org.id, &domain, &actor, state.clock.now()).await?;
+    tx.commit().await?;
+    Ok(match claimed {
+        Claimed::Existing(existing) => Json(domain_json(&existing)).into_response(),
+        Claimed::New(new) => {
+            let mut response = (StatusCode::CREATED, Json(domain_json(&new))).into_response();
+            let location = format!("{}/{}/domains/{}", routes::API_ORGS, access.org.id, domain);
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+    })
+}
+
+/// `GET /api/v1/orgs/{org}/domains`: `{"domains": [...]}`, alphabetically.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(org_ref): Path<String>,
+) -> Result<Json<Value>> {
+    let access = authorize_read(&state.db.pool, &caller, &org_ref).await?;
+    let domains = store::list_for_org(&state.db.pool, &access.org.id).await?;
+    Ok(Json(
+        json!({"domains": domains.iter().map(domain_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// The organization's claim of the domain in the path (compared lower-case); 404
+/// `domain-not-found` otherwise, also for another organization's claim.
+async fn claim_in_path<'c>(ex: impl Exec<'c>, org_id: &str, raw: &str) -> Result<OrgDomain> {
+    let domain = raw.trim().to_ascii_lowercase();
+    store::find(ex, org_id, &domain)
+        .await?
+        .ok_or_else(|| domain_not_found(&domain))
+}
+
+/// `GET /api/v1/orgs/{org}/domains/{domain}`: one claim.
+pub async fn read(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path((org_ref, domain)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let access = authorize_read(&state.db.pool, &caller, &org_ref).await?;
+    let claim = claim_in_path(&state.db.pool, &access.org.id, &domain).await?;
+    Ok(Json(domain_json(&claim)))
+}
+
+/// `DELETE /api/v1/orgs/{org}/domains/{domain}`: removes the claim (verified or not); 204, audited
+/// `domain.removed`. Members of the domain are then no longer bound by `sso_required`.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path((org_ref, domain)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let access = authorize_write(&mut *tx, &caller, &org_ref).await?;
+    let claim = claim_in_path(&mut *tx, &access.org.id, &domain).await?;
+    store::delete(&mut *tx, &access.org.id, &claim.domain).await?;
+    let actor = Actor::api(&caller, meta);
+    let event = AuditEvent {
+        org_id: Some(&access.org.id),
+        actor: &actor,
+        action: action::DOMAIN_REMOVED,
+        target_type: Some("domain"),
+        target_id: Some(&claim.domain),
+        details: json!({"domain": claim.domain, "was_verified": claim.verified_at.is_some()}),
+    };
+    audit::record(&mut *tx, &event, state.clock.now()).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/orgs/{org}/domains/{domain}/verify`: looks up the TXT record
+/// `_latchkey-challenge.DOMAIN` ([`dns`]); one string equal to the expected value verifies the
+/// domain: 200 with `verified: true`, audited `domain.verified` `{method: "dns"}`. A domain
+/// verified already answers 200 without a lookup. No such record, another value or a failed
+/// lookup: 422 `domain-not-verified` naming the record to publish, audited
+/// `domain.verification_failed`. 409 `domain-taken` when another organization verified it.
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    meta: RequestMeta,
+    Path((org_ref, domain)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    // The lookup takes up to seconds: no transaction is held across it.
+    let access = authorize_write(&state.db.pool, &caller, &org_ref).await?;
+    let org_id = access.org.id.as_str();
+    let claim = claim_in_path(&state.db.pool, org_id, &domain).await?;
+    if claim.verified_at.is_some() {
+        return Ok(Json(domain_json(&claim)));
+    }
+    if store::verified_owner(&state.db.pool, &claim.domain)
+        .await?
+        .is_some_and(|owner| owner != org_id)
+    {
+        return Err(domain_taken(&claim.domain));
+    }
+    let name = txt_name(&claim.domain);
+    let expected = txt_value(&claim.challenge);
+    let answer = dns::lookup_txt(state.config.dns_server, &name).await;
+    let actor = Actor::api(&caller, meta);
+    let now = state.clock.now();
+    let failure = match &answer {
+        TxtAnswer::Found(values) if values.iter().any(|v| v.trim() == expected) => None,
+        TxtAnswer::Found(_) => Some("the TXT record has another value".to_owned()),
+        TxtAnswer::NoRecord => Some("no TXT record".to_owned()),
+        TxtAnswer::Failed(why) => Some(format!("lookup failed: {why}")),
+    };
+    if let Some(reason) = failure {
+        let event = AuditEvent {
+            org_id: Some(org_id),
+            actor: &actor,
+            action: action::DOMAIN_VERIFICATION_FAILED,
+            target_type: Some("domain"),
+            target_id: Some(&claim.domain),
+            details: json!({"domain": claim.domain, "reason": reason}),
+        };
+        audit::record(&state.db.pool, &event, now).await?;
+        let found = match answer {
+            TxtAnswer::Found(_) => "a TXT record with another value was found",
+            TxtAnswer::NoRecord => "no TXT record was found",
+            TxtAnswer::Failed(_) => "the DNS lookup failed",
+        };
+        return Err(AppError::problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "domain-not-verified",
+            format!(
+                "{found} at {name}: publish a TXT record {name} with the value {expected} and \
+                 verify again (DNS changes may take a while to appear)"
+            ),
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let verified = super::mark_verified(&mut tx, org_id, &claim.domain, "dns", &actor, now).await?;
+    tx.commit().await?;
+    Ok(Json(domain_json(&verified)))
 }

@@ -62,8 +62,8 @@ pub async fn exchange(
     let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
     // The authorization endpoint asks for the second factor an organization requires before it
     // issues a code; checking again here closes the window where the owner turns `require_mfa` on
-    // between the code and its redemption.
-    let org = super::org_claims(state, row.org_id.as_deref(), &user.id, &amr).await?;
+    // between the code and its redemption; likewise for `sso_required`.
+    let org = super::org_claims(state, row.org_id.as_deref(), &user, &amr).await?;
     // Everything that can fail is done before the code is claimed, so that a failure (say, no active
     // key for the client's ID-token alg yet) leaves the code usable for a retry.
     let UserTokens { access, id_token } = super::mint_user_tokens(

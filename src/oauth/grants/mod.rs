@@ -30,21 +30,57 @@ pub fn user_gone() -> OAuthError {
 /// (the documented interface (README): a refresh re-reads the role, so a demoted member never gets the old role back). A
 /// member removed since, or an organization deleted since, gets `invalid_grant` (RFC 6749 §5.2), and
 /// so does a grant whose sign-in (`amr`) had no second factor for an organization that requires one
-/// now ([`second_factor_required`]). One query.
+/// now ([`second_factor_required`]), or that did not go through the connection an organization
+/// requires of this member now ([`check_sso_policy`]). One query (two under `sso_required`).
 pub async fn org_claims(
     state: &AppState,
     org_id: Option<&str>,
-    user_id: &str,
+    user: &User,
     amr: &[String],
 ) -> Result<Option<OrgClaims>, OAuthError> {
     let Some(org_id) = org_id else {
         return Ok(None);
     };
-    let (org, role) = orgs::store::find_org_with_role(&state.db.pool, org_id, user_id)
+    let (org, role) = orgs::store::find_org_with_role(&state.db.pool, org_id, &user.id)
         .await?
         .ok_or_else(no_longer_member)?;
+    check_sso_policy(state, &org.id, org.sso_required, &user.email, amr).await?;
     check_org_policy(org.require_mfa, amr)?;
     Ok(Some(OrgClaims::of_member(org.id, org.slug, role)))
+}
+
+/// The organization policy `sso_required` at the token endpoint ([`crate::federation::policy`]):
+/// tokens for an organization that requires its verified-domain members to sign in through its
+/// connection are issued to such a member only from a sign-in through a provider (`fed` in its
+/// `amr`). Checked against the live flag and the live domains, like `require_mfa`: turning the
+/// policy on closes the password families of the members it binds at their next use; their other
+/// organizations and the members outside its verified domains are not touched.
+pub async fn check_sso_policy(
+    state: &AppState,
+    org_id: &str,
+    sso_required: bool,
+    email: &str,
+    amr: &[String],
+) -> Result<(), OAuthError> {
+    if !sso_required || crate::federation::is_federated(amr) {
+        return Ok(());
+    }
+    let required =
+        crate::federation::policy::required_connection(&state.db.pool, org_id, true, email).await?;
+    if required.is_some() {
+        return Err(provider_sign_in_required());
+    }
+    Ok(())
+}
+
+/// `invalid_grant` (RFC 6749 §5.2) for a grant without a sign-in through the provider that the
+/// organization requires of this member. The client's way out is a new authorization request,
+/// which sends the person to the provider.
+pub fn provider_sign_in_required() -> OAuthError {
+    OAuthError::invalid_grant(format!(
+        "{}; sign in again",
+        crate::federation::policy::REQUIRES_SSO
+    ))
 }
 
 /// The organization policy `require_mfa` at the token endpoint: tokens for an organization that

@@ -53,6 +53,11 @@ pub async fn exchange(
     // family stays bounded by its own expiry and by sign-out, keeps working if the owner turns the
     // policy off again, and is replaced when the person signs in again with a second factor.
     super::check_org_policy(row.org_require_mfa, &row.amr)?;
+    // Likewise its live `sso_required` (and live verified domains) against whether the family's
+    // sign-in went through a provider; not consumed either, for the same reasons.
+    if let Some(org_id) = &row.org_id {
+        super::check_sso_policy(state, org_id, row.org_sso_required, &user.email, &row.amr).await?;
+    }
     // Everything that can fail is minted before rotating, so a failure leaves the token usable.
     let UserTokens { access, id_token } = super::mint_user_tokens(
         state,

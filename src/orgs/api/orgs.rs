@@ -17,9 +17,10 @@ use crate::web::api::{ApiJson, ApiQuery, Listing, Page};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_READ, SCOPE_ORG_WRITE};
 use crate::web::request_meta::RequestMeta;
 
-/// An organization as the API shows it, with the caller's role (null for an operator), and
-/// `require_mfa` (members sign in to it with a second factor; every member may know the rule they
-/// sign in under).
+/// An organization as the API shows it, with the caller's role (null for an operator),
+/// `require_mfa` (members sign in to it with a second factor) and `sso_required` (its
+/// verified-domain members sign in through its provider): every member may know the rule they
+/// sign in under.
 fn org_json(org: &Organization, role: Option<Role>) -> Value {
     json!({
         "id": org.id,
@@ -27,6 +28,7 @@ fn org_json(org: &Organization, role: Option<Role>) -> Value {
         "name": org.name,
         "created_at": org.created_at,
         "require_mfa": org.require_mfa,
+        "sso_required": org.sso_required,
         "role": role,
     })
 }
@@ -119,13 +121,15 @@ pub async fn read(
     Ok(Json(org_json(&access.org, access.role)))
 }
 
-/// Body of `PATCH /api/v1/orgs/{org}`: at least one of `name`, `slug`, `require_mfa`.
+/// Body of `PATCH /api/v1/orgs/{org}`: at least one of `name`, `slug`, `require_mfa`,
+/// `sso_required`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
     name: Option<String>,
     slug: Option<String>,
     require_mfa: Option<bool>,
+    sso_required: Option<bool>,
 }
 
 /// `PATCH /api/v1/orgs/{org}` `{name?, slug?, require_mfa?}`: renames (admin and up), and sets
@@ -134,8 +138,13 @@ pub struct UpdateOrg {
 /// `org_slug` until they are refreshed; `require_mfa` holds at once: the next authorization for the
 /// organization asks for a second factor and the next refresh of a family that never used one
 /// fails (see [`crate::oauth::grants::refresh_token`]). 409 `slug-taken`. The change and its audit
-/// events (`organization.renamed`, `organization.mfa_policy_changed`, each only when something
-/// changed) are one transaction.
+/// events (`organization.renamed`, `organization.mfa_policy_changed`,
+/// `organization.sso_policy_changed`, each only when something changed) are one transaction.
+///
+/// `sso_required` (owner only, like `require_mfa`) sends the members whose address is in one of the
+/// organization's verified domains through its connection ([`crate::federation::policy`]); turning
+/// it on needs a connection of the organization (409 `connection-required`), or those members
+/// could not sign in to it at all.
 pub async fn update(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -145,18 +154,22 @@ pub async fn update(
 ) -> Result<Json<Value>> {
     // The policy is the owners' (the permission that also guards the owner role); renaming is
     // the admins'.
-    let permission = if body.require_mfa.is_some() {
+    let permission = if body.require_mfa.is_some() || body.sso_required.is_some() {
         Permission::ManageOwners
     } else {
         Permission::UpdateOrg
     };
     let mut tx = state.db.begin().await?;
     let access = authorize(&mut *tx, &caller, &org_ref, permission).await?;
-    if body.name.is_none() && body.slug.is_none() && body.require_mfa.is_none() {
+    if body.name.is_none()
+        && body.slug.is_none()
+        && body.require_mfa.is_none()
+        && body.sso_required.is_none()
+    {
         return Err(AppError::problem(
             StatusCode::BAD_REQUEST,
             "invalid-body",
-            "give at least one of name, slug and require_mfa",
+            "give at least one of name, slug, require_mfa and sso_required",
         ));
     }
     let name = body
@@ -173,12 +186,29 @@ pub async fn update(
         name: name.unwrap_or_else(|| old.name.clone()),
         slug: new_slug.unwrap_or_else(|| old.slug.clone()),
         require_mfa: body.require_mfa.unwrap_or(old.require_mfa),
+        sso_required: body.sso_required.unwrap_or(old.sso_required),
         ..old.clone()
     };
     let renamed = org.name != old.name || org.slug != old.slug;
     let policy_changed = org.require_mfa != old.require_mfa;
-    if !renamed && !policy_changed {
+    let sso_changed = org.sso_required != old.sso_required;
+    if !renamed && !policy_changed && !sso_changed {
         return Ok(Json(org_json(&old, access.role)));
+    }
+    // Checked inside the transaction that sets the flag. (A connection deleted later leaves the
+    // flag on but binding nobody: the policy needs a connection to send people to.)
+    if sso_changed
+        && org.sso_required
+        && crate::federation::connections::store::list_for_org(&mut *tx, &org.id)
+            .await?
+            .is_empty()
+    {
+        return Err(AppError::problem(
+            StatusCode::CONFLICT,
+            "connection-required",
+            "add a connection to the organization before requiring sign-in through it: \
+             otherwise its verified-domain members could not sign in",
+        ));
     }
     let now = state.clock.now();
     if !store::update_org(&mut *tx, &org, now).await? {
@@ -207,6 +237,17 @@ pub async fn update(
             target_type: Some("organization"),
             target_id: Some(&org.id),
             details: json!({"require_mfa": org.require_mfa}),
+        };
+        audit::record(&mut *tx, &event, now).await?;
+    }
+    if sso_changed {
+        let event = AuditEvent {
+            org_id: Some(&org.id),
+            actor: &actor,
+            action: action::ORG_SSO_POLICY_CHANGED,
+            target_type: Some("organization"),
+            target_id: Some(&org.id),
+            details: json!({"sso_required": org.sso_required}),
         };
         audit::record(&mut *tx, &event, now).await?;
     }

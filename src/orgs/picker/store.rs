@@ -21,6 +21,8 @@ pub struct MembershipChoice {
     pub last_selected_at: Option<i64>,
     /// The organization requires a second factor.
     pub require_mfa: bool,
+    /// The organization requires its verified-domain members to sign in through its connection.
+    pub sso_required: bool,
 }
 
 /// Every organization `user_id` belongs to, by name.
@@ -29,7 +31,7 @@ pub async fn memberships_of<'c>(
     user_id: &str,
 ) -> Result<Vec<MembershipChoice>, sqlx::Error> {
     let rows = sqlx::query(
-        "select o.id, o.slug, o.name, o.require_mfa, m.role, m.last_selected_at from memberships m \
+        "select o.id, o.slug, o.name, o.require_mfa, o.sso_required, m.role, m.last_selected_at from memberships m \
          join organizations o on o.id = m.org_id \
          where m.user_id = $1 order by o.name, o.slug",
     )
@@ -50,6 +52,7 @@ pub async fn memberships_of<'c>(
             role,
             last_selected_at: row.try_get("last_selected_at")?,
             require_mfa: row.try_get::<i64, _>("require_mfa")? != 0,
+            sso_required: row.try_get::<i64, _>("sso_required")? != 0,
         });
     }
     Ok(out)
