@@ -20,6 +20,7 @@ on_both_databases!(
     unknown_connection_is_refused,
     instance_connection_follows_the_signup_policy,
     disabled_account_is_refused,
+    verified_domains_decide_who_signs_in_where,
 );
 
 /// The role mapping of the tests: upstream admins are admins here, everyone else a member.
@@ -656,7 +657,7 @@ async fn rogue_upstream_tokens_are_refused(backend: Backend) {
 }
 
 /// Starts a sign-in through `conn` (the rogue) and answers its callback with a valid token.
-async fn rogue_callback(
+pub async fn rogue_callback(
     pair: &Pair,
     browser: &reqwest::Client,
     rogue: &crate::federation_signin_rogue::Rogue,
@@ -745,4 +746,130 @@ async fn disabled_account_is_refused(backend: Backend) {
         .expect("account");
     assert_eq!(account.status(), 303, "not signed in");
     assert_eq!(audited(&pair.app, "federation.failed").await, 1);
+}
+
+/// A rogue upstream (valid tokens) for `email`, connected to org `org` (slug) or the instance.
+async fn rogue_for(
+    pair: &Pair,
+    email: &str,
+    org: Option<&str>,
+) -> (crate::federation_signin_rogue::Rogue, String) {
+    let rogue = crate::federation_signin_rogue::Rogue::start_as(
+        crate::federation_signin_rogue::Flaw::None,
+        email,
+    )
+    .await;
+    let mut args = vec![
+        "connection",
+        "create",
+        "--name",
+        "Rogue",
+        "--issuer",
+        &rogue.issuer,
+        "--client-id",
+        crate::federation_signin_rogue::CLIENT_ID,
+        "--client-secret",
+        "rogue-secret",
+    ];
+    if let Some(org) = org {
+        args.extend_from_slice(&["--org", org]);
+    }
+    let conn = pair.app.cli(&args).await.json()["id"]
+        .as_str()
+        .expect("connection id")
+        .to_owned();
+    (rogue, conn)
+}
+
+async fn verified_domains_decide_who_signs_in_where(backend: Backend) {
+    let pair = spawn_pair(backend, &[]).await;
+    pair.app.create_person("owner@local.example", "Owner").await;
+    let acme = cli_org(&pair.app, "Acme", "acme", "owner@local.example").await;
+    cli_org(&pair.app, "Globex", "globex", "owner@local.example").await;
+    let email_verified =
+        |email: &str| format!("users where email = '{email}' and email_verified = 1");
+
+    // Acme's provider, before Acme verified rogue.example: provisioned, address not verified.
+    let (rogue, conn) = rogue_for(&pair, "first@rogue.example", Some("acme")).await;
+    let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        pair.app
+            .count("users where email = 'first@rogue.example'")
+            .await,
+        1
+    );
+    assert_eq!(
+        pair.app.count(&email_verified("first@rogue.example")).await,
+        0
+    );
+
+    // Once Acme verified the domain, its provider's (verified) addresses are verified here too.
+    pair.app
+        .cli(&[
+            "org",
+            "verify-domain",
+            "--org",
+            "acme",
+            "--domain",
+            "rogue.example",
+        ])
+        .await
+        .json();
+    let (rogue, conn) = rogue_for(&pair, "ann@rogue.example", Some("acme")).await;
+    let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        pair.app.count(&email_verified("ann@rogue.example")).await,
+        1
+    );
+    assert_eq!(
+        pair.app
+            .count(&format!(
+                "memberships where org_id = '{acme}' and role = 'member'"
+            ))
+            .await,
+        2
+    );
+
+    // Globex's provider cannot sign in an address of Acme's domain.
+    let (rogue, conn) = rogue_for(&pair, "bob@rogue.example", Some("globex")).await;
+    let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
+    assert_eq!(response.status(), 403);
+    let html = response.text().await.expect("body");
+    assert!(html.contains("belongs to another organization"), "{html}");
+    assert_eq!(
+        pair.app
+            .count("users where email = 'bob@rogue.example'")
+            .await,
+        0
+    );
+
+    // Neither can an instance-wide provider (Acme's people go through Acme's own).
+    let (rogue, conn) = rogue_for(&pair, "cid@rogue.example", None).await;
+    let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        pair.app
+            .count("users where email = 'cid@rogue.example'")
+            .await,
+        0
+    );
+    assert_eq!(
+        pair.app
+            .count("audit_events where action = 'federation.failed' and details like '%domain-of-another-organization%'")
+            .await,
+        2
+    );
+
+    // An instance-wide provider's verified address elsewhere: provisioned and verified, no membership.
+    let (rogue, conn) = rogue_for(&pair, "dee@elsewhere.example", None).await;
+    let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        pair.app
+            .count(&email_verified("dee@elsewhere.example"))
+            .await,
+        1
+    );
 }

@@ -56,6 +56,7 @@ impl Flaw {
 #[derive(Clone)]
 struct Shared {
     issuer: String,
+    email: String,
     flaw: Flaw,
     nonce: Arc<Mutex<String>>,
     key: Arc<jws::alg::rsassa::RsassaJwsSigner>,
@@ -73,8 +74,13 @@ pub struct Rogue {
 }
 
 impl Rogue {
-    /// Starts one with `flaw`.
+    /// Starts one with `flaw`, for eve@rogue.example.
     pub async fn start(flaw: Flaw) -> Rogue {
+        Rogue::start_as(flaw, "eve@rogue.example").await
+    }
+
+    /// Starts one with `flaw` whose person is `email` (also its `sub`), verified upstream.
+    pub async fn start_as(flaw: Flaw, email: &str) -> Rogue {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -94,6 +100,7 @@ impl Rogue {
         let nonce = Arc::new(Mutex::new(String::new()));
         let shared = Shared {
             issuer: issuer.clone(),
+            email: email.to_owned(),
             flaw,
             nonce: Arc::clone(&nonce),
             key: signer(&pair),
@@ -164,12 +171,12 @@ async fn token(State(s): State<Shared>) -> Json<Value> {
     let nonce = s.nonce.lock().expect("nonce").clone();
     let mut claims = json!({
         "iss": s.issuer,
-        "sub": "eve-1",
+        "sub": s.email,
         "aud": CLIENT_ID,
         "iat": now,
         "exp": now + 300,
         "nonce": nonce,
-        "email": "eve@rogue.example",
+        "email": s.email,
         "email_verified": true,
         "name": "Eve",
     });
