@@ -21,6 +21,7 @@ on_both_databases!(
     instance_connection_follows_the_signup_policy,
     disabled_account_is_refused,
     verified_domains_decide_who_signs_in_where,
+    sso_required_member_links_then_signs_in_through_the_provider,
 );
 
 /// The role mapping of the tests: upstream admins are admins here, everyone else a member.
@@ -869,6 +870,67 @@ async fn verified_domains_decide_who_signs_in_where(backend: Backend) {
     assert_eq!(
         pair.app
             .count(&email_verified("dee@elsewhere.example"))
+            .await,
+        1
+    );
+}
+
+async fn sso_required_member_links_then_signs_in_through_the_provider(backend: Backend) {
+    let pair = spawn_pair(backend, &[]).await;
+    upstream_member(&pair, "ann@acme.example", "admin").await;
+    let (org, _) = acme_with_connection(&pair, Some(admin_mapping())).await;
+    pair.app
+        .cli(&[
+            "org",
+            "verify-domain",
+            "--org",
+            "acme",
+            "--domain",
+            "acme.example",
+        ])
+        .await
+        .json();
+    let ann = pair.app.create_person("ann@acme.example", "Ann").await;
+    cli_member(&pair.app, &org, "ann@acme.example", "member").await;
+    let token = owner_token(&pair.app).await;
+    crate::mgmt_helpers::patch(
+        &pair.app,
+        &format!("/api/v1/orgs/{org}"),
+        &token,
+        json!({"sso_required": true}),
+    )
+    .await
+    .ok(200);
+    let client = pair.app.register_client(&["--first-party"]).await;
+    let (verifier, challenge) = rp::pkce();
+    let url = pair.app.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", &client.id),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", "openid email"),
+        ("state", "rp-state"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    // Ann signs in with her password; the policy sends her through the provider (start without a
+    // connection: the pending request names it); her account is linked once she signs in here
+    // again, and the provider's sign-in then answers the request.
+    let landing = pair
+        .follow(
+            &rp::browser(),
+            &url,
+            "ann@acme.example",
+            Some("ann@acme.example"),
+        )
+        .await;
+    let (id, _) = tokens(&pair.app, &client, &landing.left(), &verifier).await;
+    assert_eq!(id["sub"], ann.as_str());
+    assert_eq!(id["amr"], json!(["fed"]));
+    assert_eq!(id["org_id"], org.as_str());
+    assert_eq!(id["roles"], json!(["admin"]), "mapped when linked");
+    assert_eq!(
+        pair.app
+            .count(&format!("federated_identities where user_id = '{ann}'"))
             .await,
         1
     );
