@@ -561,7 +561,7 @@ async fn rogue_upstream_tokens_are_refused(backend: Backend) {
             "Rogue",
             &rogue.issuer,
             crate::federation_signin_rogue::CLIENT_ID,
-            "rogue-secret",
+            crate::federation_signin_rogue::CLIENT_SECRET,
         )
         .await;
         let browser = rp::browser();
@@ -619,7 +619,7 @@ async fn rogue_upstream_tokens_are_refused(backend: Backend) {
         "Rogue",
         &rogue.issuer,
         crate::federation_signin_rogue::CLIENT_ID,
-        "rogue-secret",
+        crate::federation_signin_rogue::CLIENT_SECRET,
     )
     .await;
     let browser = rp::browser();
@@ -702,7 +702,7 @@ async fn instance_connection_follows_the_signup_policy(backend: Backend) {
         "Social",
         &rogue.issuer,
         crate::federation_signin_rogue::CLIENT_ID,
-        "rogue-secret",
+        crate::federation_signin_rogue::CLIENT_SECRET,
     )
     .await;
     let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
@@ -728,7 +728,7 @@ async fn disabled_account_is_refused(backend: Backend) {
         "Social",
         &rogue.issuer,
         crate::federation_signin_rogue::CLIENT_ID,
-        "rogue-secret",
+        crate::federation_signin_rogue::CLIENT_SECRET,
     )
     .await;
     let response = rogue_callback(&pair, &rp::browser(), &rogue, &conn).await;
@@ -770,7 +770,7 @@ async fn rogue_for(
         "--client-id",
         crate::federation_signin_rogue::CLIENT_ID,
         "--client-secret",
-        "rogue-secret",
+        crate::federation_signin_rogue::CLIENT_SECRET,
     ];
     if let Some(org) = org {
         args.extend_from_slice(&["--org", org]);

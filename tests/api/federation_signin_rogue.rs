@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 /// The client id the rogue expects (the connection's).
 pub const CLIENT_ID: &str = "rogue-client";
 
+/// The client secret the connection is created with (long enough to be an HMAC key).
+pub const CLIENT_SECRET: &str = "rogue-secret-0123456789abcdefghijklmnopqrstuv";
+
 /// What is wrong with the ID token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flaw {
@@ -37,11 +40,13 @@ pub enum Flaw {
     WrongIssuer,
     /// No ID token in the token response.
     NoIdToken,
+    /// `HS256` keyed with the client secret (an algorithm outside the allow-list).
+    HmacWithSecret,
 }
 
 impl Flaw {
     /// Every flaw (not [`Flaw::None`]).
-    pub const ALL: [Flaw; 8] = [
+    pub const ALL: [Flaw; 9] = [
         Flaw::WrongAudience,
         Flaw::ExtraAudience,
         Flaw::WrongNonce,
@@ -50,6 +55,7 @@ impl Flaw {
         Flaw::AlgNone,
         Flaw::WrongIssuer,
         Flaw::NoIdToken,
+        Flaw::HmacWithSecret,
     ];
 }
 
@@ -200,6 +206,12 @@ async fn token(State(s): State<Shared>) -> Json<Value> {
     header.set_key_id("k1");
     let id_token = match s.flaw {
         Flaw::AlgNone => jwt::encode_unsecured(&payload, &header).expect("unsecured"),
+        Flaw::HmacWithSecret => {
+            let signer = jws::HS256
+                .signer_from_bytes(CLIENT_SECRET.as_bytes())
+                .expect("HMAC signer");
+            jwt::encode_with_signer(&payload, &header, &signer).expect("signed")
+        }
         Flaw::BadSignature => {
             jwt::encode_with_signer(&payload, &header, s.other_key.as_ref()).expect("signed")
         }
