@@ -42,11 +42,13 @@ pub enum Flaw {
     NoIdToken,
     /// `HS256` keyed with the client secret (an algorithm outside the allow-list).
     HmacWithSecret,
+    /// `at_hash` is not the access token's.
+    WrongAtHash,
 }
 
 impl Flaw {
     /// Every flaw (not [`Flaw::None`]).
-    pub const ALL: [Flaw; 9] = [
+    pub const ALL: [Flaw; 10] = [
         Flaw::WrongAudience,
         Flaw::ExtraAudience,
         Flaw::WrongNonce,
@@ -56,6 +58,7 @@ impl Flaw {
         Flaw::WrongIssuer,
         Flaw::NoIdToken,
         Flaw::HmacWithSecret,
+        Flaw::WrongAtHash,
     ];
 }
 
@@ -195,6 +198,7 @@ async fn token(State(s): State<Shared>) -> Json<Value> {
             claims["exp"] = json!(now - 3600);
         }
         Flaw::WrongIssuer => claims["iss"] = json!("https://other.example"),
+        Flaw::WrongAtHash => claims["at_hash"] = json!("AAAAAAAAAAAAAAAAAAAAAA"),
         _ => {}
     }
     let serde_json::Value::Object(map) = claims else {
