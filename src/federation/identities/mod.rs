@@ -99,7 +99,7 @@ pub async fn pending_link_notice(session: &Session) -> Result<Option<String>> {
 /// waiting in the session, when `user` is the account it named (any other sign-in drops it), and
 /// applies the connection's organization membership and role mapping.
 pub async fn complete_pending_link(
-    state: &AppState,
+    _state: &AppState,
     session: &Session,
     tx: &mut Tx,
     user: &User,
@@ -144,7 +144,6 @@ pub async fn complete_pending_link(
         now,
     )
     .await?;
-    let _ = state;
     Ok(())
 }
 
