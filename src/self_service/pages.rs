@@ -15,13 +15,14 @@ use crate::routes;
 use crate::web::page::{ASSET_VERSION, render};
 
 /// The sections of the account pages, in the order of the navigation.
-pub const SECTIONS: [(&str, &str); 11] = [
+pub const SECTIONS: [(&str, &str); 12] = [
     (routes::ACCOUNT, "Overview"),
     (routes::ACCOUNT_PROFILE, "Profile"),
     (routes::ACCOUNT_EMAIL, "Email"),
     (routes::ACCOUNT_PASSWORD, "Password"),
     (routes::ACCOUNT_TOTP, "Two-factor authentication"),
     (routes::ACCOUNT_PASSKEYS, "Passkeys"),
+    (routes::ACCOUNT_IDENTITIES, "Linked sign-ins"),
     (routes::ACCOUNT_SESSIONS, "Sessions and devices"),
     (routes::ACCOUNT_APPS, "Connected apps"),
     (routes::ACCOUNT_HISTORY, "Sign-in history"),

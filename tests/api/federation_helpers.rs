@@ -82,3 +82,143 @@ impl Pair {
         })
     }
 }
+
+/// What a browser following redirects across both servers ended on.
+#[derive(Debug)]
+pub enum Landing {
+    /// It was sent away from both servers (to a relying party's redirect URI).
+    Left(url::Url),
+    /// A page that is not a redirect: its URL, status and body.
+    Page {
+        /// Where.
+        url: url::Url,
+        /// Its status.
+        status: u16,
+        /// Its body.
+        body: String,
+    },
+}
+
+impl Landing {
+    /// The URL it was sent to (panics on a page).
+    #[track_caller]
+    pub fn left(self) -> url::Url {
+        match self {
+            Landing::Left(url) => url,
+            Landing::Page { url, status, body } => {
+                panic!("expected to leave, stopped at {url} ({status}):\n{body}")
+            }
+        }
+    }
+
+    /// The page it stopped on: `(url, status, body)` (panics when it left).
+    #[track_caller]
+    pub fn page(self) -> (url::Url, u16, String) {
+        match self {
+            Landing::Page { url, status, body } => (url, status, body),
+            Landing::Left(url) => panic!("expected a page, left to {url}"),
+        }
+    }
+}
+
+/// `scheme://host:port` of a URL.
+fn origin(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+impl Pair {
+    /// Follows redirects from `start` in `browser` across both servers, signing in at the
+    /// upstream's login page as `upstream_email` (password [`crate::rp::PASSWORD`]), and at
+    /// `app`'s login page as `local_email` when given (else it stops there).
+    pub async fn follow(
+        &self,
+        browser: &reqwest::Client,
+        start: &str,
+        upstream_email: &str,
+        local_email: Option<&str>,
+    ) -> Landing {
+        let mut to = url::Url::parse(start).expect("start URL");
+        for _ in 0..20 {
+            if !self.serves(&to) {
+                return Landing::Left(to);
+            }
+            match self.step(browser, &to, upstream_email, local_email).await {
+                Ok(next) => to = next,
+                Err((status, body)) => {
+                    return Landing::Page {
+                        url: to,
+                        status,
+                        body,
+                    };
+                }
+            }
+        }
+        panic!("too many redirects from {start}");
+    }
+
+    /// Whether `url` is on `app` or on the upstream.
+    pub fn serves(&self, url: &url::Url) -> bool {
+        let here = origin(url);
+        here == origin(&url::Url::parse(&self.app.address).expect("app address"))
+            || here == origin(&url::Url::parse(&self.upstream_issuer()).expect("issuer"))
+    }
+
+    /// One step of [`Pair::follow`]: where the redirect at `to` leads (panics on a page).
+    pub async fn follow_one(
+        &self,
+        browser: &reqwest::Client,
+        to: &url::Url,
+        upstream_email: &str,
+        local_email: Option<&str>,
+    ) -> url::Url {
+        match self.step(browser, to, upstream_email, local_email).await {
+            Ok(next) => next,
+            Err((status, body)) => panic!("{to}: {status}\n{body}"),
+        }
+    }
+
+    /// GETs `to` (or signs in there when it is a login page, see [`Pair::follow`]): the redirect's
+    /// target, or the status and body of a page.
+    async fn step(
+        &self,
+        browser: &reqwest::Client,
+        to: &url::Url,
+        upstream_email: &str,
+        local_email: Option<&str>,
+    ) -> Result<url::Url, (u16, String)> {
+        let upstream =
+            origin(to) == origin(&url::Url::parse(&self.upstream_issuer()).expect("issuer"));
+        let login_as = match (upstream, to.path()) {
+            (true, "/login") => Some(upstream_email),
+            (false, "/login") => local_email,
+            _ => None,
+        };
+        let response = if let Some(email) = login_as {
+            let page = browser.get(to.clone()).send().await.expect("login page");
+            assert_eq!(page.status(), 200, "login page {to}");
+            let html = page.text().await.expect("login body");
+            let form = [
+                ("csrf", crate::rp::hidden_input(&html, "csrf")),
+                ("authz", crate::rp::hidden_input(&html, "authz")),
+                ("email", email.to_owned()),
+                ("password", crate::rp::PASSWORD.to_owned()),
+            ];
+            let post = to.join("/login").expect("login URL");
+            browser.post(post).form(&form).send().await.expect("login")
+        } else {
+            browser.get(to.clone()).send().await.expect("request sent")
+        };
+        let status = response.status().as_u16();
+        if status != 303 && status != 302 {
+            return Err((status, response.text().await.unwrap_or_default()));
+        }
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .expect("Location")
+            .to_str()
+            .expect("ASCII Location")
+            .to_owned();
+        Ok(to.join(&location).expect("valid Location"))
+    }
+}
