@@ -116,7 +116,7 @@ async fn a_domain_is_claimed_then_verified_by_its_txt_record(backend: Backend) {
     let one = get(&app, "/api/v1/orgs/acme/domains/ACME.example", &token).await;
     assert_eq!(one.ok(200), &body);
     let listed = get(&app, "/api/v1/orgs/acme/domains", &token).await;
-    assert_eq!(listed.ok(200), &json!({"domains": [body]}));
+    assert_eq!(listed.ok(200), &json!([body]));
 
     // Removed: gone, and audited.
     let path = "/api/v1/orgs/acme/domains/acme.example";
@@ -131,7 +131,7 @@ async fn a_domain_is_claimed_then_verified_by_its_txt_record(backend: Backend) {
         .await
         .problem(404, "domain-not-found");
     let listed = get(&app, "/api/v1/orgs/acme/domains", &token).await;
-    assert_eq!(listed.ok(200), &json!({"domains": []}));
+    assert_eq!(listed.ok(200), &json!([]));
 
     let log = get(&app, "/api/v1/orgs/acme/audit-log", &token).await;
     let log = log.ok(200).clone();

@@ -206,7 +206,7 @@ async fn owner_sets_sso_required_once_a_connection_exists(backend: Backend) {
 }
 
 /// Follows the authorization from `url` in `browser` (signing in as `email` with the password when
-/// asked) until the server sends the browser to `/federation/start` or away to the client; returns
+/// the login page asks) until the server sends the browser to `/federation/start` or away to the client; returns
 /// that URL.
 async fn follow(app: &TestApp, browser: &reqwest::Client, url: &str, email: &str) -> Url {
     let mut to = Url::parse(url).expect("authorization URL");
@@ -217,6 +217,13 @@ async fn follow(app: &TestApp, browser: &reqwest::Client, url: &str, email: &str
             return to;
         }
         to = if to.path() == "/login" {
+            // The login page of a request naming an organization that requires SSO goes straight
+            // to its provider (home-realm discovery); otherwise the password.
+            let page = browser.get(to.clone()).send().await.expect("login page");
+            if page.status() == 303 {
+                to = rp::location(app, &page);
+                continue;
+            }
             let response = rp::submit_login(app, browser, &to, email, PASSWORD).await;
             assert_eq!(response.status(), 303, "login succeeds");
             rp::location(app, &response)
@@ -243,6 +250,10 @@ async fn bound_members_are_sent_to_the_provider(backend: Backend) {
     // Bob signs in with his password and asks for acme: no code, the provider instead.
     let browser = rp::browser();
     let acme_url = org_login::url(app, &s.client, &[("organization", "acme")]);
+    // Not signed in: the login page goes straight to the provider (home-realm discovery).
+    let straight = follow(app, &rp::browser(), &acme_url, BOB).await;
+    assert_eq!(straight.path(), "/federation/start", "{straight}");
+    rp::sign_in(app, &browser, BOB).await;
     let to = follow(app, &browser, &acme_url, BOB).await;
     assert_eq!(to.path(), "/federation/start", "{to}");
     let authz = query(&to, "authz").expect("authz");
@@ -284,8 +295,10 @@ async fn bound_members_are_sent_to_the_provider(backend: Backend) {
     let (claims, _) = org_login::token_claims(app, &tokens).await;
     assert_eq!(claims["org_id"], s.globex.as_str());
 
-    // A member outside the verified domains keeps signing in with a password.
-    let journey = rp::authorize(app, &rp::browser(), &acme_url, CARL, Consent::Allow).await;
+    // A member outside the verified domains keeps signing in with a password. (The login page of a
+    // request naming an organization that requires SSO goes straight to its provider, as home-realm
+    // discovery does; a contractor signs in on the login page first.)
+    let journey = signed_in_first(app, &acme_url, CARL).await;
     let tokens = json_with_status(org_login::redeem(app, &s.client, &journey).await, 200).await;
     let (claims, _) = org_login::token_claims(app, &tokens).await;
     assert_eq!(claims["org_id"], s.acme.as_str());
@@ -301,8 +314,16 @@ async fn bound_members_are_sent_to_the_provider(backend: Backend) {
     m::delete(app, &format!("{ACME}/domains/acme.example"), &s.owner)
         .await
         .ok(204);
-    let journey = rp::authorize(app, &rp::browser(), &acme_url, BOB, Consent::Allow).await;
+    let journey = signed_in_first(app, &acme_url, BOB).await;
     json_with_status(org_login::redeem(app, &s.client, &journey).await, 200).await;
+}
+
+/// `email` signs in with the password on the bare login page, then the authorization request
+/// `url` runs in that session.
+async fn signed_in_first(app: &TestApp, url: &str, email: &str) -> rp::Journey {
+    let browser = rp::browser();
+    rp::sign_in(app, &browser, email).await;
+    rp::authorize(app, &browser, url, email, Consent::Allow).await
 }
 
 /// A refresh: status and body.
