@@ -3,10 +3,10 @@
 //!
 //! | module | what lives there |
 //! |---|---|
-//! | [`connections`] | the connection type and its role mapping, its store (secret sealed under the KEK), the management API of an organization's and the operator's connections |
+//! | [`connections`] | the connection type and its role mapping, its store (secret sealed under the KEK), the one implementation of creating, changing and deleting them (`manage`, used by the API and `latchkey connection`), the management API of an organization's and the operator's connections |
 //! | [`upstream`] | the one HTTP client to upstream providers (https only, no redirects, timeouts, private addresses refused) and discovery of their metadata and keys |
 //! | [`flow`] | `/federation/start` and `/federation/callback`: code flow with PKCE, `state` and `nonce`, the ID token fully validated, then the sign-in continues as any other |
-//! | [`identities`] | upstream identities linked to accounts by (connection, `iss`, `sub`), the link made after a password sign-in, and the account page that lists and removes them |
+//! | [`identities`] | upstream identities linked to accounts by (connection, `iss`, `sub`), the link made after a password sign-in, and the account page that lists and removes them (SQL in `identities::store`) |
 //! | [`provisioning`] | just-in-time accounts and memberships, and the role mapping applied at every sign-in |
 //! | [`domains`] | verified email domains: the DNS TXT challenge, the check (hickory-resolver), the API and the operator's override |
 //! | [`home_realm`] | home-realm discovery: the email-first login step and where an address goes |

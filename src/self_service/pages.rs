@@ -102,20 +102,30 @@ struct OverviewPage<'a> {
     nav: Vec<(&'static str, &'static str, bool)>,
     user: &'a User,
     factors: crate::mfa::Factors,
+    /// Names of the sign-in providers linked to the account (enterprise SSO).
+    linked: Vec<String>,
     asset_version: &'a str,
 }
 
-/// `GET /account`: who is signed in, the state of the second factors, and the way to each section.
+/// `GET /account`: who is signed in, the state of the second factors, the linked sign-in providers,
+/// and the way to each section.
 pub async fn overview(State(state): State<AppState>, session: Session) -> Result<Response> {
     let holder = match holder(&state, &session, routes::ACCOUNT).await? {
         Ok(holder) => holder,
         Err(to_login) => return Ok(to_login),
     };
     let factors = crate::mfa::factors(&state.db.pool, &holder.user.id).await?;
+    let linked =
+        crate::federation::identities::store::list_for_user(&state.db.pool, &holder.user.id)
+            .await?
+            .into_iter()
+            .map(|l| l.connection_name)
+            .collect();
     Ok(render(&OverviewPage {
         nav: nav(routes::ACCOUNT),
         user: &holder.user,
         factors,
+        linked,
         asset_version: ASSET_VERSION,
     }))
 }
