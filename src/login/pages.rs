@@ -165,11 +165,15 @@ pub async fn login_step(state: &AppState, session: &Session, form: Step<'_>) -> 
         email_first: federated && form.email.is_none() && hint.is_none() && notice.is_none(),
         org_offer,
         providers,
-        notice,
+        notice: notice.as_ref().map(|n| n.message.clone()),
         csrf: &csrf,
         authz,
         next,
-        email: form.email.or(hint).unwrap_or_default(),
+        email: form
+            .email
+            .or(hint)
+            .or(notice.as_ref().map(|n| n.email.as_str()))
+            .unwrap_or_default(),
         client_name: client.as_ref().map(|c| c.name.as_str()),
         error: form.error,
         signup_open: state.config.signup == SignupPolicy::Open,

@@ -365,9 +365,21 @@ async fn existing_account_is_linked_only_after_local_signin(backend: Backend) {
     // The upstream sign-in stops at the login page here, with the notice; nothing is linked.
     let browser = rp::browser();
     let (landing, _) = rp_signin(&pair, &browser, &client, &conn, "ann@acme.example", None).await;
-    let (url, status, _) = landing.page();
+    let (url, status, html) = landing.page();
     assert_eq!((url.path(), status), ("/login", 200));
     assert!(url.query().unwrap_or_default().contains("authz="), "{url}");
+    assert!(
+        html.contains("An account with Ann@Acme.example already exists. Sign in to link it to"),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"password\""),
+        "the password step: {html}"
+    );
+    assert!(
+        html.contains("value=\"Ann@Acme.example\""),
+        "the address filled in: {html}"
+    );
     assert_eq!(pair.app.count("federated_identities").await, 0);
     assert_eq!(pair.app.count("users").await, 2);
 

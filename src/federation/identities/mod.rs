@@ -82,15 +82,23 @@ async fn pending_link(session: &Session, now: i64) -> Result<Option<PendingLink>
     Ok(link.filter(|l| l.expires > now))
 }
 
-/// The notice the login page shows while a link waits: "An account with ADDRESS already exists.
-/// Sign in to link it to NAME."
-pub async fn pending_link_notice(session: &Session) -> Result<Option<String>> {
+/// What the login page shows while a link waits.
+pub struct LinkNotice {
+    /// "An account with ADDRESS already exists. Sign in to link it to NAME."
+    pub message: String,
+    /// The address, filled in on the password form.
+    pub email: String,
+}
+
+/// The login page's notice while a link waits (see [`LinkNotice`]).
+pub async fn pending_link_notice(session: &Session) -> Result<Option<LinkNotice>> {
     // Expiry is checked when the link is made; an expired one only keeps its notice until then.
-    Ok(pending_link(session, i64::MIN).await?.map(|l| {
-        format!(
+    Ok(pending_link(session, i64::MIN).await?.map(|l| LinkNotice {
+        message: format!(
             "An account with {} already exists. Sign in to link it to {}.",
             l.email, l.connection_name
-        )
+        ),
+        email: l.email,
     }))
 }
 
