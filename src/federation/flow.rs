@@ -317,15 +317,16 @@ async fn take_attempt(session: &Session, state_value: &str, now: i64) -> Result<
     let mut attempts = load_attempts(session, now).await?;
     let found = attempts
         .iter()
-        .position(|a| !state_value.is_empty() && constant_time_eq(&a.state, state_value))
+        .position(|a| {
+            !state_value.is_empty()
+                && crate::crypto::tokens::constant_time_eq(
+                    a.state.as_bytes(),
+                    state_value.as_bytes(),
+                )
+        })
         .map(|i| attempts.remove(i));
     save_attempts(session, &attempts).await?;
     Ok(found)
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Query of `/federation/callback` (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 `iss`).
@@ -376,7 +377,12 @@ async fn verify_identity(
         .await
     {
         Ok(token) => token,
-        Err(e) => return Ok(Err(refusal("token-exchange", error_chain(&e)))),
+        Err(e) => {
+            return Ok(Err(refusal(
+                "token-exchange",
+                super::upstream::error_chain(&e),
+            )));
+        }
     };
     let Some(id_token) = token.id_token() else {
         return Ok(Err(refusal(
@@ -387,7 +393,7 @@ async fn verify_identity(
     let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
     let claims = match id_token.claims(&verifier, &Nonce::new(attempt.nonce.clone())) {
         Ok(claims) => claims,
-        Err(e) => return Ok(Err(refusal("id-token", error_chain(&e)))),
+        Err(e) => return Ok(Err(refusal("id-token", super::upstream::error_chain(&e)))),
     };
     // OpenID Connect Core §3.1.3.8: `at_hash`, when present, binds the access token to the ID token.
     if let Some(expected) = claims.access_token_hash() {
@@ -429,18 +435,6 @@ fn raw_claims(jwt: &str) -> Option<serde_json::Value> {
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     value.is_object().then_some(value)
-}
-
-/// An error with its sources, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// `GET /federation/callback?state=&code=` (or `error=`): the end of a sign-in through a

@@ -113,7 +113,7 @@ impl Upstream {
                 .map_err(|e| UpstreamError::Invalid(format!("request: {e}")))?;
             let url = request.url().clone();
             let mut response = self.http.execute(request).await.map_err(|e| {
-                UpstreamError::Unreachable(format!("{}: {}", without_query(&url), cause(&e)))
+                UpstreamError::Unreachable(format!("{}: {}", without_query(&url), error_chain(&e)))
             })?;
             if response.status().is_redirection() {
                 return Err(UpstreamError::Refused(format!(
@@ -123,7 +123,7 @@ impl Upstream {
             }
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| {
-                UpstreamError::Unreachable(format!("{}: {}", without_query(&url), cause(&e)))
+                UpstreamError::Unreachable(format!("{}: {}", without_query(&url), error_chain(&e)))
             })? {
                 if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
                     return Err(UpstreamError::Invalid(format!(
@@ -154,7 +154,7 @@ impl Upstream {
                 openidconnect::DiscoveryError::Request(inner) => inner,
                 other => UpstreamError::Invalid(format!(
                     "the discovery document of {issuer} is not usable: {}",
-                    cause(&other)
+                    error_chain(&other)
                 )),
             })
     }
@@ -181,8 +181,8 @@ fn without_query(url: &Url) -> String {
     u.to_string()
 }
 
-/// An error with its sources, on one line.
-fn cause(e: &dyn std::error::Error) -> String {
+/// An error with its sources, on one line (messages of upstream failures).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
