@@ -19,6 +19,8 @@ use tower_http::trace::TraceLayer;
 
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::clients::registry::ClientRegistry;
 use crate::clock::Clock;
@@ -150,12 +152,18 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(web::errors::render));
     // The management API (and other JSON under /api/): Bearer tokens, no browser session, errors as
     // problem+json through the rendering middleware.
-    let api = Router::new()
+    // Each feature's API router carries its routes' OpenAPI descriptions (utoipa-axum), so the
+    // document served at /api/v1/openapi.json is assembled from exactly the routes that exist.
+    let (api, openapi) = OpenApiRouter::with_openapi(web::openapi::ApiDoc::openapi())
         .merge(orgs::api_router())
         .merge(invitations::api_router())
         .merge(accounts::api_router())
         .merge(crate::self_service::api_router())
         .merge(crate::federation::api_router())
+        .merge(crate::clients::api::router())
+        .split_for_parts();
+    let api = api
+        .merge(web::openapi::router(&openapi))
         .method_not_allowed_fallback(crate::web::api::method_not_allowed)
         .layer(axum::middleware::from_fn(crate::web::api::link_next_page))
         .layer(axum::middleware::from_fn(web::errors::render));

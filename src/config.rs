@@ -152,6 +152,11 @@ pub struct Config {
     pub allow_insecure_upstreams: bool,
     /// The DNS server that answers the verified-domain TXT lookups; `None`: the system's resolver.
     pub dns_server: Option<SocketAddr>,
+
+    // Operations.
+    /// Where `GET /metrics` (Prometheus text format) is served; `None`: no metrics at all. Never the
+    /// public listener.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// A configuration variable with an unusable value. `Display` is a single
@@ -426,6 +431,12 @@ impl Config {
                 parse_true_false,
             )?,
             dns_server: env.get("LATCHKEY_DNS_SERVER", "", parse_dns_server)?,
+
+            // Operations.
+            metrics_bind: env
+                .raw("LATCHKEY_METRICS_BIND")
+                .map(|_| env.get("LATCHKEY_METRICS_BIND", "", parse_bind))
+                .transpose()?,
         })
     }
 

@@ -57,6 +57,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod login;
 pub mod mail;
+pub mod metrics;
 pub mod mfa;
 pub mod oauth;
 pub mod oidc;

@@ -221,3 +221,16 @@ pub const LOGIN_IDENTIFY: &str = "/login/identify";
 pub const ACCOUNT_IDENTITIES: &str = "/account/identities";
 /// Your account: remove a linked identity (POST `id`).
 pub const ACCOUNT_IDENTITIES_REMOVE: &str = "/account/identities/remove";
+
+// Operations.
+/// The OpenAPI 3.1 description of everything under `/api/v1` (GET, no authentication).
+pub const API_OPENAPI: &str = "/api/v1/openapi.json";
+/// Operator API: OAuth clients (GET list, POST create; scope `admin`).
+pub const API_CLIENTS: &str = "/api/v1/clients";
+/// Operator API: one client, by `client_id` (GET, PATCH, DELETE).
+pub const API_CLIENT: &str = "/api/v1/clients/{client_id}";
+/// Operator API: a new secret for a confidential client (POST; the old one stays valid for a grace
+/// period the request names).
+pub const API_CLIENT_ROTATE_SECRET: &str = "/api/v1/clients/{client_id}/rotate-secret";
+/// Prometheus metrics, served only on `LATCHKEY_METRICS_BIND`, never on the public listener.
+pub const METRICS: &str = "/metrics";

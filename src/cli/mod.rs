@@ -3,13 +3,15 @@
 //! Commands that create things print one JSON object on stdout and nothing else there; logs go to
 //! stderr. Bad input exits non-zero with one line on stderr and writes nothing.
 
+mod clients;
 mod connections;
+mod ops;
 mod users;
 
 use std::io::Read;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::audit::Actor;
@@ -21,7 +23,7 @@ use crate::crypto::{key_seal, key_store};
 use crate::db::Database;
 use crate::error::{AppError, Result};
 use crate::orgs::roles::Role;
-use crate::{app, clients, orgs};
+use crate::{app, orgs};
 
 /// Latchkey: an OpenID Connect and OAuth 2.0 server with organizations built in.
 #[derive(Debug, Parser)]
@@ -47,13 +49,29 @@ pub enum Command {
     Org(OrgCommand),
     /// Manage OAuth clients.
     #[command(subcommand)]
-    Client(ClientCommand),
+    Client(clients::ClientCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Manage instance-wide connections to upstream OpenID Connect providers (enterprise SSO).
     #[command(subcommand)]
     Connection(connections::ConnectionCommand),
+    /// Exit 0 when the server on `LATCHKEY_BIND` answers `GET /healthz` with 200 within 2 seconds,
+    /// else 1 (the container image's HEALTHCHECK: the image has no curl).
+    Healthcheck {
+        /// Check `GET /readyz` instead (the database answers too).
+        #[arg(long)]
+        ready: bool,
+    },
+    /// Write a consistent copy of the SQLite database to PATH while the server runs (`VACUUM INTO`);
+    /// the key-encryption key is not in it. For PostgreSQL use pg_dump (see docs/operations.md).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: PathBuf,
+    },
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ops::ConfigCommand),
 }
 
 /// `latchkey user ...` (the code is in [`users`]).
@@ -164,52 +182,6 @@ pub enum OrgCommand {
     },
 }
 
-/// `latchkey client ...`
-#[derive(Debug, Subcommand)]
-pub enum ClientCommand {
-    /// Register a client; prints its id and (for confidential clients) its secret, once.
-    Create(CreateClientArgs),
-}
-
-/// Arguments of `client create`.
-#[derive(Debug, Args)]
-pub struct CreateClientArgs {
-    /// Display name.
-    #[arg(long)]
-    name: String,
-    /// Allowed redirect URI (exact match); repeatable.
-    #[arg(long = "redirect-uri")]
-    redirect_uris: Vec<String>,
-    /// Allowed post-logout redirect URI; repeatable.
-    #[arg(long = "post-logout-redirect-uri")]
-    post_logout_redirect_uris: Vec<String>,
-    /// Public client (no secret, PKCE required).
-    #[arg(long)]
-    public: bool,
-    /// Grant type; repeatable (default: authorization_code and refresh_token).
-    #[arg(long = "grant-type")]
-    grant_types: Vec<String>,
-    /// Scope the client may request; repeatable (default: openid profile email offline_access).
-    #[arg(long = "scope")]
-    scopes: Vec<String>,
-    /// Skip the consent screen.
-    #[arg(long)]
-    first_party: bool,
-    /// Only accept users who are in an organization.
-    #[arg(long)]
-    require_org: bool,
-    /// ID-token signing algorithm: RS256, ES256 or EdDSA.
-    #[arg(long)]
-    id_token_alg: Option<SigningAlg>,
-    /// Accept authorization requests without PKCE (confidential clients only; PKCE is required
-    /// otherwise, RFC 9700 §2.1.1).
-    #[arg(long)]
-    allow_no_pkce: bool,
-    /// Allow this client to introspect tokens issued to other clients (RFC 7662 §4).
-    #[arg(long)]
-    introspect: bool,
-}
-
 /// `latchkey keys ...`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -242,10 +214,17 @@ pub enum KeysCommand {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let config = std::sync::Arc::new(config);
     let clock = Clock::system();
+    // Commands that need no database answer before it is opened.
+    match &cli.command {
+        Command::Healthcheck { ready } => return ops::healthcheck(&config, *ready).await,
+        Command::Config(cmd) => return ops::config(cmd, &config),
+        _ => {}
+    }
     let needs_kek = match &cli.command {
         Command::Serve | Command::Keys(_) | Command::Connection(_) => true,
-        Command::Client(ClientCommand::Create(args)) => args.id_token_alg.is_some(),
-        Command::Migrate | Command::User(_) | Command::Org(_) => false,
+        Command::Client(cmd) => clients::needs_kek(cmd),
+        Command::Migrate | Command::User(_) | Command::Org(_) | Command::Backup { .. } => false,
+        Command::Healthcheck { .. } | Command::Config(_) => false,
     };
     if needs_kek {
         // Refuse a missing key before touching the database (PostgreSQL has no default key).
@@ -260,13 +239,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::User(cmd) => Ok(users::run(cmd, &db, &clock, &config).await?),
         Command::Org(cmd) => Ok(org(cmd, &db, &clock).await?),
-        Command::Client(ClientCommand::Create(args)) => {
+        Command::Client(cmd) => {
             // Only a client with its own ID-token algorithm may need a new signing key.
-            let kek = match args.id_token_alg {
-                Some(_) => Some(unlock_keys(&config, &db).await?.key),
-                None => None,
+            let kek = match clients::needs_kek(&cmd) {
+                true => Some(unlock_keys(&config, &db).await?.key),
+                false => None,
             };
-            Ok(client_create(args, &db, &clock, kek.as_ref()).await?)
+            Ok(clients::run(cmd, &db, &clock, kek.as_ref()).await?)
         }
         Command::Keys(cmd) => {
             let kek = unlock_keys(&config, &db).await?;
@@ -276,6 +255,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let kek = kek_file::resolve(&config)?;
             Ok(connections::run(cmd, &db, &clock, &config, &kek.key).await?)
         }
+        Command::Backup { path } => Ok(ops::backup(&db, &config, &path).await?),
+        Command::Healthcheck { .. } | Command::Config(_) => Ok(()),
     }
 }
 
@@ -326,38 +307,6 @@ async fn org(cmd: OrgCommand, db: &Database, clock: &Clock) -> Result<()> {
                 crate::federation::domains::verify_by_operator(db, clock, &org, &domain).await?;
             print(verified);
         }
-    }
-    Ok(())
-}
-
-async fn client_create(
-    args: CreateClientArgs,
-    db: &Database,
-    clock: &Clock,
-    kek: Option<&KeyEncryptionKey>,
-) -> Result<()> {
-    let new = clients::NewClient {
-        name: args.name,
-        redirect_uris: args.redirect_uris,
-        post_logout_redirect_uris: args.post_logout_redirect_uris,
-        grant_types: args.grant_types,
-        scopes: args.scopes,
-        public: args.public,
-        first_party: args.first_party,
-        require_org: args.require_org,
-        id_token_alg: args.id_token_alg,
-        allow_no_pkce: args.allow_no_pkce,
-        introspect: args.introspect,
-    };
-    let id_token_alg = new.id_token_alg;
-    let (client, secret) = clients::create(db, clock, new).await?;
-    if let (Some(alg), Some(kek)) = (id_token_alg, kek) {
-        // Running servers pick the key up with their next keyring refresh (within a second).
-        key_store::ensure_active_key(db, clock, kek, alg).await?;
-    }
-    match secret {
-        Some(secret) => print(json!({"client_id": client.id, "client_secret": secret.expose()})),
-        None => print(json!({"client_id": client.id})),
     }
     Ok(())
 }

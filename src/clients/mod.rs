@@ -2,6 +2,7 @@
 //! scopes and secrets (256 random bits, shown once, stored as SHA-256: a slow hash would buy nothing
 //! against a 256-bit secret and would cap the token endpoint, RFC 6749 §2.3.1).
 
+pub mod api;
 pub mod registry;
 pub mod store;
 pub mod validate;

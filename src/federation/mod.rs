@@ -53,8 +53,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The management API: connections (organizations' and the operator's) and domains.
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .merge(connections::api::router())
-        .merge(domains::api::router())
+pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::from(
+        Router::new()
+            .merge(connections::api::router())
+            .merge(domains::api::router()),
+    )
 }

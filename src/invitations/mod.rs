@@ -119,16 +119,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The invitation endpoints of the management API (`/api/v1/orgs/{org}/invitations`).
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route(
-            routes::API_ORG_INVITATIONS,
-            get(api::list).post(api::create),
-        )
-        .route(
-            routes::API_ORG_INVITATION,
-            axum::routing::delete(api::revoke),
-        )
+pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::from(
+        Router::new()
+            .route(
+                routes::API_ORG_INVITATIONS,
+                get(api::list).post(api::create),
+            )
+            .route(
+                routes::API_ORG_INVITATION,
+                axum::routing::delete(api::revoke),
+            ),
+    )
 }
 
 #[cfg(test)]

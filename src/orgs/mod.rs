@@ -21,8 +21,8 @@ use crate::error::{AppError, Result};
 use roles::Role;
 
 /// Routes of the management API (`/api/v1/...`); see `the documented interface (README)`.
-pub fn api_router() -> axum::Router<crate::app::AppState> {
-    api::router()
+pub fn api_router() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
+    api::router().into()
 }
 
 /// Longest organization name.

@@ -75,19 +75,21 @@ pub fn router() -> Router<AppState> {
 /// `/api/v1/me/…`: the person's own account over the API (Bearer token of a user: `account:read`
 /// to read, `account:write` to change; a client's own token is refused with 403
 /// `user-token-required`).
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route(routes::API_ME_SESSIONS, get(sessions::api_list))
-        .route(routes::API_ME_SESSION, delete(sessions::api_end))
-        .route(
-            routes::API_ME_SESSIONS_END_OTHERS,
-            post(sessions::api_end_others),
-        )
-        .route(routes::API_ME_APPS, get(apps::api_list))
-        .route(routes::API_ME_APP, delete(apps::api_remove))
-        .route(routes::API_ME_LOGIN_HISTORY, get(history::api_list))
-        .route(
-            routes::API_ME_ORGANIZATION,
-            delete(organizations::api_leave),
-        )
+pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::from(
+        Router::new()
+            .route(routes::API_ME_SESSIONS, get(sessions::api_list))
+            .route(routes::API_ME_SESSION, delete(sessions::api_end))
+            .route(
+                routes::API_ME_SESSIONS_END_OTHERS,
+                post(sessions::api_end_others),
+            )
+            .route(routes::API_ME_APPS, get(apps::api_list))
+            .route(routes::API_ME_APP, delete(apps::api_remove))
+            .route(routes::API_ME_LOGIN_HISTORY, get(history::api_list))
+            .route(
+                routes::API_ME_ORGANIZATION,
+                delete(organizations::api_leave),
+            ),
+    )
 }

@@ -9,6 +9,7 @@ pub mod client_addr;
 pub mod csrf;
 pub mod errors;
 pub mod headers;
+pub mod openapi;
 pub mod page;
 pub mod request_meta;
 pub mod server;

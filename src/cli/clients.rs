@@ -1,0 +1,184 @@
+//! `latchkey client …`: the OAuth client registry from the command line. Each command prints one
+//! JSON object; a secret only when it is created or rotated, once.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::print;
+use crate::clients;
+use crate::clock::Clock;
+use crate::config::SigningAlg;
+use crate::crypto::kek::KeyEncryptionKey;
+use crate::crypto::key_store;
+use crate::db::Database;
+use crate::error::{AppError, Result};
+
+/// `latchkey client ...`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and (for confidential clients) its secret, once.
+    Create(CreateClientArgs),
+    /// List clients, oldest first: `{"clients": [...]}` (never a secret).
+    List,
+    /// Show one client (never its secret).
+    Show {
+        /// The client's id.
+        #[arg(long)]
+        client_id: String,
+    },
+    /// Change a client's settings; what is not given stays as it is.
+    Update(UpdateClientArgs),
+    /// Give a confidential client a new secret, printed once; the old one keeps working for
+    /// `--grace` (default: not at all).
+    RotateSecret {
+        /// The client's id.
+        #[arg(long)]
+        client_id: String,
+        /// How long the old secret stays valid (humantime: `0s`, `1h`, `7d`; at most `30d`).
+        #[arg(long, default_value = "0s")]
+        grace: String,
+    },
+    /// Delete a client with its codes, refresh tokens and consents.
+    Delete {
+        /// The client's id.
+        #[arg(long)]
+        client_id: String,
+    },
+}
+
+/// Arguments of `client create`.
+#[derive(Debug, Args)]
+pub struct CreateClientArgs {
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Allowed redirect URI (exact match); repeatable.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Allowed post-logout redirect URI; repeatable.
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Public client (no secret, PKCE required).
+    #[arg(long)]
+    public: bool,
+    /// Grant type; repeatable (default: authorization_code and refresh_token).
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    /// Scope the client may request; repeatable (default: openid profile email offline_access).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Skip the consent screen.
+    #[arg(long)]
+    first_party: bool,
+    /// Only accept users who are in an organization.
+    #[arg(long)]
+    require_org: bool,
+    /// ID-token signing algorithm: RS256, ES256 or EdDSA.
+    #[arg(long)]
+    id_token_alg: Option<SigningAlg>,
+    /// Accept authorization requests without PKCE (confidential clients only; PKCE is required
+    /// otherwise, RFC 9700 §2.1.1).
+    #[arg(long)]
+    allow_no_pkce: bool,
+    /// Allow this client to introspect tokens issued to other clients (RFC 7662 §4).
+    #[arg(long)]
+    introspect: bool,
+}
+
+/// Arguments of `client update`: every option replaces the stored value; list options (given at
+/// least once) replace the whole list.
+#[derive(Debug, Args)]
+pub struct UpdateClientArgs {
+    /// The client's id.
+    #[arg(long)]
+    pub client_id: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Allowed redirect URI (exact match); repeatable; replaces the list.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Allowed post-logout redirect URI; repeatable; replaces the list.
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Grant type; repeatable; replaces the list.
+    #[arg(long = "grant-type")]
+    pub grant_types: Vec<String>,
+    /// Scope the client may request; repeatable; replaces the list.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Skip the consent screen (`true` or `false`).
+    #[arg(long)]
+    pub first_party: Option<bool>,
+    /// Only accept users who are in an organization (`true` or `false`).
+    #[arg(long)]
+    pub require_org: Option<bool>,
+    /// ID-token signing algorithm: RS256, ES256 or EdDSA.
+    #[arg(long)]
+    pub id_token_alg: Option<SigningAlg>,
+    /// Accept authorization requests without PKCE (`true` or `false`; confidential clients only).
+    #[arg(long)]
+    pub allow_no_pkce: Option<bool>,
+    /// May introspect tokens issued to other clients (`true` or `false`).
+    #[arg(long)]
+    pub introspect: Option<bool>,
+}
+
+/// Whether the command may need a signing key of a client's own ID-token algorithm (and so the
+/// key-encryption key).
+pub fn needs_kek(cmd: &ClientCommand) -> bool {
+    match cmd {
+        ClientCommand::Create(args) => args.id_token_alg.is_some(),
+        ClientCommand::Update(args) => args.id_token_alg.is_some(),
+        _ => false,
+    }
+}
+
+/// Runs `latchkey client …`.
+pub async fn run(
+    cmd: ClientCommand,
+    db: &Database,
+    clock: &Clock,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<()> {
+    match cmd {
+        ClientCommand::Create(args) => client_create(args, db, clock, kek).await,
+        ClientCommand::List
+        | ClientCommand::Show { .. }
+        | ClientCommand::Update(_)
+        | ClientCommand::RotateSecret { .. }
+        | ClientCommand::Delete { .. } => Err(AppError::invalid("not built yet")),
+    }
+}
+
+async fn client_create(
+    args: CreateClientArgs,
+    db: &Database,
+    clock: &Clock,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<()> {
+    let new = clients::NewClient {
+        name: args.name,
+        redirect_uris: args.redirect_uris,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
+        grant_types: args.grant_types,
+        scopes: args.scopes,
+        public: args.public,
+        first_party: args.first_party,
+        require_org: args.require_org,
+        id_token_alg: args.id_token_alg,
+        allow_no_pkce: args.allow_no_pkce,
+        introspect: args.introspect,
+    };
+    let id_token_alg = new.id_token_alg;
+    let (client, secret) = clients::create(db, clock, new).await?;
+    if let (Some(alg), Some(kek)) = (id_token_alg, kek) {
+        // Running servers pick the key up with their next keyring refresh (within a second).
+        key_store::ensure_active_key(db, clock, kek, alg).await?;
+    }
+    match secret {
+        Some(secret) => print(json!({"client_id": client.id, "client_secret": secret.expose()})),
+        None => print(json!({"client_id": client.id})),
+    }
+    Ok(())
+}

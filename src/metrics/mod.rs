@@ -1,0 +1,1 @@
+//! Prometheus metrics (`GET /metrics` on `LATCHKEY_METRICS_BIND` only).
