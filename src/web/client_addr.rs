@@ -116,6 +116,19 @@ impl TrustedProxies {
     }
 }
 
+/// The list as `LATCHKEY_TRUSTED_PROXIES` takes it: `10.0.0.0/8,2001:db8::/32`.
+impl std::fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, cidr) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}/{}", cidr.network, cidr.prefix)?;
+        }
+        Ok(())
+    }
+}
+
 /// The client address of a request that came from `peer` (see the module doc).
 pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let peer = peer.to_canonical();

@@ -59,6 +59,7 @@ mod multi_process;
 mod new_device;
 mod oidc_flow;
 mod oidc_metadata;
+mod ops_cli;
 mod org_login;
 mod org_login_tokens;
 mod password_strength;
