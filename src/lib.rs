@@ -11,22 +11,23 @@
 //! | module | what lives there |
 //! |---|---|
 //! | `main.rs` | thin binary: parse the CLI, read the configuration, start logging, dispatch |
-//! | [`cli`] | the clap command line and the operator commands (`user`, `org`, `client`, `keys`, `connection`) |
-//! | [`config`] | [`config::Config`] from `LATCHKEY_*` variables, validated, secrets redacted |
+//! | [`cli`] | the clap command line and the operator commands (`user`, `org`, `client` (`cli::clients`), `keys`, `connection`; `healthcheck`, `backup`, `config check` in `cli::ops`) |
+//! | [`config`] | [`config::Config`] from `LATCHKEY_*` variables, validated, secrets redacted; split by concern (value types and parsers, secrets, the effective configuration of `config check`) |
 //! | [`telemetry`] | tracing to stderr as text or JSON |
+//! | [`metrics`] | Prometheus metrics: the `metrics` facade's recorder, the request layer, the gauges read at scrape, and `GET /metrics` on `LATCHKEY_METRICS_BIND` only |
 //! | [`app`] | [`app::AppState`], router assembly, layers, the server and graceful shutdown |
 //! | [`routes`] | every path as a `pub const` |
 //! | [`error`] | [`error::AppError`], rendered as an HTML page or RFC 9457 problem+json |
 //! | [`db`] | one sqlx (`Any`) code base for SQLite and PostgreSQL, migrations, transactions |
 //! | [`clock`] | injectable time |
-//! | [`web`] | shared HTTP plumbing: the API's JSON and query extractors, 405 and pagination (`web::api`), error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata and the client address behind trusted proxies (`web::client_addr`), the accept loop with its limits (header-read timeout, connection cap, request timeout) |
+//! | [`web`] | shared HTTP plumbing: the API's JSON and query extractors, 405 and pagination (`web::api`), the OpenAPI document of `/api/v1` assembled from the feature routers (`web::openapi`), error rendering, security headers, static files, page rendering, signed cookies and the CSRF double-submit cookie, the API's Bearer caller, request metadata and the client address behind trusted proxies (`web::client_addr`), the accept loop with its limits (header-read timeout, connection cap, request timeout) |
 //! | [`audit`] | the audit log (every feature records its writes through [`audit::record`]) and the login history |
 //! | [`crypto`] | Argon2id passwords, random tokens stored as SHA-256, signing keys (josekit), their store (private halves sealed under the key-encryption key), the in-memory keyring, and the key-encryption key itself (configured, or `latchkey.kek` beside SQLite) |
 //! | [`accounts`] | users: validation, creation, lookup; password strength; sign-up (page and JSON API) and email verification; what ends an account's sign-ins or the account itself (`accounts::lifecycle`: sessions, refresh families, disable, delete); the operator's controls over users (`accounts::admin`, the `user` commands and `/api/v1/users` in `accounts::admin_api`) |
 //! | [`orgs`] | organizations, memberships, roles and the permission table, slugs, operator stats, the organizations' management API (`orgs::api`, `/api/v1`) with its one access check (`orgs::access`), and the organization picker at login (`orgs::picker`) |
 //! | [`federation`] | enterprise SSO: connections to upstream OpenID Connect providers (an organization's or the instance's), the sign-in through them (`openidconnect` as the relying party, behind one guarded HTTP client), linked identities, just-in-time provisioning with role mapping, verified domains (DNS TXT), home-realm discovery, and `sso_required` |
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
-//! | [`clients`] | the OAuth client registry, its validation, and a one-second cache for the hot path |
+//! | [`clients`] | the OAuth client registry, its validation, a one-second cache for the hot path, and the operator's management of clients (`clients::manage` behind the `client` commands and `/api/v1/clients` in `clients::api`; secret rotation with a grace period) |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
 //! | [`jobs`] | background work (expiry purges, retention of the audit log and login history, signing-key rotation) under database leases, stopped cleanly |
 //! | [`login`] | the login page, sign-in by a mailed link or 6-digit code (`login::email_signin`), the shared end of every sign-in (`login::completion`), browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
