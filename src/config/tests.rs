@@ -478,14 +478,25 @@ fn effective_configuration_names_every_variable_and_hides_secrets() {
     let source = include_str!("mod.rs");
     let read: std::collections::BTreeSet<&str> = source
         .split('"')
-        .filter(|s| s.starts_with("LATCHKEY_") && s.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .filter(|s| {
+            s.starts_with("LATCHKEY_") && s.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
         .collect();
     assert!(read.len() >= 25, "{read:?}");
     for var in read {
-        assert!(effective.contains_key(var), "{var} missing from effective()");
+        assert!(
+            effective.contains_key(var),
+            "{var} missing from effective()"
+        );
     }
     assert_eq!(effective[KEK_VAR], "(set)");
-    assert_eq!(effective["LATCHKEY_DATABASE_URL"], "postgres://app:***@db/latchkey");
+    assert_eq!(
+        effective["LATCHKEY_DATABASE_URL"],
+        "postgres://app:***@db/latchkey"
+    );
     let text = serde_json::Value::Object(effective).to_string();
-    assert!(!text.contains("s3cret") && !text.contains("AAAAAAAA"), "{text}");
+    assert!(
+        !text.contains("s3cret") && !text.contains("AAAAAAAA"),
+        "{text}"
+    );
 }
