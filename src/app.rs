@@ -43,7 +43,7 @@ use crate::{accounts, invitations, login, oauth, oidc, orgs, routes};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long `/readyz` waits for the database before answering 503.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often each process re-reads the signing keys (a CLI rotation is seen within 2 s, the documented interface (README)).
+/// How often each process re-reads the signing keys (a CLI rotation is seen within 2 s, docs/cli.md, `keys rotate`).
 const KEY_REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// Session cookie on `https` issuers: `__Host-` binds it to our origin (Secure, Path=/, no Domain).
 const SECURE_SESSION_COOKIE: &str = "__Host-latchkey_session";

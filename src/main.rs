@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
-            // the documented interface (README): bad input gets one line on stderr, not clap's usage block.
+            // docs/cli.md: bad input gets one line on stderr, not clap's usage block.
             let rendered = err.render().to_string();
             let first = rendered.lines().next().unwrap_or_default();
             eprintln!("latchkey: {}", first.trim_start_matches("error: "));

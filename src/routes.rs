@@ -49,7 +49,7 @@ pub const VERIFY_EMAIL: &str = "/verify-email";
 pub const VERIFY_EMAIL_DONE: &str = "/verify-email/verified";
 /// Sends a signed-in, unverified user a new verification link.
 pub const VERIFY_EMAIL_RESEND: &str = "/verify-email/resend";
-/// Sign-up through the JSON API (no authentication; the documented interface (README) management API).
+/// Sign-up through the JSON API (no authentication; docs/api.md).
 pub const API_SIGNUP: &str = "/api/v1/signup";
 /// Management API: the calling user and their memberships.
 pub const API_ME: &str = "/api/v1/me";

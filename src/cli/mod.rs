@@ -1,4 +1,4 @@
-//! The `latchkey` command line: `serve`, `migrate`, and the operator commands of the documented interface (README).
+//! The `latchkey` command line: `serve`, `migrate`, and the operator commands of docs/cli.md.
 //!
 //! Commands that create things print one JSON object on stdout and nothing else there; logs go to
 //! stderr. Bad input exits non-zero with one line on stderr and writes nothing.

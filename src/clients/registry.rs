@@ -1,6 +1,6 @@
 //! A short-lived in-memory cache of clients, so the token endpoint does not read the database on every
 //! request. Entries live [`CACHE_TTL`]: a change made with the CLI is seen within that time
-//! (the documented interface (README) promises 2 seconds).
+//! (docs/cli.md promises 2 seconds).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

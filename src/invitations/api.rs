@@ -1,4 +1,4 @@
-//! The invitation endpoints of the management API (the documented interface (README)): create (or renew), list pending,
+//! The invitation endpoints of the management API (docs/signup-and-invitations.md): create (or renew), list pending,
 //! revoke. Admins manage invitations up to their own role; only owners invite owners. The token and
 //! the link never appear in a response: they go to the invited address by email only.
 

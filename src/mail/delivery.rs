@@ -2,7 +2,7 @@
 //!
 //! It wakes on [`super::Mailer::wake`] and polls every [`POLL_EVERY`] (mail queued by another process
 //! or the CLI, retries that came due), so a message is handed over within seconds of its action
-//! (the documented interface (README): 5 s). Each message is leased (`locked_until`) by one conditional update before it is
+//! (docs/operations.md: 5 s). Each message is leased (`locked_until`) by one conditional update before it is
 //! sent, so several processes sharing a database never send one message twice, and a process that
 //! dies mid-send frees its lease after [`LEASE_SECS`]. Failures back off exponentially
 //! ([`backoff_secs`]) and are given up after [`MAX_ATTEMPTS`], with a log line.

@@ -26,7 +26,7 @@ pub struct OrgClaims {
 
 impl OrgClaims {
     /// The claims of a member of organization `id` (`slug`) holding `role`, read from the live
-    /// membership (the documented interface (README): one role per member).
+    /// membership (docs/tokens.md: one role per member).
     pub fn of_member(id: String, slug: String, role: Role) -> Self {
         Self {
             id,

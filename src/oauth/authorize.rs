@@ -27,7 +27,7 @@ use crate::mfa;
 use crate::orgs::picker::{self, OrgDecision};
 use crate::routes;
 
-/// RFC 6749 §4.1.2 recommends at most 10 minutes; the documented interface (README) says at most 60 seconds.
+/// RFC 6749 §4.1.2 recommends at most 10 minutes; docs/endpoints.md says at most 60 seconds.
 pub const CODE_TTL_SECS: i64 = 60;
 
 /// `GET /authorize`

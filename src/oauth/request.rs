@@ -52,8 +52,8 @@ pub struct AuthzRequest {
     /// `sub` of a valid `id_token_hint`.
     pub hinted_subject: Option<String>,
     /// `organization` (id or slug): the organization the client asks the user to act for. When
-    /// named, it is the only one the request may end with (the documented interface (README) "Organizations and roles in
-    /// tokens"): a user outside it is refused, never switched silently.
+    /// named, it is the only one the request may end with (docs/endpoints.md "Which
+    /// organization"): a user outside it is refused, never switched silently.
     pub organization: Option<String>,
     /// The organization id the user chose on the organization picker for this very request, which
     /// satisfies `prompt=select_account` (checked again against the live membership when used).

@@ -4,7 +4,7 @@
 //! Both paths serve the same document: RFC 8414 §2 defines its members as a superset-compatible
 //! registry with the OIDC ones, and §3 lets a server publish OIDC members there. Every endpoint is
 //! the issuer followed by a path from [`crate::routes`], so the document cannot drift from the router;
-//! clients find endpoints only through it (the documented interface (README)).
+//! clients find endpoints only through it (docs/endpoints.md).
 //!
 //! The document depends only on the configuration, so it is serialized once at startup into
 //! [`Discovery`] and each request clones a reference-counted buffer. It is public and changes only on

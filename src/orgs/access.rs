@@ -3,7 +3,7 @@
 //! A person acts through their live role in the organization (read from the database on every call,
 //! never from token claims); an operator (`client_credentials` token with the `admin` scope) acts on
 //! every organization. An organization the caller does not belong to answers 404, exactly like one
-//! that does not exist, so its existence does not leak (the documented interface (README)).
+//! that does not exist, so its existence does not leak (docs/api.md).
 
 use axum::http::StatusCode;
 

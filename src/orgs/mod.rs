@@ -20,7 +20,7 @@ use crate::db::{Database, Exec};
 use crate::error::{AppError, Result};
 use roles::Role;
 
-/// Routes of the management API (`/api/v1/...`); see `the documented interface (README)`.
+/// Routes of the management API (`/api/v1/...`); see docs/api.md.
 pub fn api_router() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
     api::router().into()
 }

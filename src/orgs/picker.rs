@@ -1,4 +1,4 @@
-//! Choosing the organization at login (the documented interface (README) "Organizations and roles in tokens"): which
+//! Choosing the organization at login (docs/endpoints.md "Which organization"): which
 //! organization an authorization request ends with, and the page where a member of several picks one.
 //!
 //! The decision, in order (as Auth0 and Zitadel do it, before consent so that the consent page can

@@ -176,7 +176,7 @@ impl Page {
     }
 }
 
-/// A page of a list. It answers as a bare JSON array of the items (the documented interface (README) shows lists as arrays);
+/// A page of a list. It answers as a bare JSON array of the items (docs/api.md shows lists as arrays);
 /// when more follow, [`link_next_page`] adds `Link: <same path and query, with cursor=…>; rel="next"`
 /// (RFC 8288), the way GitHub's API paginates.
 #[derive(Debug)]

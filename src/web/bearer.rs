@@ -60,7 +60,7 @@ impl ApiCaller {
     }
 
     /// True for a `client_credentials` token with the `admin` scope: an operator over every
-    /// organization (the documented interface (README), management API).
+    /// organization (docs/api.md).
     pub fn is_operator(&self) -> bool {
         matches!(self.kind, CallerKind::Client(_)) && self.token.has_scope(SCOPE_ADMIN)
     }
@@ -163,7 +163,7 @@ impl FromRequestParts<AppState> for ApiCaller {
                 ))),
                 _ => invalid("the access token is invalid"),
             })?;
-        // A client_credentials token has `sub` = `client_id` (the documented interface (README)); ids are random UUIDs, so a
+        // A client_credentials token has `sub` = `client_id` (docs/tokens.md); ids are random UUIDs, so a
         // user id never equals a client id.
         let kind = if token.subject == token.client_id {
             CallerKind::Client(token.client_id.clone())

@@ -22,6 +22,7 @@ mod browser_passkeys;
 mod cli;
 mod client_throttling;
 mod config;
+mod docs;
 mod email_signin;
 mod email_verification;
 mod federation_connections;

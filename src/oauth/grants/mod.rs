@@ -27,7 +27,7 @@ pub fn user_gone() -> OAuthError {
 }
 
 /// The organization claims of a grant whose authorization selected `org_id`, from the live membership
-/// (the documented interface (README): a refresh re-reads the role, so a demoted member never gets the old role back). A
+/// (docs/tokens.md: a refresh re-reads the role, so a demoted member never gets the old role back). A
 /// member removed since, or an organization deleted since, gets `invalid_grant` (RFC 6749 §5.2), and
 /// so does a grant whose sign-in (`amr`) had no second factor for an organization that requires one
 /// now ([`second_factor_required`]), or that did not go through the connection an organization

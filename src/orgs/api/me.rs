@@ -12,7 +12,7 @@ use crate::orgs::store;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ORG_READ};
 
 /// `GET /api/v1/me`: the calling user and their memberships `[{org_id, org_slug, org_name, role}]`
-/// (the documented interface (README)). Needs a user token with `org:read` or `account:read` (an
+/// (docs/api.md). Needs a user token with `org:read` or `account:read` (an
 /// account page of a single-page app reads who is signed in without any organization scope).
 pub async fn me(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
     let user = caller.require_user()?;
@@ -26,7 +26,7 @@ pub async fn me(State(state): State<AppState>, caller: ApiCaller) -> Result<Json
             json!({"org_id": org.id, "org_slug": org.slug, "org_name": org.name, "role": role})
         })
         .collect();
-    // The user's fields at the top level and again under `user`: the documented interface (README) says only "user and
+    // The user's fields at the top level and again under `user`: docs/api.md says only "user and
     // memberships", and clients read it both ways.
     let profile = json!({
         "id": user.id,

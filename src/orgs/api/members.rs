@@ -1,6 +1,6 @@
 //! Members: `GET /api/v1/orgs/{org}/members` and `GET/PATCH/DELETE …/members/{user_id}`.
 //!
-//! Rules (the documented interface (README)): admins change roles and remove members up to their own role; only owners
+//! Rules (docs/api.md): admins change roles and remove members up to their own role; only owners
 //! grant or take `owner`; a member may always leave; the last owner can be neither demoted nor
 //! removed (409 `last-owner`). Every change runs in one transaction that locks the organization and
 //! then re-reads the caller's role, so two concurrent demotions cannot leave it without an owner.
@@ -216,7 +216,7 @@ pub async fn update(
 
 /// `DELETE /api/v1/orgs/{org}/members/{user_id}`: removes a member (admin and up, on roles up to
 /// their own; owners only by an owner), or lets a member leave. 204; 409 `last-owner` for the last
-/// owner. The removed member's next refresh re-reads the membership and fails (the documented interface (README)).
+/// owner. The removed member's next refresh re-reads the membership and fails (docs/api.md).
 pub async fn remove(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -1,4 +1,4 @@
-//! The management API (`/api/v1`, the documented interface (README) "Management API"): organizations, members, the audit
+//! The management API (`/api/v1`, docs/api.md): organizations, members, the audit
 //! log, roles and operator statistics, for Bearer access tokens from this issuer.
 //!
 //! Every handler authenticates with [`ApiCaller`](crate::web::bearer::ApiCaller) and checks access
