@@ -149,7 +149,7 @@ pub async fn backup(db: &Database, config: &Config, path: &Path) -> Result<()> {
     if db.backend != Backend::Sqlite || config.database_url.sqlite_path().is_none() {
         return Err(AppError::invalid(
             "latchkey backup copies a SQLite database file; back up PostgreSQL with pg_dump \
-             (docs/operations.md, \"Backups\")",
+             (docs/operations.md, \"Backups and restore\")",
         ));
     }
     let target = path
