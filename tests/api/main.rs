@@ -59,6 +59,8 @@ mod multi_process;
 mod new_device;
 mod oidc_flow;
 mod oidc_metadata;
+mod openapi;
+mod openapi_validation;
 mod org_login;
 mod org_login_tokens;
 mod password_strength;
