@@ -109,7 +109,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user with what the account holds", body = UserDetails),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -187,7 +187,7 @@ pub async fn update(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        Unauthorized, Forbidden, NotFound, Conflict,
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
     ),
     security(("bearer" = [])),
 )]
@@ -211,7 +211,7 @@ pub async fn delete(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "What was ended", body = EndedSignIns),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -240,7 +240,7 @@ pub async fn revoke_sessions(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "What was removed and ended", body = crate::mfa::reset::Reset),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]

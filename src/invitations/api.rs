@@ -308,7 +308,7 @@ pub async fn list(
     params(("org" = String, Path, description = "The organization's id or slug"), ("id" = String, Path, description = "The invitation's id")),
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
-        Unauthorized, Forbidden, NotFound, Conflict,
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
     ),
     security(("bearer" = [])),
 )]

@@ -28,7 +28,7 @@ use crate::oauth::store;
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ACCOUNT_WRITE};
 use crate::web::csrf;
-use crate::web::openapi::{Forbidden, NotFound, Unauthorized};
+use crate::web::openapi::{BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -262,7 +262,7 @@ pub struct AppList {
     tag = "account",
     responses(
         (status = 200, description = "The applications with access to the account", body = AppList),
-        Unauthorized, Forbidden,
+        BadRequest, Unauthorized, Forbidden,
     ),
     security(("bearer" = [])),
 )]
@@ -282,7 +282,7 @@ pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Resul
     params(("client_id" = String, Path, description = "The application's client id")),
     responses(
         (status = 204, description = "Its access is removed"),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]

@@ -16,7 +16,7 @@ use crate::audit::login_history::{self, Attempt};
 use crate::error::Result;
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ};
-use crate::web::openapi::{Forbidden, Unauthorized};
+use crate::web::openapi::{BadRequest, Forbidden, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 
 /// How many attempts the page and the API show.
@@ -114,7 +114,7 @@ pub struct LoginHistory {
     tag = "account",
     responses(
         (status = 200, description = "The last sign-in attempts", body = LoginHistory),
-        Unauthorized, Forbidden,
+        BadRequest, Unauthorized, Forbidden,
     ),
     security(("bearer" = [])),
 )]

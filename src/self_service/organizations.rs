@@ -23,7 +23,7 @@ use crate::orgs::{self, Organization, store};
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_WRITE};
 use crate::web::csrf;
-use crate::web::openapi::{Conflict, Forbidden, NotFound, Unauthorized};
+use crate::web::openapi::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -171,7 +171,7 @@ pub async fn leave_form(
     params(("org" = String, Path, description = "The organization's id or slug")),
     responses(
         (status = 204, description = "The caller left the organization"),
-        Unauthorized, Forbidden, NotFound, Conflict,
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
     ),
     security(("bearer" = [])),
 )]

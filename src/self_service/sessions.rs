@@ -30,7 +30,7 @@ use crate::oauth::authorize::see_other;
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ACCOUNT_WRITE};
 use crate::web::csrf;
-use crate::web::openapi::{Forbidden, NotFound, Unauthorized};
+use crate::web::openapi::{BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -284,7 +284,7 @@ pub struct SessionList {
     tag = "account",
     responses(
         (status = 200, description = "The caller's live browser sessions", body = SessionList),
-        Unauthorized, Forbidden,
+        BadRequest, Unauthorized, Forbidden,
     ),
     security(("bearer" = [])),
 )]
@@ -313,7 +313,7 @@ pub async fn api_list(
     params(("sid" = String, Path, description = "The session's id")),
     responses(
         (status = 204, description = "Ended"),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -345,7 +345,7 @@ pub async fn api_end(
     tag = "account",
     responses(
         (status = 200, description = "What was ended", body = EndedSignIns),
-        Unauthorized, Forbidden,
+        BadRequest, Unauthorized, Forbidden,
     ),
     security(("bearer" = [])),
 )]

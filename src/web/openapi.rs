@@ -59,7 +59,8 @@ macro_rules! problem_responses {
 problem_responses! {
     /// A malformed request: a bad query parameter (`invalid-query`, `invalid-cursor`), a body
     /// that is missing, not JSON or not the expected fields (`missing-body`, `malformed-json`,
-    /// `invalid-body`), or a field value that is refused (the `type` names it).
+    /// `invalid-body`), a field value that is refused (the `type` names it), or a NUL character
+    /// anywhere in the path or query (`invalid-text`, any operation).
     BadRequest = 400;
     /// No access token, or one that is invalid or expired (`WWW-Authenticate: Bearer` says why).
     Unauthorized = 401;

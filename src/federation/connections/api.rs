@@ -127,7 +127,7 @@ fn list_json(state: &AppState, conns: &[super::Connection]) -> Json<Value> {
     params(("org" = String, Path, description = "The organization's id or slug")),
     responses(
         (status = 200, description = "The organization's connections, oldest first", body = [ConnectionView]),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -176,7 +176,7 @@ pub async fn org_create(
     params(("org" = String, Path, description = "The organization's id or slug"), ("id" = String, Path, description = "The connection's id")),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -231,7 +231,7 @@ pub async fn org_update(
     params(("org" = String, Path, description = "The organization's id or slug"), ("id" = String, Path, description = "The connection's id")),
     responses(
         (status = 204, description = "Deleted, with the identities linked through it"),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -261,7 +261,7 @@ pub async fn org_delete(
     tag = "sso",
     responses(
         (status = 200, description = "The instance-wide connections, oldest first", body = [ConnectionView]),
-        Unauthorized, Forbidden,
+        BadRequest, Unauthorized, Forbidden,
     ),
     security(("bearer" = [])),
 )]
@@ -305,7 +305,7 @@ pub async fn instance_create(
     params(("id" = String, Path, description = "The connection's id")),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -351,7 +351,7 @@ pub async fn instance_update(
     params(("id" = String, Path, description = "The connection's id")),
     responses(
         (status = 204, description = "Deleted"),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]

@@ -156,7 +156,7 @@ pub async fn add(
     params(("org" = String, Path, description = "The organization's id or slug")),
     responses(
         (status = 200, description = "The organization's domains, alphabetically", body = [DomainView]),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -189,7 +189,7 @@ async fn claim_in_path<'c>(ex: impl Exec<'c>, org_id: &str, raw: &str) -> Result
     params(("org" = String, Path, description = "The organization's id or slug"), ("domain" = String, Path, description = "The domain")),
     responses(
         (status = 200, description = "The claim", body = DomainView),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -212,7 +212,7 @@ pub async fn read(
     params(("org" = String, Path, description = "The organization's id or slug"), ("domain" = String, Path, description = "The domain")),
     responses(
         (status = 204, description = "Removed"),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -253,7 +253,7 @@ pub async fn remove(
     params(("org" = String, Path, description = "The organization's id or slug"), ("domain" = String, Path, description = "The domain")),
     responses(
         (status = 200, description = "Verified", body = DomainView),
-        Unauthorized, Forbidden, NotFound, Conflict, Unprocessable,
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable,
     ),
     security(("bearer" = [])),
 )]

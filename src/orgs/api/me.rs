@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::orgs::roles::{Permission, Role};
 use crate::orgs::store;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ORG_READ};
-use crate::web::openapi::{Forbidden, Unauthorized};
+use crate::web::openapi::{BadRequest, Forbidden, Unauthorized};
 
 /// The calling user as `GET /api/v1/me` shows them.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -63,7 +63,7 @@ pub struct Me {
     tag = "account",
     responses(
         (status = 200, description = "The calling user and their memberships", body = Me),
-        Unauthorized, Forbidden,
+        BadRequest, Unauthorized, Forbidden,
     ),
     security(("bearer" = [])),
 )]
@@ -135,7 +135,7 @@ pub struct Roles {
     tag = "orgs",
     responses(
         (status = 200, description = "The roles and permissions", body = Roles),
-        Unauthorized,
+        BadRequest, Unauthorized,
     ),
     security(("bearer" = [])),
 )]

@@ -151,7 +151,7 @@ pub async fn list(
     params(("org" = String, Path, description = "The organization's id or slug"), ("user_id" = String, Path, description = "The member's user id")),
     responses(
         (status = 200, description = "The member", body = Member),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -268,7 +268,7 @@ pub async fn update(
     params(("org" = String, Path, description = "The organization's id or slug"), ("user_id" = String, Path, description = "The member's user id")),
     responses(
         (status = 204, description = "Removed"),
-        Unauthorized, Forbidden, NotFound, Conflict,
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
     ),
     security(("bearer" = [])),
 )]

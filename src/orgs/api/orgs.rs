@@ -179,7 +179,7 @@ pub async fn create(
     params(("org" = String, Path, description = "The organization's id or slug")),
     responses(
         (status = 200, description = "The organization", body = OrgView),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -353,7 +353,7 @@ pub async fn update(
     params(("org" = String, Path, description = "The organization's id or slug")),
     responses(
         (status = 204, description = "Deleted"),
-        Unauthorized, Forbidden, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
