@@ -75,6 +75,7 @@ pub struct UsersQuery {
 
 /// `GET /api/v1/users`: users oldest first (`email` narrows to addresses containing it), paginated.
 #[utoipa::path(
+    operation_id = "users_list",
     get,
     path = crate::routes::API_USERS,
     tag = "users",
@@ -103,6 +104,7 @@ pub async fn list(
 
 /// `GET /api/v1/users/{id}`: the user with memberships, sessions, refresh families, last sign-in.
 #[utoipa::path(
+    operation_id = "users_read",
     get,
     path = crate::routes::API_USER,
     tag = "users",
@@ -137,6 +139,7 @@ pub struct PatchUser {
 /// `PATCH /api/v1/users/{id}` `{"disabled"?, "name"?}`: disables (every session and refresh family
 /// ends at once, and the API refuses the person's tokens) or enables the account, renames it.
 #[utoipa::path(
+    operation_id = "users_update",
     patch,
     path = crate::routes::API_USER,
     tag = "users",
@@ -181,6 +184,7 @@ pub async fn update(
 /// `DELETE /api/v1/users/{id}`: 204; 409 `last-owner` while the user is the only owner of an
 /// organization (the detail names them).
 #[utoipa::path(
+    operation_id = "users_delete",
     delete,
     path = crate::routes::API_USER,
     tag = "users",
@@ -205,6 +209,7 @@ pub async fn delete(
 /// `POST /api/v1/users/{id}/sessions/revoke`: ends every browser session and refresh-token family
 /// of the user; `{"ended": {"sessions": n, "refresh_families": m}}`. No body is needed.
 #[utoipa::path(
+    operation_id = "users_revoke_sessions",
     post,
     path = crate::routes::API_USER_SESSIONS_REVOKE,
     tag = "users",
@@ -234,6 +239,7 @@ pub async fn revoke_sessions(
 /// "sessions_ended", "refresh_families_ended"}` rather than 204: the operator sees what went, as
 /// `sessions/revoke` answers. No body is needed.
 #[utoipa::path(
+    operation_id = "users_reset_mfa",
     delete,
     path = crate::routes::API_USER_MFA,
     tag = "users",

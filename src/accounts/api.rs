@@ -72,6 +72,7 @@ pub struct SignupResponse {
 /// `POST /api/v1/signup`: creates an unverified account (and an organization it owns, when named),
 /// mails the verification link, and answers 201 with the account.
 #[utoipa::path(
+    operation_id = "signup",
     post,
     path = crate::routes::API_SIGNUP,
     tag = "signup",

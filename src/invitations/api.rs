@@ -139,6 +139,7 @@ fn concurrent_change() -> AppError {
 /// since a new link was made) and mails the new link. 409 `already-member` when the address belongs
 /// to a member; 403 `role-ceiling` above the caller's own role.
 #[utoipa::path(
+    operation_id = "invitations_create",
     post,
     path = crate::routes::API_ORG_INVITATIONS,
     tag = "invitations",
@@ -256,6 +257,7 @@ pub async fn create(
 /// `GET /api/v1/orgs/{org}/invitations?limit=&cursor=`: pending, unexpired invitations, newest
 /// first, as an array (next page in the `Link` header). Needs `org:read` and a role that manages invitations (admin).
 #[utoipa::path(
+    operation_id = "invitations_list",
     get,
     path = crate::routes::API_ORG_INVITATIONS,
     tag = "invitations",
@@ -302,6 +304,7 @@ pub async fn list(
 /// link stops working (204; again 204 when already revoked). 404 for an id not in this organization,
 /// 409 `invitation-accepted` for one already used.
 #[utoipa::path(
+    operation_id = "invitations_revoke",
     delete,
     path = crate::routes::API_ORG_INVITATION,
     tag = "invitations",

@@ -257,6 +257,7 @@ pub struct AppList {
 
 /// `GET /api/v1/me/apps` (`account:read`): `{"apps": [...]}` by client name.
 #[utoipa::path(
+    operation_id = "my_apps_list",
     get,
     path = crate::routes::API_ME_APPS,
     tag = "account",
@@ -276,6 +277,7 @@ pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Resul
 /// `DELETE /api/v1/me/apps/{client_id}` (`account:write`): 204; 404 `app-not-found` when the client
 /// has no consent and no live refresh token of the caller.
 #[utoipa::path(
+    operation_id = "my_apps_remove",
     delete,
     path = crate::routes::API_ME_APP,
     tag = "account",

@@ -176,6 +176,7 @@ pub async fn deleted_page() -> Response {
 /// naming the organizations; 403 for a client token or a missing scope. The body is read after the
 /// token's checks, so a caller without the right learns nothing from a body error.
 #[utoipa::path(
+    operation_id = "me_delete",
     delete,
     path = crate::routes::API_ME,
     tag = "account",

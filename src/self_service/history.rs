@@ -109,6 +109,7 @@ pub struct LoginHistory {
 
 /// `GET /api/v1/me/login-history` (`account:read`): `{"events": [...]}`, the 30 newest.
 #[utoipa::path(
+    operation_id = "my_login_history",
     get,
     path = crate::routes::API_ME_LOGIN_HISTORY,
     tag = "account",

@@ -165,6 +165,7 @@ pub async fn leave_form(
 /// `DELETE /api/v1/me/organizations/{org}` (`account:write`; `org` is an id or a slug): 204; 404
 /// `organization-not-found` when the caller is not a member; 409 `last-owner` naming it.
 #[utoipa::path(
+    operation_id = "my_organizations_leave",
     delete,
     path = crate::routes::API_ME_ORGANIZATION,
     tag = "account",

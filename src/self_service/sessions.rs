@@ -279,6 +279,7 @@ pub struct SessionList {
 
 /// `GET /api/v1/me/sessions` (`account:read`): `{"sessions": [...]}`, most recently used first.
 #[utoipa::path(
+    operation_id = "my_sessions_list",
     get,
     path = crate::routes::API_ME_SESSIONS,
     tag = "account",
@@ -307,6 +308,7 @@ pub async fn api_list(
 /// `DELETE /api/v1/me/sessions/{sid}` (`account:write`): 204; 404 `session-not-found` for a sid
 /// that is not one of the caller's sessions.
 #[utoipa::path(
+    operation_id = "my_sessions_end",
     delete,
     path = crate::routes::API_ME_SESSION,
     tag = "account",
@@ -340,6 +342,7 @@ pub async fn api_end(
 /// token was issued in (every session for a token without `sid`);
 /// `{"ended": {"sessions": n, "refresh_families": m}}`.
 #[utoipa::path(
+    operation_id = "my_sessions_end_others",
     post,
     path = crate::routes::API_ME_SESSIONS_END_OTHERS,
     tag = "account",

@@ -65,9 +65,16 @@ async fn document_is_openapi_3_1_with_valid_schemas(backend: Backend) {
     }
     // Every operation: a tag, a summary or description, responses with a body schema per content
     // type, and the Bearer scheme (but sign-up and the document itself, which need no token).
+    let mut operation_ids = std::collections::HashSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("path item") {
             let at = format!("{method} {path}");
+            // Client generators name their functions after operation ids: unique (OpenAPI 3.1 §4.8.10).
+            let id = op["operationId"].as_str().expect("operationId").to_owned();
+            assert!(
+                operation_ids.insert(id.clone()),
+                "{at}: operationId {id} twice"
+            );
             assert!(op["tags"].as_array().is_some_and(|t| t.len() == 1), "{at}");
             assert!(
                 op.get("summary").is_some() || op.get("description").is_some(),

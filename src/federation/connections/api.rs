@@ -121,6 +121,7 @@ fn list_json(state: &AppState, conns: &[super::Connection]) -> Json<Value> {
 
 /// `GET /api/v1/orgs/{org}/connections`: the organization's connections, oldest first.
 #[utoipa::path(
+    operation_id = "connections_org_list",
     get,
     path = crate::routes::API_ORG_CONNECTIONS,
     tag = "sso",
@@ -143,6 +144,7 @@ pub async fn org_list(
 
 /// `POST /api/v1/orgs/{org}/connections`: 201 with the connection and its `Location`.
 #[utoipa::path(
+    operation_id = "connections_org_create",
     post,
     path = crate::routes::API_ORG_CONNECTIONS,
     tag = "sso",
@@ -170,6 +172,7 @@ pub async fn org_create(
 
 /// `GET /api/v1/orgs/{org}/connections/{id}`.
 #[utoipa::path(
+    operation_id = "connections_org_read",
     get,
     path = crate::routes::API_ORG_CONNECTION,
     tag = "sso",
@@ -193,6 +196,7 @@ pub async fn org_read(
 /// `PATCH /api/v1/orgs/{org}/connections/{id}`: any subset of the create fields;
 /// `role_mapping: null` removes the mapping.
 #[utoipa::path(
+    operation_id = "connections_org_update",
     patch,
     path = crate::routes::API_ORG_CONNECTION,
     tag = "sso",
@@ -225,6 +229,7 @@ pub async fn org_update(
 
 /// `DELETE /api/v1/orgs/{org}/connections/{id}`: 204; the identities linked through it go too.
 #[utoipa::path(
+    operation_id = "connections_org_delete",
     delete,
     path = crate::routes::API_ORG_CONNECTION,
     tag = "sso",
@@ -256,6 +261,7 @@ pub async fn org_delete(
 
 /// `GET /api/v1/connections`: the instance-wide connections, oldest first (operators).
 #[utoipa::path(
+    operation_id = "connections_instance_list",
     get,
     path = crate::routes::API_CONNECTIONS,
     tag = "sso",
@@ -275,6 +281,7 @@ pub async fn instance_list(
 
 /// `POST /api/v1/connections`: 201; `role_mapping` is refused (no organization to map into).
 #[utoipa::path(
+    operation_id = "connections_instance_create",
     post,
     path = crate::routes::API_CONNECTIONS,
     tag = "sso",
@@ -299,6 +306,7 @@ pub async fn instance_create(
 
 /// `GET /api/v1/connections/{id}`.
 #[utoipa::path(
+    operation_id = "connections_instance_read",
     get,
     path = crate::routes::API_CONNECTION,
     tag = "sso",
@@ -320,6 +328,7 @@ pub async fn instance_read(
 
 /// `PATCH /api/v1/connections/{id}`.
 #[utoipa::path(
+    operation_id = "connections_instance_update",
     patch,
     path = crate::routes::API_CONNECTION,
     tag = "sso",
@@ -345,6 +354,7 @@ pub async fn instance_update(
 
 /// `DELETE /api/v1/connections/{id}`: 204.
 #[utoipa::path(
+    operation_id = "connections_instance_delete",
     delete,
     path = crate::routes::API_CONNECTION,
     tag = "sso",

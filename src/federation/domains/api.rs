@@ -110,6 +110,7 @@ pub struct AddDomain {
 /// record to publish, or 200 with the organization's existing claim (idempotent). 400
 /// `invalid-domain`, 409 `domain-taken` (verified by another organization). Audited `domain.added`.
 #[utoipa::path(
+    operation_id = "domains_add",
     post,
     path = crate::routes::API_ORG_DOMAINS,
     tag = "sso",
@@ -150,6 +151,7 @@ pub async fn add(
 
 /// `GET /api/v1/orgs/{org}/domains`: a JSON array, alphabetically (like every list of the API).
 #[utoipa::path(
+    operation_id = "domains_list",
     get,
     path = crate::routes::API_ORG_DOMAINS,
     tag = "sso",
@@ -183,6 +185,7 @@ async fn claim_in_path<'c>(ex: impl Exec<'c>, org_id: &str, raw: &str) -> Result
 
 /// `GET /api/v1/orgs/{org}/domains/{domain}`: one claim.
 #[utoipa::path(
+    operation_id = "domains_read",
     get,
     path = crate::routes::API_ORG_DOMAIN,
     tag = "sso",
@@ -206,6 +209,7 @@ pub async fn read(
 /// `DELETE /api/v1/orgs/{org}/domains/{domain}`: removes the claim (verified or not); 204, audited
 /// `domain.removed`. Members of the domain are then no longer bound by `sso_required`.
 #[utoipa::path(
+    operation_id = "domains_remove",
     delete,
     path = crate::routes::API_ORG_DOMAIN,
     tag = "sso",
@@ -247,6 +251,7 @@ pub async fn remove(
 /// lookup: 422 `domain-not-verified` naming the record to publish, audited
 /// `domain.verification_failed`. 409 `domain-taken` when another organization verified it.
 #[utoipa::path(
+    operation_id = "domains_verify",
     post,
     path = crate::routes::API_ORG_DOMAIN_VERIFY,
     tag = "sso",

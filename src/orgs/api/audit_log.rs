@@ -71,6 +71,7 @@ async fn respond(
 
 /// `GET /api/v1/orgs/{org}/audit-log`: the organization's events, newest first (admin and up).
 #[utoipa::path(
+    operation_id = "audit_org_log",
     get,
     path = crate::routes::API_ORG_AUDIT_LOG,
     tag = "audit",
@@ -97,6 +98,7 @@ pub async fn org_log(
 /// `GET /api/v1/audit-log`: every event, newest first (operators only; `org_id` narrows it to one
 /// organization, also a deleted one).
 #[utoipa::path(
+    operation_id = "audit_full_log",
     get,
     path = crate::routes::API_AUDIT_LOG,
     tag = "audit",

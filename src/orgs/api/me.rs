@@ -58,6 +58,7 @@ pub struct Me {
 /// (the documented interface (README)). Needs a user token with `org:read` or `account:read` (an
 /// account page of a single-page app reads who is signed in without any organization scope).
 #[utoipa::path(
+    operation_id = "me",
     get,
     path = crate::routes::API_ME,
     tag = "account",
@@ -130,6 +131,7 @@ pub struct Roles {
 /// `GET /api/v1/roles`: every role, strongest first, with the permissions it holds, read from the
 /// one permission table ([`Role::can`]). Any authenticated caller may read it.
 #[utoipa::path(
+    operation_id = "roles",
     get,
     path = crate::routes::API_ROLES,
     tag = "orgs",

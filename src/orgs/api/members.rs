@@ -98,6 +98,7 @@ fn shown(access: &OrgAccess, member: Member) -> Member {
 /// and operators only; `?mfa=none` lists only the members without one (admin and up: 403 for
 /// others, so that an organization that turns `require_mfa` on can see who must enrol first).
 #[utoipa::path(
+    operation_id = "members_list",
     get,
     path = crate::routes::API_ORG_MEMBERS,
     tag = "members",
@@ -145,6 +146,7 @@ pub async fn list(
 
 /// `GET /api/v1/orgs/{org}/members/{user_id}`: one member (viewer and up; `mfa` as in [`list`]).
 #[utoipa::path(
+    operation_id = "members_read",
     get,
     path = crate::routes::API_ORG_MEMBER,
     tag = "members",
@@ -201,6 +203,7 @@ async fn find(tx: &mut Tx, access: &OrgAccess, user_id: &str) -> Result<Member> 
 /// `PATCH /api/v1/orgs/{org}/members/{user_id}` `{role}`: changes a member's role (admin and up, on
 /// roles up to their own; owner to grant or take `owner`). 409 `last-owner` for the last owner.
 #[utoipa::path(
+    operation_id = "members_update",
     patch,
     path = crate::routes::API_ORG_MEMBER,
     tag = "members",
@@ -262,6 +265,7 @@ pub async fn update(
 /// their own; owners only by an owner), or lets a member leave. 204; 409 `last-owner` for the last
 /// owner. The removed member's next refresh re-reads the membership and fails (the documented interface (README)).
 #[utoipa::path(
+    operation_id = "members_remove",
     delete,
     path = crate::routes::API_ORG_MEMBER,
     tag = "members",

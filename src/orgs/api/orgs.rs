@@ -80,6 +80,7 @@ impl ListQuery {
 /// `GET /api/v1/orgs`: the caller's organizations (an operator: every organization), oldest first,
 /// paginated (`limit`, `cursor`). Needs `org:read`.
 #[utoipa::path(
+    operation_id = "orgs_list",
     get,
     path = crate::routes::API_ORGS,
     tag = "orgs",
@@ -125,6 +126,7 @@ pub struct CreateOrg {
 /// user as its owner (who may set `require_mfa` at once); 201 with `Location`. The slug defaults
 /// to one derived from the name. Needs a user token with `org:write`; 409 `slug-taken`.
 #[utoipa::path(
+    operation_id = "orgs_create",
     post,
     path = crate::routes::API_ORGS,
     tag = "orgs",
@@ -173,6 +175,7 @@ pub async fn create(
 
 /// `GET /api/v1/orgs/{org}`: one organization (viewer and up).
 #[utoipa::path(
+    operation_id = "orgs_read",
     get,
     path = crate::routes::API_ORG,
     tag = "orgs",
@@ -221,6 +224,7 @@ pub struct UpdateOrg {
 /// it on needs a connection of the organization (409 `connection-required`), or those members
 /// could not sign in to it at all.
 #[utoipa::path(
+    operation_id = "orgs_update",
     patch,
     path = crate::routes::API_ORG,
     tag = "orgs",
@@ -347,6 +351,7 @@ pub async fn update(
 /// the refresh-token families issued for it go with it. 204. The audit event keeps the org id, so
 /// operators still see it.
 #[utoipa::path(
+    operation_id = "orgs_delete",
     delete,
     path = crate::routes::API_ORG,
     tag = "orgs",

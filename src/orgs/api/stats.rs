@@ -71,6 +71,7 @@ fn date_of(day: i64) -> String {
 
 /// `GET /api/v1/stats?from=&to=&status=`: figures over the users the filters choose.
 #[utoipa::path(
+    operation_id = "stats",
     get,
     path = crate::routes::API_STATS,
     tag = "users",
