@@ -89,7 +89,8 @@ pub async fn list(
 }
 
 /// One membership as the operator sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = UserMembership)]
 pub struct MembershipView {
     /// Organization id.
     pub org_id: String,
@@ -102,7 +103,7 @@ pub struct MembershipView {
 }
 
 /// A user with what the account holds: `user show` and `GET /api/v1/users/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserDetails {
     /// The account.
     #[serde(flatten)]
@@ -120,7 +121,7 @@ pub struct UserDetails {
 }
 
 /// The second factors of an account as the operator sees them.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct FactorsView {
     /// A confirmed authenticator app.
     pub totp: bool,
@@ -170,7 +171,8 @@ pub struct UserChange {
 }
 
 /// The account after a change, and what disabling it ended (only when it was disabled).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = UpdatedUser)]
 pub struct Updated {
     /// The account as it is now.
     #[serde(flatten)]

@@ -22,15 +22,18 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::User;
 use super::admin::{self, UserChange, UserDetails, UserRef};
+use super::lifecycle::EndedSignIns;
 use crate::app::AppState;
 use crate::audit::Actor;
 use crate::error::{AppError, Result};
 use crate::web::api::{ApiJson, ApiQuery, Listing, Page, invalid_query};
 use crate::web::bearer::ApiCaller;
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
 use crate::web::request_meta::RequestMeta;
 
 /// An operator calling: an [`ApiCaller`] with a `client_credentials` token holding `admin`. As an
@@ -58,15 +61,31 @@ impl FromRequestParts<AppState> for Operator {
 }
 
 /// Query of `GET /api/v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     /// Case-insensitive substring of the address.
     email: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `cursor` of the previous page's `Link: <…>; rel="next"` (opaque).
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/users`: users oldest first (`email` narrows to addresses containing it), paginated.
+#[utoipa::path(
+    operation_id = "users_list",
+    get,
+    path = crate::routes::API_USERS,
+    tag = "users",
+    params(UsersQuery),
+    responses(
+        (status = 200, description = "A page of users, oldest first", body = [User], headers(("Link" = String, description = "`<…>; rel=\"next\"` when another page follows (RFC 8288)"))),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _operator: Operator,
@@ -84,6 +103,18 @@ pub async fn list(
 }
 
 /// `GET /api/v1/users/{id}`: the user with memberships, sessions, refresh families, last sign-in.
+#[utoipa::path(
+    operation_id = "users_read",
+    get,
+    path = crate::routes::API_USER,
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user with what the account holds", body = UserDetails),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn read(
     State(state): State<AppState>,
     _operator: Operator,
@@ -96,15 +127,30 @@ pub async fn read(
 }
 
 /// Body of `PATCH /api/v1/users/{id}`: at least one of `disabled`, `name`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    /// Disable (ends every sign-in) or enable the account.
     disabled: Option<bool>,
+    /// New display name.
     name: Option<String>,
 }
 
 /// `PATCH /api/v1/users/{id}` `{"disabled"?, "name"?}`: disables (every session and refresh family
 /// ends at once, and the API refuses the person's tokens) or enables the account, renames it.
+#[utoipa::path(
+    operation_id = "users_update",
+    patch,
+    path = crate::routes::API_USER,
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = PatchUser,
+    responses(
+        (status = 200, description = "The user as it is now, and what disabling ended", body = admin::Updated),
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Operator(caller): Operator,
@@ -137,6 +183,18 @@ pub async fn update(
 
 /// `DELETE /api/v1/users/{id}`: 204; 409 `last-owner` while the user is the only owner of an
 /// organization (the detail names them).
+#[utoipa::path(
+    operation_id = "users_delete",
+    delete,
+    path = crate::routes::API_USER,
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Operator(caller): Operator,
@@ -150,16 +208,28 @@ pub async fn delete(
 
 /// `POST /api/v1/users/{id}/sessions/revoke`: ends every browser session and refresh-token family
 /// of the user; `{"ended": {"sessions": n, "refresh_families": m}}`. No body is needed.
+#[utoipa::path(
+    operation_id = "users_revoke_sessions",
+    post,
+    path = crate::routes::API_USER_SESSIONS_REVOKE,
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "What was ended", body = EndedSignIns),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     Operator(caller): Operator,
     meta: RequestMeta,
     Path(id): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<EndedSignIns>> {
     let actor = Actor::api(&caller, meta);
     let (_, ended) =
         admin::end_sessions(&state.db, state.clock.now(), UserRef::Id(&id), &actor).await?;
-    Ok(Json(json!({"ended": ended})))
+    Ok(Json(EndedSignIns { ended }))
 }
 
 /// `DELETE /api/v1/users/{id}/mfa`: removes every second factor of the user (authenticator app,
@@ -168,6 +238,18 @@ pub async fn revoke_sessions(
 /// `{"id", "email", "factors_removed", "removed": {"totp", "recovery_codes", "passkeys"},
 /// "sessions_ended", "refresh_families_ended"}` rather than 204: the operator sees what went, as
 /// `sessions/revoke` answers. No body is needed.
+#[utoipa::path(
+    operation_id = "users_reset_mfa",
+    delete,
+    path = crate::routes::API_USER_MFA,
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "What was removed and ended", body = crate::mfa::reset::Reset),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn reset_mfa(
     State(state): State<AppState>,
     Operator(caller): Operator,

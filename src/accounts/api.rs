@@ -22,22 +22,29 @@ use crate::config::SignupPolicy;
 use crate::crypto::password::Password;
 use crate::error::{AppError, Result};
 use crate::web::api::ApiJson;
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests, UnsupportedMediaType,
+};
 use crate::web::request_meta::RequestMeta;
 
 /// Body of `POST /api/v1/signup`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    /// The address to sign up with (ASCII).
     email: String,
+    /// The password (checked for strength).
     password: String,
+    /// Display name.
     #[serde(default)]
     name: Option<String>,
+    /// When given, an organization of that name is created with the user as its owner.
     #[serde(default)]
     organization: Option<String>,
 }
 
 /// The organization created with the account.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedOrganization {
     /// Organization id (`org_id` claim).
     pub id: String,
@@ -48,7 +55,7 @@ pub struct CreatedOrganization {
 }
 
 /// Answer of `POST /api/v1/signup` (201).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SignupResponse {
     /// User id (`sub`).
     pub id: String,
@@ -64,6 +71,17 @@ pub struct SignupResponse {
 
 /// `POST /api/v1/signup`: creates an unverified account (and an organization it owns, when named),
 /// mails the verification link, and answers 201 with the account.
+#[utoipa::path(
+    operation_id = "signup",
+    post,
+    path = crate::routes::API_SIGNUP,
+    tag = "signup",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "The account, unverified; the verification link goes by email", body = SignupResponse),
+        BadRequest, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, TooManyRequests,
+    ),
+)]
 pub async fn signup(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -27,12 +27,20 @@ use crate::orgs::roles::Role;
 use crate::orgs::{self, Organization};
 
 /// What ending an account's sign-ins ended.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Ended {
     /// Browser sessions deleted.
     pub sessions: u64,
     /// Refresh-token families revoked.
     pub refresh_families: u64,
+}
+
+/// The API's answer after ending sign-ins (`{"ended": {"sessions", "refresh_families"}}`):
+/// `POST /api/v1/users/{id}/sessions/revoke` and `POST /api/v1/me/sessions/end-others`.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct EndedSignIns {
+    /// What was ended.
+    pub ended: Ended,
 }
 
 /// Ends the browser session `sid` of `user_id` and the refresh-token families born in it without

@@ -48,26 +48,17 @@ pub fn router() -> Router<AppState> {
 /// JSON endpoints of the accounts feature (`POST /api/v1/signup`, and the operator's
 /// `/api/v1/users`), mounted in the `/api` group whose errors are problem+json.
 pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    utoipa_axum::router::OpenApiRouter::from(
-        Router::new()
-            .route(crate::routes::API_SIGNUP, post(api::signup))
-            .route(crate::routes::API_USERS, get(admin_api::list))
-            .route(
-                crate::routes::API_USER,
-                get(admin_api::read)
-                    .patch(admin_api::update)
-                    .delete(admin_api::delete),
-            )
-            .route(
-                crate::routes::API_USER_SESSIONS_REVOKE,
-                post(admin_api::revoke_sessions),
-            )
-            .route(
-                crate::routes::API_USER_MFA,
-                axum::routing::delete(admin_api::reset_mfa),
-            )
-            .method_not_allowed_fallback(crate::web::api::method_not_allowed),
-    )
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(api::signup))
+        .routes(routes!(admin_api::list))
+        .routes(routes!(
+            admin_api::read,
+            admin_api::update,
+            admin_api::delete
+        ))
+        .routes(routes!(admin_api::revoke_sessions))
+        .routes(routes!(admin_api::reset_mfa))
 }
 
 /// Longest accepted email address (RFC 5321 §4.5.3.1.3 path limit).
@@ -76,7 +67,7 @@ pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_NAME_LEN: usize = 200;
 
 /// A user as the rest of the application sees it (no password hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// Random id (UUIDv7), the `sub` of tokens.
     pub id: String,

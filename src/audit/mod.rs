@@ -289,7 +289,7 @@ pub async fn delete_before<'c>(
 }
 
 /// One audit event as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Event id (UUIDv7).
     pub id: String,

@@ -54,9 +54,7 @@ pub fn router() -> Router<AppState> {
 
 /// The management API: connections (organizations' and the operator's) and domains.
 pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    utoipa_axum::router::OpenApiRouter::from(
-        Router::new()
-            .merge(connections::api::router())
-            .merge(domains::api::router()),
-    )
+    utoipa_axum::router::OpenApiRouter::new()
+        .merge(connections::api::router())
+        .merge(domains::api::router())
 }

@@ -23,10 +23,13 @@ use crate::orgs::roles::{Permission, Role};
 use crate::routes;
 use crate::web::api::{ApiJson, ApiQuery, Listing, Page};
 use crate::web::bearer::{ApiCaller, CallerKind};
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
 use crate::web::request_meta::RequestMeta;
 
 /// Body of `POST /api/v1/orgs/{org}/invitations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitation {
     /// The address to invite.
@@ -36,16 +39,19 @@ pub struct CreateInvitation {
 }
 
 /// Query of `GET /api/v1/orgs/{org}/invitations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Page size, 1 to [`MAX_PAGE_SIZE`](crate::web::api::MAX_PAGE_SIZE).
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// The `cursor` of the previous page's `Link: <…>; rel="next"` (opaque).
     pub cursor: Option<String>,
 }
 
 /// An invitation as the API shows it (no token, no link).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Invitation)]
 pub struct InvitationView {
     /// Invitation id.
     pub id: String,
@@ -132,6 +138,19 @@ fn concurrent_change() -> AppError {
 /// pending invitation for it exists, renews that one (new token and expiry, the new role; also 201,
 /// since a new link was made) and mails the new link. 409 `already-member` when the address belongs
 /// to a member; 403 `role-ceiling` above the caller's own role.
+#[utoipa::path(
+    operation_id = "invitations_create",
+    post,
+    path = crate::routes::API_ORG_INVITATIONS,
+    tag = "invitations",
+    params(("org" = String, Path, description = "The organization's id or slug")),
+    request_body = CreateInvitation,
+    responses(
+        (status = 201, description = "Invited (or a pending invitation renewed); the link goes by email only", body = InvitationView),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -237,6 +256,18 @@ pub async fn create(
 
 /// `GET /api/v1/orgs/{org}/invitations?limit=&cursor=`: pending, unexpired invitations, newest
 /// first, as an array (next page in the `Link` header). Needs `org:read` and a role that manages invitations (admin).
+#[utoipa::path(
+    operation_id = "invitations_list",
+    get,
+    path = crate::routes::API_ORG_INVITATIONS,
+    tag = "invitations",
+    params(("org" = String, Path, description = "The organization's id or slug"), ListQuery),
+    responses(
+        (status = 200, description = "A page of pending invitations, newest first", body = [InvitationView], headers(("Link" = String, description = "`<…>; rel=\"next\"` when another page follows (RFC 8288)"))),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -272,6 +303,18 @@ pub async fn list(
 /// `DELETE /api/v1/orgs/{org}/invitations/{id}`: revokes a pending (or expired) invitation, so its
 /// link stops working (204; again 204 when already revoked). 404 for an id not in this organization,
 /// 409 `invitation-accepted` for one already used.
+#[utoipa::path(
+    operation_id = "invitations_revoke",
+    delete,
+    path = crate::routes::API_ORG_INVITATION,
+    tag = "invitations",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("id" = String, Path, description = "The invitation's id")),
+    responses(
+        (status = 204, description = "Revoked (also when it already was)"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -57,8 +57,9 @@ impl StoredState {
 }
 
 /// The state an API caller or the accept page sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = InvitationState)]
 pub enum Status {
     /// Can be accepted.
     Pending,
@@ -120,17 +121,10 @@ pub fn router() -> Router<AppState> {
 
 /// The invitation endpoints of the management API (`/api/v1/orgs/{org}/invitations`).
 pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    utoipa_axum::router::OpenApiRouter::from(
-        Router::new()
-            .route(
-                routes::API_ORG_INVITATIONS,
-                get(api::list).post(api::create),
-            )
-            .route(
-                routes::API_ORG_INVITATION,
-                axum::routing::delete(api::revoke),
-            ),
-    )
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(api::list, api::create))
+        .routes(routes!(api::revoke))
 }
 
 #[cfg(test)]

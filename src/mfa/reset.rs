@@ -22,7 +22,8 @@ use crate::db::Database;
 use crate::error::Result;
 
 /// The outcome of a reset, as the command line prints it and the API answers it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = MfaReset)]
 pub struct Reset {
     /// The user id.
     pub id: String,

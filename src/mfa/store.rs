@@ -48,7 +48,7 @@ pub async fn delete_all(tx: &mut Tx, user_id: &str) -> Result<FactorsRemoved, sq
 }
 
 /// Rows removed by [`delete_all`], per kind.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FactorsRemoved {
     /// The authenticator app (confirmed or not).
     pub totp: u64,

@@ -22,7 +22,7 @@ use roles::Role;
 
 /// Routes of the management API (`/api/v1/...`); see docs/api.md.
 pub fn api_router() -> utoipa_axum::router::OpenApiRouter<crate::app::AppState> {
-    api::router().into()
+    api::router()
 }
 
 /// Longest organization name.

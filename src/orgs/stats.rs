@@ -35,7 +35,7 @@ fn filtered<'q>(sql: &'q str, f: &UserFilter<'q>) -> Query<'q, Any, AnyArguments
 }
 
 /// Users by status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserCounts {
     /// All users counted.
     pub total: i64,
@@ -96,7 +96,7 @@ pub async fn users_without_org<'c>(
 }
 
 /// Members of one organization.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrgMembers {
     /// Organization id.
     pub org_id: String,

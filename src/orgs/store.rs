@@ -105,7 +105,7 @@ pub async fn find_role<'c>(
 }
 
 /// A member as the member list shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// The member's user id.
     pub user_id: String,

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use tower_sessions::Session;
 
 use super::display;
@@ -28,6 +28,7 @@ use crate::oauth::store;
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ACCOUNT_WRITE};
 use crate::web::csrf;
+use crate::web::openapi::{BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -35,17 +36,22 @@ use crate::web::request_meta::RequestMeta;
 pub const REVOKED_REASON: &str = "access_removed";
 
 /// An organization an application acts for.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema)]
 pub struct AppOrg {
+    /// The organization's id.
     org_id: String,
+    /// Its slug.
     org_slug: String,
+    /// Its name.
     org_name: String,
 }
 
 /// One connected application.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectedApp {
+    /// The application's client id.
     client_id: String,
+    /// Its name.
     client_name: String,
     /// Every scope granted by a consent or held by a live refresh token, sorted.
     scopes: Vec<String>,
@@ -242,16 +248,46 @@ pub async fn remove_form(
     notice::back(&session, routes::ACCOUNT_APPS, message).await
 }
 
+/// The body of `GET /api/v1/me/apps`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppList {
+    /// By client name.
+    apps: Vec<ConnectedApp>,
+}
+
 /// `GET /api/v1/me/apps` (`account:read`): `{"apps": [...]}` by client name.
-pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
+#[utoipa::path(
+    operation_id = "my_apps_list",
+    get,
+    path = crate::routes::API_ME_APPS,
+    tag = "account",
+    responses(
+        (status = 200, description = "The applications with access to the account", body = AppList),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<AppList>> {
     let user = caller.require_user()?;
     caller.require_scope(SCOPE_ACCOUNT_READ)?;
     let apps = connected_apps(&state, &user.id).await?;
-    Ok(Json(json!({ "apps": apps })))
+    Ok(Json(AppList { apps }))
 }
 
 /// `DELETE /api/v1/me/apps/{client_id}` (`account:write`): 204; 404 `app-not-found` when the client
 /// has no consent and no live refresh token of the caller.
+#[utoipa::path(
+    operation_id = "my_apps_remove",
+    delete,
+    path = crate::routes::API_ME_APP,
+    tag = "account",
+    params(("client_id" = String, Path, description = "The application's client id")),
+    responses(
+        (status = 204, description = "Its access is removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn api_remove(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -34,6 +34,10 @@ use crate::routes;
 use crate::web::api::ApiJson;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_WRITE};
 use crate::web::csrf;
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized,
+    UnsupportedMediaType,
+};
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -68,7 +72,7 @@ pub struct DeleteForm {
 }
 
 /// Body of `DELETE /api/v1/me`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteBody {
     /// The account's password, re-entered.
@@ -171,6 +175,18 @@ pub async fn deleted_page() -> Response {
 /// `wrong-password` (429 `too-many-attempts` with `Retry-After` when throttled); 409 `last-owner`
 /// naming the organizations; 403 for a client token or a missing scope. The body is read after the
 /// token's checks, so a caller without the right learns nothing from a body error.
+#[utoipa::path(
+    operation_id = "me_delete",
+    delete,
+    path = crate::routes::API_ME,
+    tag = "account",
+    request_body = DeleteBody,
+    responses(
+        (status = 204, description = "The account is deleted"),
+        BadRequest, Unauthorized, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, TooManyRequests,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn api_delete(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::{Value, json};
 use tower_sessions::Session;
 
 use super::display;
@@ -17,6 +16,7 @@ use crate::audit::login_history::{self, Attempt};
 use crate::error::Result;
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ};
+use crate::web::openapi::{BadRequest, Forbidden, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 
 /// How many attempts the page and the API show.
@@ -69,15 +69,21 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Result<Res
 }
 
 /// One attempt in `GET /api/v1/me/login-history`.
-#[derive(Debug, Serialize)]
-struct ApiEvent {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = LoginAttempt)]
+pub struct ApiEvent {
+    /// Unix seconds.
     at: i64,
+    /// The address it came from.
     ip: Option<String>,
+    /// Its user agent.
     user_agent: Option<String>,
+    /// The browser, for a person.
     browser: String,
     /// RFC 8176 `amr` value as stored (`pwd`, …); `null` for attempts older than its column.
     method: Option<String>,
     /// `succeeded`, `failed` or `throttled`.
+    #[schema(value_type = String, pattern = "^(succeeded|failed|throttled)$")]
     outcome: &'static str,
 }
 
@@ -94,8 +100,29 @@ impl From<Attempt> for ApiEvent {
     }
 }
 
+/// The body of `GET /api/v1/me/login-history`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginHistory {
+    /// The newest first.
+    events: Vec<ApiEvent>,
+}
+
 /// `GET /api/v1/me/login-history` (`account:read`): `{"events": [...]}`, the 30 newest.
-pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
+#[utoipa::path(
+    operation_id = "my_login_history",
+    get,
+    path = crate::routes::API_ME_LOGIN_HISTORY,
+    tag = "account",
+    responses(
+        (status = 200, description = "The last sign-in attempts", body = LoginHistory),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn api_list(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> Result<Json<LoginHistory>> {
     let user = caller.require_user()?;
     caller.require_scope(SCOPE_ACCOUNT_READ)?;
     let events: Vec<ApiEvent> =
@@ -104,5 +131,5 @@ pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Resul
             .into_iter()
             .map(ApiEvent::from)
             .collect();
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(LoginHistory { events }))
 }

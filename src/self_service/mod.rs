@@ -25,7 +25,7 @@ pub mod sessions;
 pub mod store;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::routes;
@@ -76,20 +76,13 @@ pub fn router() -> Router<AppState> {
 /// to read, `account:write` to change; a client's own token is refused with 403
 /// `user-token-required`).
 pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    utoipa_axum::router::OpenApiRouter::from(
-        Router::new()
-            .route(routes::API_ME_SESSIONS, get(sessions::api_list))
-            .route(routes::API_ME_SESSION, delete(sessions::api_end))
-            .route(
-                routes::API_ME_SESSIONS_END_OTHERS,
-                post(sessions::api_end_others),
-            )
-            .route(routes::API_ME_APPS, get(apps::api_list))
-            .route(routes::API_ME_APP, delete(apps::api_remove))
-            .route(routes::API_ME_LOGIN_HISTORY, get(history::api_list))
-            .route(
-                routes::API_ME_ORGANIZATION,
-                delete(organizations::api_leave),
-            ),
-    )
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(sessions::api_list))
+        .routes(routes!(sessions::api_end))
+        .routes(routes!(sessions::api_end_others))
+        .routes(routes!(apps::api_list))
+        .routes(routes!(apps::api_remove))
+        .routes(routes!(history::api_list))
+        .routes(routes!(organizations::api_leave))
 }

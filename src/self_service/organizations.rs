@@ -23,6 +23,7 @@ use crate::orgs::{self, Organization, store};
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_WRITE};
 use crate::web::csrf;
+use crate::web::openapi::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -163,6 +164,18 @@ pub async fn leave_form(
 
 /// `DELETE /api/v1/me/organizations/{org}` (`account:write`; `org` is an id or a slug): 204; 404
 /// `organization-not-found` when the caller is not a member; 409 `last-owner` naming it.
+#[utoipa::path(
+    operation_id = "my_organizations_leave",
+    delete,
+    path = crate::routes::API_ME_ORGANIZATION,
+    tag = "account",
+    params(("org" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 204, description = "The caller left the organization"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn api_leave(
     State(state): State<AppState>,
     caller: ApiCaller,

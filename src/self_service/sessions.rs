@@ -19,7 +19,7 @@ use tower_sessions::Session;
 use super::display;
 use super::notice;
 use super::pages::{holder, nav};
-use crate::accounts::lifecycle::{self, Ended};
+use crate::accounts::lifecycle::{self, Ended, EndedSignIns};
 use crate::app::AppState;
 use crate::audit::{self, Actor, AuditEvent, action};
 use crate::db::Tx;
@@ -30,6 +30,7 @@ use crate::oauth::authorize::see_other;
 use crate::routes;
 use crate::web::bearer::{ApiCaller, SCOPE_ACCOUNT_READ, SCOPE_ACCOUNT_WRITE};
 use crate::web::csrf;
+use crate::web::openapi::{BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::web::page::{ASSET_VERSION, render};
 use crate::web::request_meta::RequestMeta;
 
@@ -236,13 +237,20 @@ async fn record(
 }
 
 /// One session in `GET /api/v1/me/sessions`.
-#[derive(Debug, Serialize)]
-struct ApiSession {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
+pub struct ApiSession {
+    /// The session's id (`sid` claim of tokens issued in it).
     sid: String,
+    /// The browser, for a person (from the user agent).
     browser: String,
+    /// The user agent it signed in with.
     user_agent: Option<String>,
+    /// The address it signed in from.
     ip: Option<String>,
+    /// Unix seconds.
     signed_in_at: i64,
+    /// Unix seconds.
     last_seen_at: i64,
     /// The session the calling token was issued in.
     current: bool,
@@ -262,8 +270,29 @@ impl ApiSession {
     }
 }
 
+/// The body of `GET /api/v1/me/sessions`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    /// Most recently used first.
+    sessions: Vec<ApiSession>,
+}
+
 /// `GET /api/v1/me/sessions` (`account:read`): `{"sessions": [...]}`, most recently used first.
-pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Result<Json<Value>> {
+#[utoipa::path(
+    operation_id = "my_sessions_list",
+    get,
+    path = crate::routes::API_ME_SESSIONS,
+    tag = "account",
+    responses(
+        (status = 200, description = "The caller's live browser sessions", body = SessionList),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn api_list(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> Result<Json<SessionList>> {
     let user = caller.require_user()?;
     caller.require_scope(SCOPE_ACCOUNT_READ)?;
     let sessions =
@@ -273,11 +302,23 @@ pub async fn api_list(State(state): State<AppState>, caller: ApiCaller) -> Resul
         .into_iter()
         .map(|s| ApiSession::of(s, current))
         .collect();
-    Ok(Json(json!({ "sessions": sessions })))
+    Ok(Json(SessionList { sessions }))
 }
 
 /// `DELETE /api/v1/me/sessions/{sid}` (`account:write`): 204; 404 `session-not-found` for a sid
 /// that is not one of the caller's sessions.
+#[utoipa::path(
+    operation_id = "my_sessions_end",
+    delete,
+    path = crate::routes::API_ME_SESSION,
+    tag = "account",
+    params(("sid" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Ended"),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn api_end(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -300,14 +341,25 @@ pub async fn api_end(
 /// `POST /api/v1/me/sessions/end-others` (`account:write`): ends every session but the one the
 /// token was issued in (every session for a token without `sid`);
 /// `{"ended": {"sessions": n, "refresh_families": m}}`.
+#[utoipa::path(
+    operation_id = "my_sessions_end_others",
+    post,
+    path = crate::routes::API_ME_SESSIONS_END_OTHERS,
+    tag = "account",
+    responses(
+        (status = 200, description = "What was ended", body = EndedSignIns),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn api_end_others(
     State(state): State<AppState>,
     caller: ApiCaller,
     meta: RequestMeta,
-) -> Result<Json<Value>> {
+) -> Result<Json<EndedSignIns>> {
     let user = caller.require_user()?;
     caller.require_scope(SCOPE_ACCOUNT_WRITE)?;
     let keep = caller.token.sid.clone().unwrap_or_default();
     let ended = end_others(&state, &user.id, &keep, Actor::api(&caller, meta)).await?;
-    Ok(Json(json!({ "ended": ended })))
+    Ok(Json(EndedSignIns { ended }))
 }

@@ -5,7 +5,7 @@
 //! a route and its description are registered by the same line and cannot drift apart.
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 /// The name of the Bearer security scheme operations refer to (`security(("bearer" = []))`).
 pub const BEARER: &str = "bearer";
@@ -21,7 +21,8 @@ pub const BEARER: &str = "bearer";
                        Errors are RFC 9457 problem+json."
     ),
     components(schemas(Problem)),
-    modifiers(&BearerScheme)
+    modifiers(&BearerScheme),
+    paths(openapi_document)
 )]
 pub struct ApiDoc;
 
@@ -41,6 +42,55 @@ pub struct Problem {
     /// The request's `x-request-id`.
     request_id: String,
 }
+
+/// The problem responses operations list next to their success responses, one type per status so
+/// that each operation names exactly the statuses it can answer (`responses((status = 200, …),
+/// BadRequest, NotFound)`). Each body is a [`Problem`] whose `type` says which error it is.
+macro_rules! problem_responses {
+    ($($(#[doc = $doc:literal])* $name:ident = $status:literal;)*) => {$(
+        $(#[doc = $doc])*
+        #[derive(Debug, IntoResponses)]
+        #[response(status = $status, content_type = "application/problem+json")]
+        #[allow(dead_code)] // a description only: `web::errors` renders the body
+        pub struct $name(Problem);
+    )*};
+}
+
+problem_responses! {
+    /// A malformed request: a bad query parameter (`invalid-query`, `invalid-cursor`), a body
+    /// that is missing, not JSON or not the expected fields (`missing-body`, `malformed-json`,
+    /// `invalid-body`), a field value that is refused (the `type` names it), or a NUL character
+    /// anywhere in the path or query (`invalid-text`, any operation).
+    BadRequest = 400;
+    /// No access token, or one that is invalid or expired (`WWW-Authenticate: Bearer` says why).
+    Unauthorized = 401;
+    /// The token lacks a scope, the caller's role is too weak, or the caller is not who the
+    /// operation is for (e.g. `insufficient-scope`, `role-insufficient`, `operator-required`).
+    Forbidden = 403;
+    /// The resource does not exist or is not visible to the caller (e.g.
+    /// `organization-not-found`).
+    NotFound = 404;
+    /// The request conflicts with the current state (e.g. `slug-taken`, `last-owner`).
+    Conflict = 409;
+    /// The request body is larger than the server accepts (`payload-too-large`).
+    PayloadTooLarge = 413;
+    /// The request body is not `application/json` (`unsupported-media-type`).
+    UnsupportedMediaType = 415;
+    /// The request is well-formed but cannot be carried out (the `type` says why).
+    Unprocessable = 422;
+    /// Too many attempts; `Retry-After` says when to try again.
+    TooManyRequests = 429;
+}
+
+/// The document itself: this OpenAPI 3.1 description of `/api/v1` (no authentication).
+#[utoipa::path(
+    get,
+    path = crate::routes::API_OPENAPI,
+    tag = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document (JSON)", content_type = "application/json", body = Object)),
+)]
+#[allow(dead_code)] // described here, served by [`router`] from the document built once at start
+fn openapi_document() {}
 
 /// Adds the Bearer scheme: access tokens (RFC 9068 JWTs) from this issuer.
 struct BearerScheme;

@@ -60,6 +60,8 @@ mod multi_process;
 mod new_device;
 mod oidc_flow;
 mod oidc_metadata;
+mod openapi;
+mod openapi_validation;
 mod ops_cli;
 mod org_login;
 mod org_login_tokens;

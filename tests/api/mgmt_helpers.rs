@@ -172,7 +172,9 @@ impl Answer {
     }
 }
 
-/// Calls the API: `method path` with an optional Bearer `token` and JSON `body`.
+/// Calls the API: `method path` with an optional Bearer `token` and JSON `body`. Every answer is
+/// checked against the OpenAPI document (`crate::openapi_validation`): a status or body the
+/// document does not describe fails the test.
 pub async fn call(
     app: &TestApp,
     method: Method,
@@ -180,8 +182,9 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Answer {
+    let document = crate::openapi_validation::document(app).await;
     let mut request = rp::rp_http()
-        .request(method, app.url(path))
+        .request(method.clone(), app.url(path))
         .header("user-agent", USER_AGENT);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -189,7 +192,16 @@ pub async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    answer(request.send().await.expect("request sent")).await
+    let answer = answer(request.send().await.expect("request sent")).await;
+    crate::openapi_validation::assert_documented(
+        &document,
+        method.as_str(),
+        path,
+        answer.status,
+        &answer.content_type,
+        &answer.body,
+    );
+    answer
 }
 
 /// Reads an API answer.

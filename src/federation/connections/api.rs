@@ -13,13 +13,14 @@
 //! The client secret is write-only: no answer carries it.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::RoleMapping;
 use super::manage::{self, ConnectionInput, ConnectionPatch, Owner, Services, connection_json};
 use crate::accounts::admin_api::Operator;
 use crate::app::AppState;
@@ -30,26 +31,47 @@ use crate::orgs::roles::{Permission, Role};
 use crate::routes;
 use crate::web::api::ApiJson;
 use crate::web::bearer::ApiCaller;
+use crate::web::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
+    UnsupportedMediaType,
+};
 use crate::web::request_meta::RequestMeta;
 
-/// The connection routes of the management API.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(routes::API_ORG_CONNECTIONS, get(org_list).post(org_create))
-        .route(
-            routes::API_ORG_CONNECTION,
-            get(org_read).patch(org_update).delete(org_delete),
-        )
-        .route(
-            routes::API_CONNECTIONS,
-            get(instance_list).post(instance_create),
-        )
-        .route(
-            routes::API_CONNECTION,
-            get(instance_read)
-                .patch(instance_update)
-                .delete(instance_delete),
-        )
+/// The connection routes of the management API, each with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(org_list, org_create))
+        .routes(routes!(org_read, org_update, org_delete))
+        .routes(routes!(instance_list, instance_create))
+        .routes(routes!(instance_read, instance_update, instance_delete))
+}
+
+/// A connection as the API answers it ([`connection_json`], which renders it; this type only
+/// describes it in the OpenAPI document). The client secret is write-only and never appears.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Connection)]
+#[allow(dead_code)] // a description only
+pub struct ConnectionView {
+    /// Random id (UUIDv7).
+    id: String,
+    /// The organization it belongs to; null for an instance-wide connection.
+    org_id: Option<String>,
+    /// Display name ("Continue with NAME").
+    name: String,
+    /// The upstream's issuer identifier.
+    issuer: String,
+    /// Our client id at the upstream.
+    client_id: String,
+    /// Scopes asked for.
+    scopes: Vec<String>,
+    /// How the upstream's claims set the role (organizations' connections only).
+    role_mapping: Option<RoleMapping>,
+    /// The redirect URI to register at the upstream.
+    redirect_uri: String,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds.
+    updated_at: i64,
 }
 
 /// The caller's access to `{org}`'s connections: admins and owners (and operators). Reads need
@@ -98,6 +120,18 @@ fn list_json(state: &AppState, conns: &[super::Connection]) -> Json<Value> {
 }
 
 /// `GET /api/v1/orgs/{org}/connections`: the organization's connections, oldest first.
+#[utoipa::path(
+    operation_id = "connections_org_list",
+    get,
+    path = crate::routes::API_ORG_CONNECTIONS,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 200, description = "The organization's connections, oldest first", body = [ConnectionView]),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn org_list(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -109,6 +143,19 @@ pub async fn org_list(
 }
 
 /// `POST /api/v1/orgs/{org}/connections`: 201 with the connection and its `Location`.
+#[utoipa::path(
+    operation_id = "connections_org_create",
+    post,
+    path = crate::routes::API_ORG_CONNECTIONS,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug")),
+    request_body = ConnectionInput,
+    responses(
+        (status = 201, description = "Created", body = ConnectionView, headers(("Location" = String, description = "The new connection's URL"))),
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unprocessable,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn org_create(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -124,6 +171,18 @@ pub async fn org_create(
 }
 
 /// `GET /api/v1/orgs/{org}/connections/{id}`.
+#[utoipa::path(
+    operation_id = "connections_org_read",
+    get,
+    path = crate::routes::API_ORG_CONNECTION,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("id" = String, Path, description = "The connection's id")),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn org_read(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -136,6 +195,19 @@ pub async fn org_read(
 
 /// `PATCH /api/v1/orgs/{org}/connections/{id}`: any subset of the create fields;
 /// `role_mapping: null` removes the mapping.
+#[utoipa::path(
+    operation_id = "connections_org_update",
+    patch,
+    path = crate::routes::API_ORG_CONNECTION,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("id" = String, Path, description = "The connection's id")),
+    request_body = ConnectionPatch,
+    responses(
+        (status = 200, description = "The connection as it is now", body = ConnectionView),
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unprocessable,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn org_update(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -156,6 +228,18 @@ pub async fn org_update(
 }
 
 /// `DELETE /api/v1/orgs/{org}/connections/{id}`: 204; the identities linked through it go too.
+#[utoipa::path(
+    operation_id = "connections_org_delete",
+    delete,
+    path = crate::routes::API_ORG_CONNECTION,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("id" = String, Path, description = "The connection's id")),
+    responses(
+        (status = 204, description = "Deleted, with the identities linked through it"),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn org_delete(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -176,6 +260,17 @@ pub async fn org_delete(
 }
 
 /// `GET /api/v1/connections`: the instance-wide connections, oldest first (operators).
+#[utoipa::path(
+    operation_id = "connections_instance_list",
+    get,
+    path = crate::routes::API_CONNECTIONS,
+    tag = "sso",
+    responses(
+        (status = 200, description = "The instance-wide connections, oldest first", body = [ConnectionView]),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn instance_list(
     State(state): State<AppState>,
     _operator: Operator,
@@ -185,6 +280,18 @@ pub async fn instance_list(
 }
 
 /// `POST /api/v1/connections`: 201; `role_mapping` is refused (no organization to map into).
+#[utoipa::path(
+    operation_id = "connections_instance_create",
+    post,
+    path = crate::routes::API_CONNECTIONS,
+    tag = "sso",
+    request_body = ConnectionInput,
+    responses(
+        (status = 201, description = "Created", body = ConnectionView, headers(("Location" = String, description = "The new connection's URL"))),
+        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unprocessable,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn instance_create(
     State(state): State<AppState>,
     Operator(caller): Operator,
@@ -198,6 +305,18 @@ pub async fn instance_create(
 }
 
 /// `GET /api/v1/connections/{id}`.
+#[utoipa::path(
+    operation_id = "connections_instance_read",
+    get,
+    path = crate::routes::API_CONNECTION,
+    tag = "sso",
+    params(("id" = String, Path, description = "The connection's id")),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn instance_read(
     State(state): State<AppState>,
     _operator: Operator,
@@ -208,6 +327,19 @@ pub async fn instance_read(
 }
 
 /// `PATCH /api/v1/connections/{id}`.
+#[utoipa::path(
+    operation_id = "connections_instance_update",
+    patch,
+    path = crate::routes::API_CONNECTION,
+    tag = "sso",
+    params(("id" = String, Path, description = "The connection's id")),
+    request_body = ConnectionPatch,
+    responses(
+        (status = 200, description = "The connection as it is now", body = ConnectionView),
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unprocessable,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn instance_update(
     State(state): State<AppState>,
     Operator(caller): Operator,
@@ -221,6 +353,18 @@ pub async fn instance_update(
 }
 
 /// `DELETE /api/v1/connections/{id}`: 204.
+#[utoipa::path(
+    operation_id = "connections_instance_delete",
+    delete,
+    path = crate::routes::API_CONNECTION,
+    tag = "sso",
+    params(("id" = String, Path, description = "The connection's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn instance_delete(
     State(state): State<AppState>,
     Operator(caller): Operator,

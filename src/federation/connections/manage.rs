@@ -59,7 +59,7 @@ impl Owner<'_> {
 }
 
 /// What a connection is created from (the body of `POST …/connections`, and the CLI's options).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionInput {
     /// Display name ("Continue with NAME").
@@ -79,7 +79,7 @@ pub struct ConnectionInput {
 }
 
 /// A change to a connection (the body of `PATCH …/connections/{id}`): any subset of the fields.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPatch {
     /// New display name.
@@ -99,6 +99,7 @@ pub struct ConnectionPatch {
     pub scopes: Option<Vec<String>>,
     /// `Some(None)` (JSON `null`) removes the mapping; absent leaves it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RoleMapping>)]
     pub role_mapping: Option<Option<RoleMapping>>,
 }
 

@@ -45,7 +45,7 @@ pub struct Connection {
 /// gives one of the values of `claim` (a string or an array of strings in the upstream's ID token),
 /// else `default_role`. Roles mapped are `admin`, `member` and `viewer`: ownership is only granted
 /// here, so an owner's role is never changed by a mapping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleMapping {
     /// The claim read (e.g. `groups`).

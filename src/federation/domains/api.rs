@@ -4,13 +4,13 @@
 //! the organization itself.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::dns::{self, TxtAnswer};
 use super::store::{self, OrgDomain};
@@ -22,17 +22,51 @@ use crate::error::{AppError, Result};
 use crate::orgs::access::{OrgAccess, authorize};
 use crate::orgs::roles::{Permission, Role};
 use crate::routes;
-use crate::web::api::{ApiJson, method_not_allowed};
+use crate::web::api::ApiJson;
 use crate::web::bearer::ApiCaller;
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
+    UnsupportedMediaType,
+};
 use crate::web::request_meta::RequestMeta;
 
-/// The domain routes of the management API.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(routes::API_ORG_DOMAINS, get(list).post(add))
-        .route(routes::API_ORG_DOMAIN, get(read).delete(remove))
-        .route(routes::API_ORG_DOMAIN_VERIFY, post(verify))
-        .method_not_allowed_fallback(method_not_allowed)
+/// The domain routes of the management API, each with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(read, remove))
+        .routes(routes!(verify))
+}
+
+/// The DNS record that proves control of a domain.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a description only
+pub struct TxtRecord {
+    /// `_latchkey-challenge.DOMAIN`.
+    name: String,
+    /// Always `TXT`.
+    #[schema(pattern = "^TXT$")]
+    r#type: String,
+    /// The value to publish.
+    value: String,
+}
+
+/// A domain claim as the API answers it ([`domain_json`], which renders it; this type only
+/// describes it in the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Domain)]
+#[allow(dead_code)] // a description only
+pub struct DomainView {
+    /// The domain, lower-case.
+    domain: String,
+    /// Whether the TXT record was found.
+    verified: bool,
+    /// Unix seconds of the verification; null until verified.
+    verified_at: Option<i64>,
+    /// Unix seconds of the claim.
+    created_at: i64,
+    /// The record to publish.
+    txt_record: TxtRecord,
 }
 
 /// Reads need `org:read` and the admin role (the permission table has no read permission for
@@ -65,15 +99,30 @@ async fn authorize_write<'c>(
 }
 
 /// Body of `POST /api/v1/orgs/{org}/domains`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddDomain {
+    /// The domain to claim (e.g. `example.com`).
     domain: String,
 }
 
 /// `POST /api/v1/orgs/{org}/domains` `{domain}`: claims a domain; 201 with `Location` and the TXT
 /// record to publish, or 200 with the organization's existing claim (idempotent). 400
 /// `invalid-domain`, 409 `domain-taken` (verified by another organization). Audited `domain.added`.
+#[utoipa::path(
+    operation_id = "domains_add",
+    post,
+    path = crate::routes::API_ORG_DOMAINS,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug")),
+    request_body = AddDomain,
+    responses(
+        (status = 201, description = "Claimed; publish the TXT record, then verify", body = DomainView, headers(("Location" = String, description = "The claim's URL"))),
+        (status = 200, description = "The organization's existing claim", body = DomainView),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn add(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -101,6 +150,18 @@ pub async fn add(
 }
 
 /// `GET /api/v1/orgs/{org}/domains`: a JSON array, alphabetically (like every list of the API).
+#[utoipa::path(
+    operation_id = "domains_list",
+    get,
+    path = crate::routes::API_ORG_DOMAINS,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 200, description = "The organization's domains, alphabetically", body = [DomainView]),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -123,6 +184,18 @@ async fn claim_in_path<'c>(ex: impl Exec<'c>, org_id: &str, raw: &str) -> Result
 }
 
 /// `GET /api/v1/orgs/{org}/domains/{domain}`: one claim.
+#[utoipa::path(
+    operation_id = "domains_read",
+    get,
+    path = crate::routes::API_ORG_DOMAIN,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("domain" = String, Path, description = "The domain")),
+    responses(
+        (status = 200, description = "The claim", body = DomainView),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn read(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -135,6 +208,18 @@ pub async fn read(
 
 /// `DELETE /api/v1/orgs/{org}/domains/{domain}`: removes the claim (verified or not); 204, audited
 /// `domain.removed`. Members of the domain are then no longer bound by `sso_required`.
+#[utoipa::path(
+    operation_id = "domains_remove",
+    delete,
+    path = crate::routes::API_ORG_DOMAIN,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("domain" = String, Path, description = "The domain")),
+    responses(
+        (status = 204, description = "Removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -165,6 +250,18 @@ pub async fn remove(
 /// verified already answers 200 without a lookup. No such record, another value or a failed
 /// lookup: 422 `domain-not-verified` naming the record to publish, audited
 /// `domain.verification_failed`. 409 `domain-taken` when another organization verified it.
+#[utoipa::path(
+    operation_id = "domains_verify",
+    post,
+    path = crate::routes::API_ORG_DOMAIN_VERIFY,
+    tag = "sso",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("domain" = String, Path, description = "The domain")),
+    responses(
+        (status = 200, description = "Verified", body = DomainView),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn verify(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -13,17 +13,25 @@ use crate::orgs::access::authorize;
 use crate::orgs::roles::Permission;
 use crate::web::api::{ApiQuery, Listing, Page, invalid_query};
 use crate::web::bearer::ApiCaller;
+use crate::web::openapi::{BadRequest, Forbidden, NotFound, Unauthorized};
 
 /// Longest `action` filter accepted.
 const MAX_ACTION_LEN: usize = 100;
 
 /// Query of the audit-log endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `cursor` of the previous page's `Link: <…>; rel="next"` (opaque).
     cursor: Option<String>,
+    /// Only events of this action (e.g. `member.role_changed`), 1 to 100 characters.
     action: Option<String>,
+    /// Only events at or after this time (Unix seconds).
     from: Option<i64>,
+    /// Only events at or before this time (Unix seconds).
     to: Option<i64>,
     /// Operators only: one organization's events.
     org_id: Option<String>,
@@ -62,6 +70,18 @@ async fn respond(
 }
 
 /// `GET /api/v1/orgs/{org}/audit-log`: the organization's events, newest first (admin and up).
+#[utoipa::path(
+    operation_id = "audit_org_log",
+    get,
+    path = crate::routes::API_ORG_AUDIT_LOG,
+    tag = "audit",
+    params(("org" = String, Path, description = "The organization's id or slug"), LogQuery),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = [AuditEntry], headers(("Link" = String, description = "`<…>; rel=\"next\"` when another page follows (RFC 8288)"))),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn org_log(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -77,6 +97,18 @@ pub async fn org_log(
 
 /// `GET /api/v1/audit-log`: every event, newest first (operators only; `org_id` narrows it to one
 /// organization, also a deleted one).
+#[utoipa::path(
+    operation_id = "audit_full_log",
+    get,
+    path = crate::routes::API_AUDIT_LOG,
+    tag = "audit",
+    params(LogQuery),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = [AuditEntry], headers(("Link" = String, description = "`<…>; rel=\"next\"` when another page follows (RFC 8288)"))),
+        BadRequest, Unauthorized, Forbidden,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn full_log(
     State(state): State<AppState>,
     caller: ApiCaller,

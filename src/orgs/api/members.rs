@@ -20,6 +20,9 @@ use crate::orgs::roles::{Permission, Role};
 use crate::orgs::store::{self, Member};
 use crate::web::api::{ApiJson, ApiQuery, Listing, Page, invalid_query};
 use crate::web::bearer::{ApiCaller, SCOPE_ORG_WRITE};
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
 use crate::web::request_meta::RequestMeta;
 
 /// 404 `member-not-found`.
@@ -51,10 +54,16 @@ fn too_strong(detail: &str) -> AppError {
 
 /// Query of `GET /api/v1/orgs/{org}/members`: the page, and `mfa=none` for the members without a
 /// second factor.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MembersQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `cursor` of the previous page's `Link: <…>; rel="next"` (opaque).
     cursor: Option<String>,
+    /// `none`: only the members without a second factor (admin and up).
+    #[param(pattern = "^none$")]
     mfa: Option<String>,
 }
 
@@ -88,6 +97,18 @@ fn shown(access: &OrgAccess, member: Member) -> Member {
 /// order they joined, paginated (viewer and up). `mfa` (has a second factor) is shown to admins
 /// and operators only; `?mfa=none` lists only the members without one (admin and up: 403 for
 /// others, so that an organization that turns `require_mfa` on can see who must enrol first).
+#[utoipa::path(
+    operation_id = "members_list",
+    get,
+    path = crate::routes::API_ORG_MEMBERS,
+    tag = "members",
+    params(("org" = String, Path, description = "The organization's id or slug"), MembersQuery),
+    responses(
+        (status = 200, description = "A page of members, in the order they joined", body = [Member], headers(("Link" = String, description = "`<…>; rel=\"next\"` when another page follows (RFC 8288)"))),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -124,6 +145,18 @@ pub async fn list(
 }
 
 /// `GET /api/v1/orgs/{org}/members/{user_id}`: one member (viewer and up; `mfa` as in [`list`]).
+#[utoipa::path(
+    operation_id = "members_read",
+    get,
+    path = crate::routes::API_ORG_MEMBER,
+    tag = "members",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("user_id" = String, Path, description = "The member's user id")),
+    responses(
+        (status = 200, description = "The member", body = Member),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn read(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -137,9 +170,10 @@ pub async fn read(
 }
 
 /// Body of `PATCH …/members/{user_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMember {
+    /// The new role (`owner`, `admin`, `member`, `viewer`).
     role: String,
 }
 
@@ -168,6 +202,19 @@ async fn find(tx: &mut Tx, access: &OrgAccess, user_id: &str) -> Result<Member> 
 
 /// `PATCH /api/v1/orgs/{org}/members/{user_id}` `{role}`: changes a member's role (admin and up, on
 /// roles up to their own; owner to grant or take `owner`). 409 `last-owner` for the last owner.
+#[utoipa::path(
+    operation_id = "members_update",
+    patch,
+    path = crate::routes::API_ORG_MEMBER,
+    tag = "members",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("user_id" = String, Path, description = "The member's user id")),
+    request_body = UpdateMember,
+    responses(
+        (status = 200, description = "The member with the new role", body = Member),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -217,6 +264,18 @@ pub async fn update(
 /// `DELETE /api/v1/orgs/{org}/members/{user_id}`: removes a member (admin and up, on roles up to
 /// their own; owners only by an owner), or lets a member leave. 204; 409 `last-owner` for the last
 /// owner. The removed member's next refresh re-reads the membership and fails (docs/api.md).
+#[utoipa::path(
+    operation_id = "members_remove",
+    delete,
+    path = crate::routes::API_ORG_MEMBER,
+    tag = "members",
+    params(("org" = String, Path, description = "The organization's id or slug"), ("user_id" = String, Path, description = "The member's user id")),
+    responses(
+        (status = 204, description = "Removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     caller: ApiCaller,

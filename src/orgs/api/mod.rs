@@ -12,36 +12,23 @@ mod members;
 mod orgs;
 mod stats;
 
-use axum::Router;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::routes;
-use crate::web::api::method_not_allowed;
 
-/// The management API routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The management API routes, each registered with its OpenAPI description (one `routes!` per
+/// path).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         // DELETE (the person deletes their own account) lives with the account deletion page.
-        .route(
-            routes::API_ME,
-            get(me::me).delete(crate::self_service::deletion::api_delete),
-        )
-        .route(routes::API_ROLES, get(me::roles))
-        .route(routes::API_ORGS, get(orgs::list).post(orgs::create))
-        .route(
-            routes::API_ORG,
-            get(orgs::read).patch(orgs::update).delete(orgs::delete),
-        )
-        .route(routes::API_ORG_MEMBERS, get(members::list))
-        .route(
-            routes::API_ORG_MEMBER,
-            get(members::read)
-                .patch(members::update)
-                .delete(members::remove),
-        )
-        .route(routes::API_ORG_AUDIT_LOG, get(audit_log::org_log))
-        .route(routes::API_AUDIT_LOG, get(audit_log::full_log))
-        .route(routes::API_STATS, get(stats::stats))
-        .method_not_allowed_fallback(method_not_allowed)
+        .routes(routes!(me::me, crate::self_service::deletion::api_delete))
+        .routes(routes!(me::roles))
+        .routes(routes!(orgs::list, orgs::create))
+        .routes(routes!(orgs::read, orgs::update, orgs::delete))
+        .routes(routes!(members::list))
+        .routes(routes!(members::read, members::update, members::remove))
+        .routes(routes!(audit_log::org_log))
+        .routes(routes!(audit_log::full_log))
+        .routes(routes!(stats::stats))
 }
