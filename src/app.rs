@@ -168,6 +168,9 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::web::api::link_next_page))
         .layer(axum::middleware::from_fn(web::errors::render));
     let hsts = web::headers::hsts_layer(state.config.is_https());
+    // Request metrics only when they are collected: without LATCHKEY_METRICS_BIND the layers are not
+    // even in the stack.
+    let request_metrics = state.config.metrics_bind.is_some();
     let mut router = Router::new()
         .merge(api)
         .merge(oauth::router())
@@ -181,10 +184,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    if request_metrics {
+        router = router.route_layer(axum::middleware::from_fn(crate::metrics::http::mark_route));
+    }
     for layer in web::headers::security_layers().into_iter().chain(hsts) {
         router = router.layer(layer);
     }
-    router
+    let router = router
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
             let id = req
                 .headers()
@@ -194,7 +200,12 @@ pub fn router(state: AppState) -> Router {
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid));
+    if request_metrics {
+        // Outermost, so the latency covers every layer.
+        return router.layer(axum::middleware::from_fn(crate::metrics::http::record));
+    }
+    router
 }
 
 /// The landing page.
@@ -257,6 +268,8 @@ fn not_ready() -> Response {
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    /// The metrics listener (`LATCHKEY_METRICS_BIND`), if configured.
+    metrics: Option<MetricsListener>,
     router: Router,
     state: AppState,
     deliverer: crate::mail::delivery::Deliverer,
@@ -273,12 +286,17 @@ impl Server {
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let metrics = match config.metrics_bind {
+            Some(addr) => Some(MetricsListener::bind(addr).await?),
+            None => None,
+        };
         let state = AppState::new(config, db, clock, kek).await?;
         let deliverer = crate::mail::delivery::Deliverer::from_state(&state)?;
         let hasher = state.hasher.clone();
         tokio::task::spawn_blocking(move || hasher.warm_up());
         Ok(Server {
             listener,
+            metrics,
             router: router(state.clone()),
             state,
             deliverer,
@@ -295,9 +313,14 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The address the metrics listener actually bound, when `LATCHKEY_METRICS_BIND` is set.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics.as_ref().map(|m| m.listener.local_addr())
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish; headers must arrive
     /// within `LATCHKEY_HEADER_READ_TIMEOUT` and at most `LATCHKEY_MAX_CONNECTIONS` connections are
-    /// served at once (see [`web::server`]).
+    /// served at once (see [`web::server`]). The metrics listener, if any, starts and stops with it.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -313,7 +336,31 @@ impl Server {
             header_read_timeout: self.state.config.header_read_timeout,
             max_connections: self.state.config.max_connections,
         };
+        // The metrics listener stops when the public one does: when `shutdown` completes, or when
+        // the public listener fails and drops it.
+        let (stop_metrics, mut metrics_stopped) = tokio::sync::watch::channel(());
+        let metrics = self.metrics.map(|m| {
+            tokio::spawn(crate::metrics::scrape::serve(
+                m.listener,
+                self.state.clone(),
+                m.recorder,
+                async move {
+                    let _ = metrics_stopped.changed().await;
+                },
+            ))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            drop(stop_metrics);
+        };
         let result = web::server::serve(self.listener, self.router, limits, shutdown).await;
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Err(e) => tracing::warn!(error = %e, "the metrics listener stopped abnormally"),
+            }
+        }
         refresher.abort();
         jobs.stop().await;
         mail.stop().await;
@@ -321,9 +368,29 @@ impl Server {
     }
 }
 
-/// `latchkey serve`: binds, logs `listening on ADDR`, serves until SIGTERM or SIGINT.
+/// The bound metrics listener and the process-wide recorder it renders.
+struct MetricsListener {
+    listener: TcpListener,
+    recorder: crate::metrics::exporter::Recorder,
+}
+
+impl MetricsListener {
+    /// Installs the recorder (once per process) and binds `addr` (`:0` picks a free port).
+    async fn bind(addr: SocketAddr) -> anyhow::Result<MetricsListener> {
+        let recorder = crate::metrics::exporter::install()?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot serve metrics on {addr} (LATCHKEY_METRICS_BIND): {e}")
+        })?;
+        Ok(MetricsListener { listener, recorder })
+    }
+}
+
+/// `latchkey serve`: binds, logs `metrics on ADDR` (when configured) and `listening on ADDR`, serves until SIGTERM or SIGINT.
 pub async fn serve(config: Arc<Config>, db: Database, clock: Clock) -> anyhow::Result<()> {
     let server = Server::bind(config, db, clock).await?;
+    if let Some(addr) = server.metrics_addr() {
+        tracing::info!("metrics on {}", addr?);
+    }
     tracing::info!("listening on {}", server.local_addr()?);
     server.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");

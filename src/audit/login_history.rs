@@ -60,7 +60,8 @@ pub async fn record_login<'c>(
     record_login_outcome(ex, e, outcome, now).await
 }
 
-/// Records a login attempt with its outcome (`success` is 1 only for [`Outcome::Succeeded`]).
+/// Records a login attempt with its outcome (`success` is 1 only for [`Outcome::Succeeded`]), and
+/// counts it in `latchkey_sign_ins_total`: every sign-in attempt, whatever its method, comes here.
 pub async fn record_login_outcome<'c>(
     ex: impl Exec<'c>,
     e: &LoginEvent<'_>,
@@ -85,6 +86,7 @@ pub async fn record_login_outcome<'c>(
     .bind(e.method)
     .execute(ex)
     .await?;
+    crate::metrics::sign_in(e.method, outcome);
     Ok(())
 }
 

@@ -111,6 +111,7 @@ impl Deliverer {
         match outcome {
             Ok(()) => {
                 store::mark_sent(&self.db.pool, &row.id, now).await?;
+                crate::metrics::mail_sent();
                 tracing::info!(mail_id = %row.id, subject = %row.subject, "mail handed over");
                 Ok(true)
             }
@@ -123,6 +124,7 @@ impl Deliverer {
                 let next = now + backoff_secs(attempts);
                 store::mark_failed(&self.db.pool, &row.id, attempts, MAX_ATTEMPTS, &text, next)
                     .await?;
+                crate::metrics::mail_failed();
                 if attempts >= MAX_ATTEMPTS {
                     tracing::error!(mail_id = %row.id, attempts, error = %text, "mail given up");
                 } else {

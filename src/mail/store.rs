@@ -18,7 +18,22 @@ pub async fn queue<'c>(ex: impl Exec<'c>, mail: &Mail, now: i64) -> Result<(), s
     .bind(now)
     .execute(ex)
     .await?;
+    crate::metrics::mail_queued();
     Ok(())
+}
+
+/// When the oldest message still waiting for delivery was queued (unsent, not given up after
+/// `max_attempts`), or `None` when the outbox has nothing waiting: the mail-queue age of the metrics.
+pub async fn oldest_waiting<'c>(
+    ex: impl Exec<'c>,
+    max_attempts: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select min(created_at) from mail_outbox where sent_at is null and attempts < $1",
+    )
+    .bind(max_attempts)
+    .fetch_one(ex)
+    .await
 }
 
 /// A queued message as the delivery loop reads it.

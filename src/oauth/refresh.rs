@@ -237,6 +237,7 @@ async fn reuse(
     )
     .await?;
     tx.commit().await?;
+    crate::metrics::refresh_token_reuse_detected();
     Err(OAuthError::invalid_grant(
         "the refresh token was already used; its family is revoked",
     ))

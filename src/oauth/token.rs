@@ -70,7 +70,7 @@ pub async fn token(
             format!("this client may not use {grant_type}"),
         ));
     }
-    match grant {
+    let issued = match grant {
         GrantType::AuthorizationCode => {
             grants::authorization_code::exchange(&state, &client, &params).await
         }
@@ -78,5 +78,7 @@ pub async fn token(
             grants::client_credentials::exchange(&state, &client, &params)
         }
         GrantType::RefreshToken => grants::refresh_token::exchange(&state, &client, &params).await,
-    }
+    }?;
+    crate::metrics::token_issued(grant, client.client.public);
+    Ok(issued)
 }

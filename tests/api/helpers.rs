@@ -60,6 +60,8 @@ pub async fn fresh_database_url(backend: Backend) -> (String, tempfile::TempDir)
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when `LATCHKEY_METRICS_BIND` was given.
+    pub metrics_address: Option<String>,
     /// Environment the server was configured with; CLI runs get the same.
     pub env: HashMap<String, String>,
     /// The server's database, for asserting on rows.
@@ -126,6 +128,9 @@ impl TestApp {
         dir: tempfile::TempDir,
     ) -> TestApp {
         let address = format!("http://{}", server.local_addr().expect("local addr"));
+        let metrics_address = server
+            .metrics_addr()
+            .map(|addr| format!("http://{}", addr.expect("metrics addr")));
         let kek = server.kek();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run_until(async move {
@@ -138,6 +143,7 @@ impl TestApp {
             .expect("http client");
         TestApp {
             address,
+            metrics_address,
             env,
             db,
             http,

@@ -43,6 +43,7 @@ mod invitations_pages;
 mod jobs;
 mod logout;
 mod mail;
+mod metrics;
 mod mfa_helpers;
 mod mfa_org_login;
 mod mfa_passkeys;
