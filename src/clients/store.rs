@@ -167,12 +167,12 @@ pub struct Removed {
     pub authorization_codes: u64,
     /// Refresh-token families (their tokens with them).
     pub refresh_families: u64,
-    /// Consents (per organization and the older per-client table).
+    /// Consents (per user and organization).
     pub consents: u64,
 }
 
 /// Deletes a client and every row that names it: authorization codes, refresh-token families (their
-/// tokens go by cascade), consents in both tables. The foreign keys cascade too; deleting
+/// tokens go by cascade), consents. The foreign keys cascade too; deleting
 /// explicitly counts what went and does not depend on SQLite's `foreign_keys` pragma. Returns
 /// `None` when no such client exists. Run inside a transaction.
 pub async fn delete(tx: &mut Tx, id: &str) -> Result<Option<Removed>, sqlx::Error> {
@@ -191,14 +191,11 @@ pub async fn delete(tx: &mut Tx, id: &str) -> Result<Option<Removed>, sqlx::Erro
         .execute(&mut **tx)
         .await?
         .rows_affected();
-    let consents = exec("delete from consents_by_org where client_id = $1")
+    // One table since migration 0006 (per user, client and organization).
+    let consents = exec("delete from consents where client_id = $1")
         .execute(&mut **tx)
         .await?
-        .rows_affected()
-        + exec("delete from consents where client_id = $1")
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+        .rows_affected();
     let gone = exec("delete from clients where id = $1")
         .execute(&mut **tx)
         .await?
