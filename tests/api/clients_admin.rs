@@ -20,6 +20,7 @@ on_both_databases!(
     writes_are_audited_without_secrets,
     a_sibling_server_sees_a_rotation,
     a_deleted_clients_refresh_token_no_longer_refreshes,
+    introspection_and_revocation_follow_rotation_and_deletion,
 );
 
 const CLIENTS: &str = "/api/v1/clients";
@@ -519,4 +520,102 @@ async fn a_deleted_clients_refresh_token_no_longer_refreshes(backend: Backend) {
             .status(),
         401
     );
+}
+
+/// `POST path` (`/introspect` or `/revoke`) authenticated as `id:secret` with `token`; the status and
+/// body.
+async fn with_client(
+    app: &TestApp,
+    path: &str,
+    id: &str,
+    secret: &str,
+    token: &str,
+) -> (u16, Value) {
+    let response = rp::rp_http()
+        .post(app.url(path))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn introspection_and_revocation_follow_rotation_and_deletion(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = m::operator_token(&app).await;
+    let introspector = app
+        .register_client(&[
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "org:read",
+            "--introspect",
+        ])
+        .await;
+    let (id, first) = create_machine(&app, &operator, "Billing").await;
+    let (status, body) = client_credentials(&app, &id, &first).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token").to_owned();
+
+    // During the grace the old secret authenticates at introspection and revocation too.
+    let rotate = format!("{CLIENTS}/{id}/rotate-secret");
+    let second = post(&app, &rotate, &operator, json!({"grace_seconds": 3600}))
+        .await
+        .ok(200)["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let (status, body) = with_client(&app, "/introspect", &id, &first, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active"], true, "{body}");
+    let (status, body) = with_client(&app, "/revoke", &id, &first, "not-a-token").await;
+    assert_eq!(status, 200, "{body}");
+
+    // Rotating again within the grace keeps only the secret just replaced.
+    let third = post(&app, &rotate, &operator, json!({"grace_seconds": 3600}))
+        .await
+        .ok(200)["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    refused(client_credentials(&app, &id, &first).await);
+    token_ok(client_credentials(&app, &id, &second).await);
+    token_ok(client_credentials(&app, &id, &third).await);
+
+    // Deleted: its access token is inactive for another introspecting client.
+    let (status, body) = with_client(
+        &app,
+        "/introspect",
+        &introspector.id,
+        introspector.secret(),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        (status, body["active"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    assert_eq!(
+        delete(&app, &format!("{CLIENTS}/{id}"), &operator)
+            .await
+            .status,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = with_client(
+        &app,
+        "/introspect",
+        &introspector.id,
+        introspector.secret(),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active"], false, "{body}");
+    let (status, body) = with_client(&app, "/revoke", &id, &third, &token).await;
+    assert_eq!(status, 401, "{body}");
 }
