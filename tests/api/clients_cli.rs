@@ -12,6 +12,7 @@ on_both_databases!(
     create_list_show_update_never_print_a_secret,
     rotate_secret_with_and_without_grace,
     delete_makes_the_token_endpoint_refuse_the_client,
+    update_checks_every_setting_as_create_does,
 );
 
 /// A confidential `client_credentials` client allowed `org:read`: `(client_id, secret)`.
@@ -292,4 +293,90 @@ async fn delete_makes_the_token_endpoint_refuse_the_client(backend: Backend) {
     assert_token(client_credentials(&app, &other, &other_secret).await);
     let listed = app.cli(&["client", "list"]).await.json();
     assert_eq!(listed["clients"].as_array().map(Vec::len), Some(1));
+}
+
+async fn update_checks_every_setting_as_create_does(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.register_client(&[]).await;
+    let public = app.register_client(&["--public"]).await;
+
+    // An algorithm of its own brings a signing key of that algorithm.
+    let updated = app
+        .cli(&[
+            "client",
+            "update",
+            "--client-id",
+            &client.id,
+            "--id-token-alg",
+            "ES256",
+            "--require-org",
+            "true",
+            "--introspect",
+            "true",
+            "--post-logout-redirect-uri",
+            "https://rp.example.com/bye",
+        ])
+        .await
+        .json();
+    assert_eq!(updated["id_token_alg"], "ES256");
+    assert_eq!(updated["require_org"], true);
+    assert_eq!(updated["introspect"], true);
+    assert_eq!(
+        updated["post_logout_redirect_uris"],
+        serde_json::json!(["https://rp.example.com/bye"])
+    );
+    let jwks = app.jwks().await;
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["alg"] == "ES256"),
+        "{jwks}"
+    );
+
+    // Refusals, one line each, nothing changed.
+    let before = app
+        .cli(&["client", "show", "--client-id", &client.id])
+        .await
+        .json();
+    let before_public = app
+        .cli(&["client", "show", "--client-id", &public.id])
+        .await
+        .json();
+    for args in [
+        vec!["--first-party", "maybe"],
+        vec!["--id-token-alg", "HS256"],
+        vec!["--scope", "bad\"scope"],
+        vec!["--post-logout-redirect-uri", "javascript:alert(1)"],
+        vec!["--redirect-uri", "https://rp.example.com/cb#fragment"],
+        vec!["--public"],
+    ] {
+        let mut all = vec!["client", "update", "--client-id", &client.id];
+        all.extend_from_slice(&args);
+        app.cli(&all).await.refused();
+    }
+    // PKCE stays required for a public client.
+    app.cli(&[
+        "client",
+        "update",
+        "--client-id",
+        &public.id,
+        "--allow-no-pkce",
+        "true",
+    ])
+    .await
+    .refused();
+    assert_eq!(
+        app.cli(&["client", "show", "--client-id", &client.id])
+            .await
+            .json(),
+        before
+    );
+    assert_eq!(
+        app.cli(&["client", "show", "--client-id", &public.id])
+            .await
+            .json(),
+        before_public
+    );
 }
