@@ -21,6 +21,7 @@ on_both_databases!(
     a_sibling_server_sees_a_rotation,
     a_deleted_clients_refresh_token_no_longer_refreshes,
     introspection_and_revocation_follow_rotation_and_deletion,
+    api_settings_are_checked_as_the_cli_checks_them,
 );
 
 const CLIENTS: &str = "/api/v1/clients";
@@ -618,4 +619,82 @@ async fn introspection_and_revocation_follow_rotation_and_deletion(backend: Back
     assert_eq!(body["active"], false, "{body}");
     let (status, body) = with_client(&app, "/revoke", &id, &third, &token).await;
     assert_eq!(status, 401, "{body}");
+}
+
+async fn api_settings_are_checked_as_the_cli_checks_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = m::operator_token(&app).await;
+
+    // An algorithm of its own brings a signing key of that algorithm.
+    let created = post(
+        &app,
+        CLIENTS,
+        &operator,
+        json!({"name": "Edwards", "redirect_uris": [REDIRECT_URI], "id_token_alg": "EdDSA"}),
+    )
+    .await;
+    let created = created.ok(201).clone();
+    assert_eq!(created["id_token_alg"], "EdDSA");
+    let id = created["client_id"].as_str().expect("id").to_owned();
+    let jwks = app.jwks().await;
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["alg"] == "EdDSA"),
+        "{jwks}"
+    );
+    let one = format!("{CLIENTS}/{id}");
+    let patched = patch(
+        &app,
+        &one,
+        &operator,
+        json!({"id_token_alg": "ES256", "first_party": true}),
+    )
+    .await;
+    assert_eq!(patched.ok(200)["id_token_alg"], "ES256");
+
+    let public = post(
+        &app,
+        CLIENTS,
+        &operator,
+        json!({"name": "SPA", "redirect_uris": [REDIRECT_URI], "public": true}),
+    )
+    .await;
+    let public_id = public.ok(201)["client_id"].as_str().expect("id").to_owned();
+
+    let before = get(&app, &one, &operator).await.ok(200).clone();
+    for body in [
+        json!({"id_token_alg": "HS256"}),
+        json!({"scopes": ["bad\"scope"]}),
+        json!({"post_logout_redirect_uris": ["javascript:alert(1)"]}),
+    ] {
+        patch(&app, &one, &operator, body)
+            .await
+            .problem(400, "invalid-client-metadata");
+    }
+    for body in [json!({"name": 7}), json!({"first_party": "yes"}), json!([])] {
+        patch(&app, &one, &operator, body)
+            .await
+            .problem(400, "invalid-body");
+    }
+    patch(
+        &app,
+        &format!("{CLIENTS}/{public_id}"),
+        &operator,
+        json!({"allow_no_pkce": true}),
+    )
+    .await
+    .problem(400, "invalid-client-metadata");
+    assert_eq!(get(&app, &one, &operator).await.ok(200), &before);
+
+    for query in ["limit=0", "limit=201", "limit=x"] {
+        get(&app, &format!("{CLIENTS}?{query}"), &operator)
+            .await
+            .problem(400, "invalid-query");
+    }
+    get(&app, &format!("{CLIENTS}?cursor=garbage"), &operator)
+        .await
+        .problem(400, "invalid-cursor");
 }

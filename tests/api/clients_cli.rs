@@ -308,7 +308,7 @@ async fn update_checks_every_setting_as_create_does(backend: Backend) {
             "--client-id",
             &client.id,
             "--id-token-alg",
-            "ES256",
+            "EdDSA",
             "--require-org",
             "true",
             "--introspect",
@@ -318,20 +318,22 @@ async fn update_checks_every_setting_as_create_does(backend: Backend) {
         ])
         .await
         .json();
-    assert_eq!(updated["id_token_alg"], "ES256");
+    assert_eq!(updated["id_token_alg"], "EdDSA");
     assert_eq!(updated["require_org"], true);
     assert_eq!(updated["introspect"], true);
     assert_eq!(
         updated["post_logout_redirect_uris"],
         serde_json::json!(["https://rp.example.com/bye"])
     );
+    // The running server reloads its keys every second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let jwks = app.jwks().await;
     assert!(
         jwks["keys"]
             .as_array()
             .expect("keys")
             .iter()
-            .any(|k| k["alg"] == "ES256"),
+            .any(|k| k["alg"] == "EdDSA"),
         "{jwks}"
     );
 
