@@ -22,6 +22,7 @@ on_both_databases!(
     a_deleted_clients_refresh_token_no_longer_refreshes,
     introspection_and_revocation_follow_rotation_and_deletion,
     api_settings_are_checked_as_the_cli_checks_them,
+    a_deleted_operators_token_stops_working,
 );
 
 const CLIENTS: &str = "/api/v1/clients";
@@ -697,4 +698,37 @@ async fn api_settings_are_checked_as_the_cli_checks_them(backend: Backend) {
     get(&app, &format!("{CLIENTS}?cursor=garbage"), &operator)
         .await
         .problem(400, "invalid-cursor");
+}
+
+async fn a_deleted_operators_token_stops_working(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = m::operator_token(&app).await;
+    let created = post(
+        &app,
+        CLIENTS,
+        &operator,
+        json!({"name": "ops", "grant_types": ["client_credentials"], "scopes": ["admin"]}),
+    )
+    .await;
+    let created = created.ok(201).clone();
+    let id = created["client_id"].as_str().expect("id").to_owned();
+    let secret = created["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let (status, body) = client_credentials(&app, &id, &secret).await;
+    assert_eq!(status, 200, "{body}");
+    let second = body["access_token"].as_str().expect("token").to_owned();
+    get(&app, CLIENTS, &second).await.ok(200);
+
+    assert_eq!(
+        delete(&app, &format!("{CLIENTS}/{id}"), &operator)
+            .await
+            .status,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = get(&app, CLIENTS, &second).await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    get(&app, CLIENTS, &operator).await.ok(200);
 }
