@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::clients_cli::client_credentials;
 use crate::helpers::{Backend, TestApp};
 use crate::mgmt_helpers::{self as m, call, delete, get, patch, post};
-use crate::rp::{self, Consent, REDIRECT_URI};
+use crate::rp::{self, REDIRECT_URI};
 
 on_both_databases!(
     create_list_read_patch_delete,
@@ -27,20 +27,37 @@ on_both_databases!(
 
 const CLIENTS: &str = "/api/v1/clients";
 
-/// A machine client created through the API: `(client_id, client_secret)`.
-async fn create_machine(app: &TestApp, operator: &str, name: &str) -> (String, String) {
-    let created = post(
+/// `POST /api/v1/clients` with `body` as `operator`: asserts 201 with `Location` and returns the
+/// answer's body.
+async fn create(app: &TestApp, operator: &str, body: Value) -> Value {
+    let created = post(app, CLIENTS, operator, body).await;
+    let body = created.ok(201).clone();
+    let id = body["client_id"].as_str().expect("client_id");
+    assert_eq!(created.location, format!("{CLIENTS}/{id}"));
+    body
+}
+
+/// A machine client with `scopes` created through the API: `(client_id, client_secret)`.
+async fn machine_with(
+    app: &TestApp,
+    operator: &str,
+    name: &str,
+    scopes: &[&str],
+) -> (String, String) {
+    let body = create(
         app,
-        CLIENTS,
         operator,
-        json!({"name": name, "grant_types": ["client_credentials"], "scopes": ["org:read"]}),
+        json!({"name": name, "grant_types": ["client_credentials"], "scopes": scopes}),
     )
     .await;
-    let body = created.ok(201).clone();
     let id = body["client_id"].as_str().expect("client_id").to_owned();
-    assert_eq!(created.location, format!("{CLIENTS}/{id}"));
     let secret = body["client_secret"].as_str().expect("secret").to_owned();
     (id, secret)
+}
+
+/// A machine client allowed `org:read`, created through the API: `(client_id, client_secret)`.
+async fn create_machine(app: &TestApp, operator: &str, name: &str) -> (String, String) {
+    machine_with(app, operator, name, &["org:read"]).await
 }
 
 /// Asserts that `(status, body)` is a token answer.
@@ -63,9 +80,8 @@ async fn create_list_read_patch_delete(backend: Backend) {
     token_ok(client_credentials(&app, &id, &secret).await);
 
     // A public web client with everything given.
-    let public = post(
+    let public = create(
         &app,
-        CLIENTS,
         &operator,
         json!({
             "name": "SPA",
@@ -77,7 +93,6 @@ async fn create_list_read_patch_delete(backend: Backend) {
         }),
     )
     .await;
-    let public = public.ok(201).clone();
     assert!(
         public.get("client_secret").is_none_or(Value::is_null),
         "{public}"
@@ -444,25 +459,8 @@ async fn a_deleted_clients_refresh_token_no_longer_refreshes(backend: Backend) {
     let operator = m::operator_token(&app).await;
     let client = app.register_client(&["--first-party"]).await;
     app.create_person("ada@example.com", "Ada").await;
-    let (verifier, challenge) = rp::pkce();
-    let url = app.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", &client.id),
-        ("redirect_uri", REDIRECT_URI),
-        ("scope", "openid offline_access"),
-        ("state", "st"),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ]);
-    let journey = rp::authorize(
-        &app,
-        &rp::browser(),
-        &url,
-        "ada@example.com",
-        Consent::Allow,
-    )
-    .await;
-    let code = journey.callback.code();
+    let (code, verifier) =
+        rp::code_with_pkce(&app, &rp::browser(), &client, "ada@example.com").await;
     let tokens = rp::json_with_status(
         app.post_token(
             Some((&client.id, client.secret())),
@@ -627,14 +625,12 @@ async fn api_settings_are_checked_as_the_cli_checks_them(backend: Backend) {
     let operator = m::operator_token(&app).await;
 
     // An algorithm of its own brings a signing key of that algorithm.
-    let created = post(
+    let created = create(
         &app,
-        CLIENTS,
         &operator,
         json!({"name": "Edwards", "redirect_uris": [REDIRECT_URI], "id_token_alg": "EdDSA"}),
     )
     .await;
-    let created = created.ok(201).clone();
     assert_eq!(created["id_token_alg"], "EdDSA");
     let id = created["client_id"].as_str().expect("id").to_owned();
     let jwks = app.jwks().await;
@@ -656,14 +652,13 @@ async fn api_settings_are_checked_as_the_cli_checks_them(backend: Backend) {
     .await;
     assert_eq!(patched.ok(200)["id_token_alg"], "ES256");
 
-    let public = post(
+    let public = create(
         &app,
-        CLIENTS,
         &operator,
         json!({"name": "SPA", "redirect_uris": [REDIRECT_URI], "public": true}),
     )
     .await;
-    let public_id = public.ok(201)["client_id"].as_str().expect("id").to_owned();
+    let public_id = public["client_id"].as_str().expect("id").to_owned();
 
     let before = get(&app, &one, &operator).await.ok(200).clone();
     for body in [
@@ -703,19 +698,7 @@ async fn api_settings_are_checked_as_the_cli_checks_them(backend: Backend) {
 async fn a_deleted_operators_token_stops_working(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let operator = m::operator_token(&app).await;
-    let created = post(
-        &app,
-        CLIENTS,
-        &operator,
-        json!({"name": "ops", "grant_types": ["client_credentials"], "scopes": ["admin"]}),
-    )
-    .await;
-    let created = created.ok(201).clone();
-    let id = created["client_id"].as_str().expect("id").to_owned();
-    let secret = created["client_secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned();
+    let (id, secret) = machine_with(&app, &operator, "ops", &["admin"]).await;
     let (status, body) = client_credentials(&app, &id, &secret).await;
     assert_eq!(status, 200, "{body}");
     let second = body["access_token"].as_str().expect("token").to_owned();
