@@ -155,6 +155,19 @@ pub mod action {
     /// An owner changed whether an organization requires sign-in through its provider (details:
     /// `sso_required`).
     pub const ORG_SSO_POLICY_CHANGED: &str = "organization.sso_policy_changed";
+
+    // The client registry (`latchkey client …`, `/api/v1/clients`; `clients::manage`). The actor
+    // is the CLI or the operator's client; the target is the client. Never a secret or its hash.
+    /// A client was registered (details: name, public, grant types).
+    pub const CLIENT_CREATED: &str = "client.created";
+    /// A client's settings changed (details: `changes`, each changed field with its old and new
+    /// value).
+    pub const CLIENT_UPDATED: &str = "client.updated";
+    /// A confidential client got a new secret (details: `grace_seconds`, and
+    /// `previous_secret_expires_at` until which the old one is accepted, or null).
+    pub const CLIENT_SECRET_ROTATED: &str = "client.secret_rotated";
+    /// A client was deleted with its codes, refresh tokens and consents (details: name, what went).
+    pub const CLIENT_DELETED: &str = "client.deleted";
 }
 
 /// Who did something.

@@ -5,7 +5,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::print;
+use crate::audit::Actor;
 use crate::clients;
+use crate::clients::manage::{self, ClientChange, ClientView};
 use crate::clock::Clock;
 use crate::config::SigningAlg;
 use crate::crypto::kek::KeyEncryptionKey;
@@ -141,14 +143,76 @@ pub async fn run(
     clock: &Clock,
     kek: Option<&KeyEncryptionKey>,
 ) -> Result<()> {
+    let actor = Actor::cli();
     match cmd {
         ClientCommand::Create(args) => client_create(args, db, clock, kek).await,
-        ClientCommand::List
-        | ClientCommand::Show { .. }
-        | ClientCommand::Update(_)
-        | ClientCommand::RotateSecret { .. }
-        | ClientCommand::Delete { .. } => Err(AppError::invalid("not built yet")),
+        ClientCommand::List => {
+            let now = clock.now();
+            let clients = manage::list(db, None, i64::MAX).await?;
+            let views: Vec<ClientView> = clients.iter().map(|c| ClientView::of(c, now)).collect();
+            print(json!({ "clients": views }));
+            Ok(())
+        }
+        ClientCommand::Show { client_id } => {
+            let client = manage::show(db, &client_id).await?;
+            print(json!(ClientView::of(&client, clock.now())));
+            Ok(())
+        }
+        ClientCommand::Update(args) => client_update(args, db, clock, kek, &actor).await,
+        ClientCommand::RotateSecret { client_id, grace } => {
+            let grace_seconds = parse_grace(&grace)?;
+            let (client, secret) =
+                manage::rotate_secret(db, clock.now(), &client_id, grace_seconds, &actor).await?;
+            print(json!(manage::rotated(&client, &secret)));
+            Ok(())
+        }
+        ClientCommand::Delete { client_id } => {
+            manage::delete(db, clock.now(), &client_id, &actor).await?;
+            print(json!({"client_id": client_id, "deleted": true}));
+            Ok(())
+        }
     }
+}
+
+/// `--grace` as seconds: a humantime duration (`0s`, `90m`, `1h`, `7d`). The upper bound is
+/// [`manage::rotate_secret`]'s, checked there for the CLI and the API alike.
+fn parse_grace(text: &str) -> Result<i64> {
+    let invalid = || {
+        AppError::invalid(format!(
+            "invalid --grace {text:?}: expected a duration such as 0s, 1h or 7d (at most 30d)"
+        ))
+    };
+    let duration = humantime::parse_duration(text.trim()).map_err(|_| invalid())?;
+    i64::try_from(duration.as_secs()).map_err(|_| invalid())
+}
+
+async fn client_update(
+    args: UpdateClientArgs,
+    db: &Database,
+    clock: &Clock,
+    kek: Option<&KeyEncryptionKey>,
+    actor: &Actor,
+) -> Result<()> {
+    let list = |items: Vec<String>| (!items.is_empty()).then_some(items);
+    let change = ClientChange {
+        name: args.name,
+        redirect_uris: list(args.redirect_uris),
+        post_logout_redirect_uris: list(args.post_logout_redirect_uris),
+        grant_types: list(args.grant_types),
+        scopes: list(args.scopes),
+        first_party: args.first_party,
+        require_org: args.require_org,
+        id_token_alg: args.id_token_alg,
+        allow_no_pkce: args.allow_no_pkce,
+        introspect: args.introspect,
+    };
+    let client = manage::update(db, clock.now(), &args.client_id, change, actor).await?;
+    if let (Some(alg), Some(kek)) = (args.id_token_alg, kek) {
+        // As for `client create`: running servers pick the key up with their next keyring refresh.
+        key_store::ensure_active_key(db, clock, kek, alg).await?;
+    }
+    print(json!(ClientView::of(&client, clock.now())));
+    Ok(())
 }
 
 async fn client_create(
@@ -171,7 +235,7 @@ async fn client_create(
         introspect: args.introspect,
     };
     let id_token_alg = new.id_token_alg;
-    let (client, secret) = clients::create(db, clock, new).await?;
+    let (client, secret) = clients::create(db, clock, new, &Actor::cli()).await?;
     if let (Some(alg), Some(kek)) = (id_token_alg, kek) {
         // Running servers pick the key up with their next keyring refresh (within a second).
         key_store::ensure_active_key(db, clock, kek, alg).await?;

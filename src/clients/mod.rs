@@ -3,12 +3,15 @@
 //! against a 256-bit secret and would cap the token endpoint, RFC 6749 §2.3.1).
 
 pub mod api;
+pub mod manage;
 pub mod registry;
 pub mod store;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use crate::audit::{Actor, action};
 use crate::clock::Clock;
 use crate::config::SigningAlg;
 use crate::crypto::tokens::{SecretToken, TokenHash, new_id, random_token};
@@ -19,7 +22,7 @@ use crate::error::{AppError, Result};
 pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// An OAuth 2.0 grant type a client may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     /// RFC 6749 §4.1, with PKCE (RFC 7636).
@@ -84,6 +87,26 @@ pub struct Client {
     pub allow_no_pkce: bool,
     /// May introspect tokens issued to other clients (`client create --introspect`, RFC 7662 §4).
     pub introspect: bool,
+    /// SHA-256 hex of the secret replaced by the last rotation, accepted until
+    /// [`Client::previous_secret_expires_at`] (the grace period of `client rotate-secret`).
+    #[serde(skip)]
+    pub previous_secret_hash: Option<TokenHash>,
+    /// Unix seconds until which the previous secret is accepted; `None` without one.
+    pub previous_secret_expires_at: Option<i64>,
+    /// Unix seconds of registration.
+    pub created_at: i64,
+    /// Unix seconds of the last change (settings or secret).
+    pub updated_at: i64,
+}
+
+impl Client {
+    /// The previous secret's hash while its grace period lasts at `now` (strictly before its end).
+    pub fn previous_secret_hash_at(&self, now: i64) -> Option<&TokenHash> {
+        match (&self.previous_secret_hash, self.previous_secret_expires_at) {
+            (Some(hash), Some(expires_at)) if expires_at > now => Some(hash),
+            _ => None,
+        }
+    }
 }
 
 /// What an operator asks for when registering a client.
@@ -113,13 +136,36 @@ pub struct NewClient {
     pub introspect: bool,
 }
 
-/// Registers a client after validating everything; returns it with its secret (confidential clients
-/// only), which is never stored or shown again.
-pub async fn create(
-    db: &Database,
-    clock: &Clock,
-    new: NewClient,
-) -> Result<(Client, Option<SecretToken>)> {
+/// A client's settings after validation: what [`create`] stores and what
+/// [`manage::update`] stores, checked by the same rules.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Settings {
+    pub(crate) name: String,
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    pub(crate) grant_types: Vec<GrantType>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) first_party: bool,
+    pub(crate) require_org: bool,
+    pub(crate) id_token_alg: Option<SigningAlg>,
+    pub(crate) allow_no_pkce: bool,
+    pub(crate) introspect: bool,
+}
+
+/// Validates what an operator asks for (registration and changes alike); a broken rule is 400
+/// `invalid-client-metadata` (the name RFC 7591 §3.2.2 gives the error) with the rule in the detail.
+pub(crate) fn validate_settings(new: &NewClient) -> Result<Settings> {
+    check_settings(new).map_err(|e| match e {
+        AppError::Invalid(detail) => AppError::problem(
+            axum::http::StatusCode::BAD_REQUEST,
+            manage::INVALID_CLIENT_METADATA,
+            detail,
+        ),
+        other => other,
+    })
+}
+
+fn check_settings(new: &NewClient) -> Result<Settings> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(AppError::invalid("client name must be 1 to 100 characters"));
@@ -148,22 +194,65 @@ pub async fn create(
     } else {
         validate::scopes(&new.scopes)?
     };
-    let secret = (!new.public).then(random_token);
-    let client = Client {
-        id: new_id(),
-        secret_hash: secret.as_ref().map(SecretToken::hash),
+    Ok(Settings {
         name: name.to_owned(),
         redirect_uris,
         post_logout_redirect_uris,
         grant_types,
         scopes,
-        public: new.public,
         first_party: new.first_party,
         require_org: new.require_org,
         id_token_alg: new.id_token_alg,
         allow_no_pkce: new.allow_no_pkce,
         introspect: new.introspect,
+    })
+}
+
+/// Registers a client after validating everything and records `client.created`; returns it with
+/// its secret (confidential clients only), which is never stored or shown again.
+pub async fn create(
+    db: &Database,
+    clock: &Clock,
+    new: NewClient,
+    actor: &Actor,
+) -> Result<(Client, Option<SecretToken>)> {
+    let settings = validate_settings(&new)?;
+    let secret = (!new.public).then(random_token);
+    let now = clock.now();
+    let client = Client {
+        id: new_id(),
+        secret_hash: secret.as_ref().map(SecretToken::hash),
+        name: settings.name,
+        redirect_uris: settings.redirect_uris,
+        post_logout_redirect_uris: settings.post_logout_redirect_uris,
+        grant_types: settings.grant_types,
+        scopes: settings.scopes,
+        public: new.public,
+        first_party: settings.first_party,
+        require_org: settings.require_org,
+        id_token_alg: settings.id_token_alg,
+        allow_no_pkce: settings.allow_no_pkce,
+        introspect: settings.introspect,
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
+        created_at: now,
+        updated_at: now,
     };
-    store::insert(&db.pool, &client, clock.now()).await?;
+    let mut tx = db.begin().await?;
+    store::insert(&mut *tx, &client, now).await?;
+    manage::record(
+        &mut tx,
+        actor,
+        action::CLIENT_CREATED,
+        &client.id,
+        json!({
+            "name": client.name,
+            "public": client.public,
+            "grant_types": client.grant_types,
+        }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
     Ok((client, secret))
 }

@@ -50,6 +50,19 @@ impl ClientRegistry {
         Ok(Some(client))
     }
 
+    /// True while a client `id` is registered (through the cache): a deleted client's access
+    /// tokens are refused from then on, within [`CACHE_TTL`] in every process.
+    pub async fn exists(&self, id: &str) -> Result<bool, sqlx::Error> {
+        Ok(self.find(id).await?.is_some())
+    }
+
+    /// Drops `id` from this process's cache after a change made here (update, rotation,
+    /// deletion), so this process sees it at once; other processes see it within [`CACHE_TTL`].
+    pub fn forget(&self, id: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.remove(id);
+    }
+
     fn cached(&self, id: &str) -> Option<Arc<Client>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache

@@ -1,6 +1,7 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3):
 //! `client_secret_basic`, `client_secret_post`, and `none` for public clients. Secrets are 256-bit
-//! random values, checked by SHA-256 in constant time. At the token endpoint failures are throttled
+//! random values, checked by SHA-256 in constant time; after `client rotate-secret` with a grace
+//! period the previous secret is accepted too until the grace ends ([`Client::previous_secret_hash_at`]). At the token endpoint failures are throttled
 //! per client id and per address ([`authenticate_throttled`], [`crate::login::throttle`]).
 
 use std::sync::Arc;
@@ -109,10 +110,11 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
 /// when Basic was tried). Not throttled: endpoints call [`authenticate_throttled`].
 pub async fn authenticate(
     registry: &ClientRegistry,
+    now: i64,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    check(registry, presented(headers, params)?).await
+    check(registry, now, presented(headers, params)?).await
 }
 
 /// [`authenticate`], throttled (OWASP Authentication Cheat Sheet, login throttling): failures are
@@ -133,7 +135,8 @@ pub async fn authenticate_throttled(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let presented = presented(headers, params)?;
     let client_id = presented.client_id.clone();
-    let refused = match check(&state.clients, presented).await {
+    let now = state.clock.now();
+    let refused = match check(&state.clients, now, presented).await {
         Err(e) if e.code == ErrorCode::InvalidClient => e,
         other => return other,
     };
@@ -141,7 +144,6 @@ pub async fn authenticate_throttled(
     if let Some(address) = meta.limit_key() {
         keys.push(Key::client_address(&address));
     }
-    let now = state.clock.now();
     let found = throttle::counters(&state.db.pool, &keys).await?;
     if let Some(throttled) = throttle::longest_wait(found.iter().map(|(k, c)| (*k, *c)), now) {
         record_throttled(state, meta, &client_id, throttled, now).await?;
@@ -178,9 +180,11 @@ async fn record_throttled(
     Ok(())
 }
 
-/// Checks presented credentials against the registry.
+/// Checks presented credentials against the registry at `now`: the secret must match the current
+/// one or, while its grace period lasts, the one the last rotation replaced.
 async fn check(
     registry: &ClientRegistry,
+    now: i64,
     presented: Presented,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = presented.basic;
@@ -192,7 +196,14 @@ async fn check(
     let method = match (&client.secret_hash, presented.secret) {
         (Some(expected), Some(secret)) => {
             let actual = TokenHash::of(&secret);
-            if !constant_time_eq(actual.as_str().as_bytes(), expected.as_str().as_bytes()) {
+            let matches = |hash: &TokenHash| {
+                constant_time_eq(actual.as_str().as_bytes(), hash.as_str().as_bytes())
+            };
+            // Both comparisons always run (`|` does not short-circuit), so the time taken does
+            // not tell which secret matched.
+            let current = matches(expected);
+            let previous = client.previous_secret_hash_at(now).is_some_and(matches);
+            if !(current | previous) {
                 return Err(failed());
             }
             if basic {

@@ -60,7 +60,9 @@ async fn access_token_answer(
     let Some(verified) = access_token::verify(state, token) else {
         return Ok(None);
     };
+    // A deleted client's tokens are inactive (`client delete`), as the bearer check treats them.
     if !may_see(caller, &verified.client_id)
+        || !state.clients.exists(&verified.client_id).await?
         || store::is_access_token_denied(&state.db.pool, &verified.jti).await?
     {
         return Ok(None);

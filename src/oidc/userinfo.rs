@@ -125,6 +125,19 @@ pub async fn authenticate(
     let verified = access_token::verify(state, token).ok_or(BearerError::InvalidToken(
         "the access token is invalid or expired",
     ))?;
+    // A deleted client's tokens die with it (`client delete`), within the registry's cache TTL.
+    match state.clients.exists(&verified.client_id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(BearerError::InvalidToken(
+                "the client of this access token no longer exists",
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "client lookup failed");
+            return Err(BearerError::Server);
+        }
+    }
     match store::is_access_token_denied(&state.db.pool, &verified.jti).await {
         Ok(false) => Ok(verified),
         Ok(true) => Err(BearerError::InvalidToken("the access token was revoked")),

@@ -21,6 +21,8 @@ mod browser_pages;
 mod browser_passkeys;
 mod cli;
 mod client_throttling;
+mod clients_admin;
+mod clients_cli;
 mod config;
 mod docs;
 mod email_signin;
