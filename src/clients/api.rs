@@ -34,7 +34,9 @@ use crate::config::SigningAlg;
 use crate::crypto::key_store;
 use crate::error::{AppError, Result};
 use crate::web::api::{ApiJson, ApiQuery, Listing, Page};
-use crate::web::openapi::Problem;
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
 use crate::web::request_meta::RequestMeta;
 
 /// The routes of `/api/v1/clients`, each with its OpenAPI description.
@@ -57,16 +59,15 @@ pub struct ClientsQuery {
 
 /// `GET /api/v1/clients`: clients oldest first, paginated.
 #[utoipa::path(
+    operation_id = "clients_list",
     get,
-    path = "/api/v1/clients",
+    path = crate::routes::API_CLIENTS,
     tag = "clients",
     params(ClientsQuery),
     responses(
         (status = 200, description = "A page of clients, oldest first", body = [ClientView],
          headers(("Link" = String, description = "`<…>; rel=\"next\"` when another page follows (RFC 8288)"))),
-        (status = 400, description = "A bad `limit` or `cursor` (`invalid-query`, `invalid-cursor`)", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "No usable access token (`invalid-token`)", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "Not an operator (`operator-required`)", content_type = "application/problem+json", body = Problem),
+        BadRequest, Unauthorized, Forbidden,
     ),
     security(("bearer" = [])),
 )]
@@ -136,19 +137,17 @@ pub struct CreatedClient {
 }
 
 /// `POST /api/v1/clients`: registers a client (recorded as `client.created`); 201 with `Location`.
+/// Settings that break a rule: 400 `invalid-client-metadata`.
 #[utoipa::path(
+    operation_id = "clients_create",
     post,
-    path = "/api/v1/clients",
+    path = crate::routes::API_CLIENTS,
     tag = "clients",
     request_body = CreateClient,
     responses(
         (status = 201, description = "The client, with its secret shown once", body = CreatedClient,
          headers(("Location" = String, description = "The client's URL"))),
-        (status = 400, description = "Settings that break a rule (`invalid-client-metadata`) or a bad body (`invalid-body`, `malformed-json`, `missing-body`)", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "No usable access token (`invalid-token`)", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "Not an operator (`operator-required`)", content_type = "application/problem+json", body = Problem),
-        (status = 413, description = "The body is too large (`payload-too-large`)", content_type = "application/problem+json", body = Problem),
-        (status = 415, description = "The body is not JSON (`unsupported-media-type`)", content_type = "application/problem+json", body = Problem),
+        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType,
     ),
     security(("bearer" = [])),
 )]
@@ -188,17 +187,16 @@ pub async fn create(
     Ok(response)
 }
 
-/// `GET /api/v1/clients/{client_id}`: the client (never its secret).
+/// `GET /api/v1/clients/{client_id}`: the client (never its secret); 404 `client-not-found`.
 #[utoipa::path(
+    operation_id = "clients_read",
     get,
-    path = "/api/v1/clients/{client_id}",
+    path = crate::routes::API_CLIENT,
     tag = "clients",
     params(("client_id" = String, Path, description = "The client's id")),
     responses(
         (status = 200, description = "The client", body = ClientView),
-        (status = 401, description = "No usable access token (`invalid-token`)", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "Not an operator (`operator-required`)", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "No such client (`client-not-found`)", content_type = "application/problem+json", body = Problem),
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -240,21 +238,18 @@ pub struct PatchClient {
 }
 
 /// `PATCH /api/v1/clients/{client_id}`: changes settings, checked as at registration (recorded as
-/// `client.updated` with the old and new values); the client as stored.
+/// `client.updated` with the old and new values); the client as stored. 400
+/// `invalid-client-metadata` for settings that break a rule, 404 `client-not-found`.
 #[utoipa::path(
+    operation_id = "clients_update",
     patch,
-    path = "/api/v1/clients/{client_id}",
+    path = crate::routes::API_CLIENT,
     tag = "clients",
     params(("client_id" = String, Path, description = "The client's id")),
     request_body = PatchClient,
     responses(
         (status = 200, description = "The client as changed", body = ClientView),
-        (status = 400, description = "Settings that break a rule (`invalid-client-metadata`) or a bad body (`invalid-body`, `malformed-json`, `missing-body`)", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "No usable access token (`invalid-token`)", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "Not an operator (`operator-required`)", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "No such client (`client-not-found`)", content_type = "application/problem+json", body = Problem),
-        (status = 413, description = "The body is too large (`payload-too-large`)", content_type = "application/problem+json", body = Problem),
-        (status = 415, description = "The body is not JSON (`unsupported-media-type`)", content_type = "application/problem+json", body = Problem),
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
     ),
     security(("bearer" = [])),
 )]
@@ -293,17 +288,17 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/clients/{client_id}`: 204; the client's authorization codes, refresh tokens and
-/// consents go with it, and its access tokens are refused (recorded as `client.deleted`).
+/// consents go with it, and its access tokens are refused (recorded as `client.deleted`); 404
+/// `client-not-found`.
 #[utoipa::path(
+    operation_id = "clients_delete",
     delete,
-    path = "/api/v1/clients/{client_id}",
+    path = crate::routes::API_CLIENT,
     tag = "clients",
     params(("client_id" = String, Path, description = "The client's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No usable access token (`invalid-token`)", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "Not an operator (`operator-required`)", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "No such client (`client-not-found`)", content_type = "application/problem+json", body = Problem),
+        BadRequest, Unauthorized, Forbidden, NotFound,
     ),
     security(("bearer" = [])),
 )]
@@ -331,22 +326,18 @@ pub struct RotateSecret {
 
 /// `POST /api/v1/clients/{client_id}/rotate-secret` `{"grace_seconds"?}`: a new secret, shown
 /// once; the old one is accepted until `previous_secret_expires_at` (recorded as
-/// `client.secret_rotated`).
+/// `client.secret_rotated`). 400 `invalid-grace` outside 0 to 30 days, 404 `client-not-found`,
+/// 409 `public-client` (a public client has no secret).
 #[utoipa::path(
+    operation_id = "clients_rotate_secret",
     post,
-    path = "/api/v1/clients/{client_id}/rotate-secret",
+    path = crate::routes::API_CLIENT_ROTATE_SECRET,
     tag = "clients",
     params(("client_id" = String, Path, description = "The client's id")),
     request_body = Option<RotateSecret>,
     responses(
         (status = 200, description = "The new secret, shown once", body = RotatedSecret),
-        (status = 400, description = "A grace period out of range (`invalid-grace`) or a bad body (`invalid-body`, `malformed-json`)", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "No usable access token (`invalid-token`)", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "Not an operator (`operator-required`)", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "No such client (`client-not-found`)", content_type = "application/problem+json", body = Problem),
-        (status = 409, description = "A public client has no secret (`public-client`)", content_type = "application/problem+json", body = Problem),
-        (status = 413, description = "The body is too large (`payload-too-large`)", content_type = "application/problem+json", body = Problem),
-        (status = 415, description = "The body is not JSON (`unsupported-media-type`)", content_type = "application/problem+json", body = Problem),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
     ),
     security(("bearer" = [])),
 )]
