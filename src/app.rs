@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::authorize_router())
         .merge(orgs::picker::router())
         .merge(oidc::browser_router())
+        .merge(crate::device::browser_router())
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -175,6 +176,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(oauth::router())
         .merge(oidc::router())
+        .merge(crate::device::router())
+        .merge(crate::registration::router())
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .merge(pages)

@@ -32,8 +32,11 @@
 //! | [`jobs`] | background work (expiry purges, retention of the audit log and login history, signing-key rotation) under database leases, stopped cleanly |
 //! | [`login`] | the login page, sign-in by a mailed link or 6-digit code (`login::email_signin`), the shared end of every sign-in (`login::completion`), browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
 //! | [`mfa`] | second factors: TOTP authenticators, recovery codes, passkeys (webauthn-rs); the second step of a sign-in and of a step-up; `acr` from `amr`; the operator's reset; the mails about factor changes |
-//! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants, client authentication, PKCE, RFC 9068 access tokens, `OAuthError` |
-//! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout |
+//! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants (organization switching on the refresh grant), client authentication, PKCE, RFC 9068 access tokens, pushed authorization requests (`oauth::par`, RFC 9126), resource indicators (`oauth::resource`, RFC 8707), `OAuthError` |
+//! | [`device`] | the device authorization grant (RFC 8628): `/device_authorization`, the `/device` page, the polling grant |
+//! | [`dpop`] | DPoP (RFC 9449): proofs, nonces, replay detection, sender-constrained tokens at the token endpoint and at resource servers |
+//! | [`registration`] | dynamic client registration (RFC 7591) and management (RFC 7592) behind initial access tokens |
+//! | [`oidc`] | discovery, JWKS, ID tokens, claims by scope, userinfo, RP-initiated logout, back-channel logout (`oidc::backchannel`: logout tokens queued and retried) |
 //! | [`recovery`] | password reset by mail: request and confirm pages, single-use 15-minute links, limits |
 //! | [`self_service`] | your account: the `/account` pages (profile, email, password, sessions and devices, connected apps, sign-in history, organizations, deletion) and `/api/v1/me/…` |
 //!
@@ -52,6 +55,8 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod device;
+pub mod dpop;
 pub mod error;
 pub mod federation;
 pub mod invitations;
@@ -64,6 +69,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod orgs;
 pub mod recovery;
+pub mod registration;
 pub mod routes;
 pub mod self_service;
 pub mod telemetry;

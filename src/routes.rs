@@ -234,3 +234,16 @@ pub const API_CLIENT: &str = "/api/v1/clients/{client_id}";
 pub const API_CLIENT_ROTATE_SECRET: &str = "/api/v1/clients/{client_id}/rotate-secret";
 /// Prometheus metrics, served only on `LATCHKEY_METRICS_BIND`, never on the public listener.
 pub const METRICS: &str = "/metrics";
+
+// Protocol breadth: the device flow, pushed requests, dynamic registration. Clients find them
+// through discovery only.
+/// Device authorization endpoint (RFC 8628 §3.1).
+pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+/// Where a person enters the user code of a device (RFC 8628 §3.3: `verification_uri`).
+pub const DEVICE: &str = "/device";
+/// Pushed authorization request endpoint (RFC 9126 §2).
+pub const PUSHED_AUTHORIZATION_REQUEST: &str = "/par";
+/// Client registration endpoint (RFC 7591 §3).
+pub const REGISTRATION: &str = "/register";
+/// Client configuration endpoint of a dynamically registered client (RFC 7592 §2).
+pub const REGISTRATION_CLIENT: &str = "/register/{client_id}";

@@ -85,6 +85,17 @@ pub struct CreateClientArgs {
     /// Allow this client to introspect tokens issued to other clients (RFC 7662 §4).
     #[arg(long)]
     introspect: bool,
+    /// Where logout tokens are posted when a session of this client ends (OpenID Connect
+    /// Back-Channel Logout 1.0); https, or http on a loopback IP literal.
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    /// A resource server (absolute URI) the client may ask tokens for with `resource` (RFC 8707);
+    /// repeatable.
+    #[arg(long = "resource")]
+    resources: Vec<String>,
+    /// Accept only pushed authorization requests (RFC 9126).
+    #[arg(long)]
+    require_par: bool,
 }
 
 /// Arguments of `client update`: every option replaces the stored value; list options (given at
@@ -124,6 +135,15 @@ pub struct UpdateClientArgs {
     /// May introspect tokens issued to other clients (`true` or `false`).
     #[arg(long)]
     pub introspect: Option<bool>,
+    /// Back-channel logout URI; an empty value removes it.
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
+    /// A resource server the client may ask tokens for; repeatable; replaces the list.
+    #[arg(long = "resource")]
+    pub resources: Vec<String>,
+    /// Accept only pushed authorization requests (`true` or `false`).
+    #[arg(long)]
+    pub require_par: Option<bool>,
 }
 
 /// Whether the command may need a signing key of a client's own ID-token algorithm (and so the
@@ -205,6 +225,9 @@ async fn client_update(
         id_token_alg: args.id_token_alg,
         allow_no_pkce: args.allow_no_pkce,
         introspect: args.introspect,
+        backchannel_logout_uri: args.backchannel_logout_uri,
+        resources: list(args.resources),
+        require_par: args.require_par,
     };
     let client = manage::update(db, clock.now(), &args.client_id, change, actor).await?;
     if let (Some(alg), Some(kek)) = (args.id_token_alg, kek) {
@@ -233,6 +256,9 @@ async fn client_create(
         id_token_alg: args.id_token_alg,
         allow_no_pkce: args.allow_no_pkce,
         introspect: args.introspect,
+        backchannel_logout_uri: args.backchannel_logout_uri,
+        resources: args.resources,
+        require_par: args.require_par,
     };
     let id_token_alg = new.id_token_alg;
     let (client, secret) = clients::create(db, clock, new, &Actor::cli()).await?;

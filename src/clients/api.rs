@@ -123,6 +123,15 @@ pub struct CreateClient {
     /// May introspect tokens issued to other clients (confidential clients only; default false).
     #[serde(default)]
     introspect: bool,
+    /// Where logout tokens are posted (OpenID Connect Back-Channel Logout 1.0): https, or http on
+    /// a loopback IP literal.
+    backchannel_logout_uri: Option<String>,
+    /// Resource servers (absolute URIs, RFC 8707) the client may ask tokens for.
+    #[serde(default)]
+    resources: Vec<String>,
+    /// Accept only pushed authorization requests (RFC 9126; default false).
+    #[serde(default)]
+    require_par: bool,
 }
 
 /// A client just registered: the client, and its secret (confidential clients only), shown once.
@@ -170,6 +179,9 @@ pub async fn create(
         id_token_alg,
         allow_no_pkce: body.allow_no_pkce,
         introspect: body.introspect,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        resources: body.resources,
+        require_par: body.require_par,
     };
     let actor = Actor::api(&caller, meta);
     let (client, secret) = super::create(&state.db, &state.clock, new, &actor).await?;
@@ -235,6 +247,12 @@ pub struct PatchClient {
     allow_no_pkce: Option<bool>,
     /// May introspect tokens issued to other clients (confidential clients only).
     introspect: Option<bool>,
+    /// Back-channel logout URI; an empty string removes it.
+    backchannel_logout_uri: Option<String>,
+    /// Resource servers (absolute URIs, RFC 8707) the client may ask tokens for.
+    resources: Option<Vec<String>>,
+    /// Accept only pushed authorization requests (RFC 9126).
+    require_par: Option<bool>,
 }
 
 /// `PATCH /api/v1/clients/{client_id}`: changes settings, checked as at registration (recorded as
@@ -272,6 +290,9 @@ pub async fn update(
         id_token_alg,
         allow_no_pkce: body.allow_no_pkce,
         introspect: body.introspect,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        resources: body.resources,
+        require_par: body.require_par,
     };
     if change.is_empty() {
         return Err(AppError::problem(

@@ -66,6 +66,12 @@ pub struct ClientView {
     pub allow_no_pkce: bool,
     /// May introspect tokens issued to other clients.
     pub introspect: bool,
+    /// Where logout tokens are posted (Back-Channel Logout 1.0), or null.
+    pub backchannel_logout_uri: Option<String>,
+    /// Resource servers (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
+    /// Only pushed authorization requests (RFC 9126) are accepted.
+    pub require_par: bool,
     /// Unix seconds of registration.
     pub created_at: i64,
     /// Unix seconds of the last change (settings or secret).
@@ -91,6 +97,9 @@ impl ClientView {
             id_token_alg: client.id_token_alg.map(|alg| alg.as_str().to_owned()),
             allow_no_pkce: client.allow_no_pkce,
             introspect: client.introspect,
+            backchannel_logout_uri: client.backchannel_logout_uri.clone(),
+            resources: client.resources.clone(),
+            require_par: client.require_par,
             created_at: client.created_at,
             updated_at: client.updated_at,
             previous_secret_expires_at: client
@@ -134,6 +143,12 @@ pub struct ClientChange {
     pub allow_no_pkce: Option<bool>,
     /// May introspect other clients' tokens.
     pub introspect: Option<bool>,
+    /// Back-channel logout URI; an empty string removes it.
+    pub backchannel_logout_uri: Option<String>,
+    /// Resource URIs.
+    pub resources: Option<Vec<String>>,
+    /// Only pushed authorization requests.
+    pub require_par: Option<bool>,
 }
 
 impl ClientChange {
@@ -150,8 +165,14 @@ impl ClientChange {
             id_token_alg,
             allow_no_pkce,
             introspect,
+            backchannel_logout_uri,
+            resources,
+            require_par,
         } = self;
-        name.is_none()
+        backchannel_logout_uri.is_none()
+            && resources.is_none()
+            && require_par.is_none()
+            && name.is_none()
             && redirect_uris.is_none()
             && post_logout_redirect_uris.is_none()
             && grant_types.is_none()
@@ -226,6 +247,11 @@ pub async fn update(
         id_token_alg: change.id_token_alg.or(before.id_token_alg),
         allow_no_pkce: change.allow_no_pkce.unwrap_or(before.allow_no_pkce),
         introspect: change.introspect.unwrap_or(before.introspect),
+        backchannel_logout_uri: change
+            .backchannel_logout_uri
+            .or_else(|| before.backchannel_logout_uri.clone()),
+        resources: change.resources.unwrap_or_else(|| before.resources.clone()),
+        require_par: change.require_par.unwrap_or(before.require_par),
     };
     let Settings {
         name,
@@ -238,6 +264,9 @@ pub async fn update(
         id_token_alg,
         allow_no_pkce,
         introspect,
+        backchannel_logout_uri,
+        resources,
+        require_par,
     } = validate_settings(&wanted)?;
     let after = Client {
         name,
@@ -250,6 +279,9 @@ pub async fn update(
         id_token_alg,
         allow_no_pkce,
         introspect,
+        backchannel_logout_uri,
+        resources,
+        require_par,
         updated_at: now,
         ..before.clone()
     };

@@ -21,6 +21,9 @@ use crate::error::{AppError, Result};
 /// Scopes a client may request when none are given at creation.
 pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
+/// The grant type URN of the device authorization grant (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// An OAuth 2.0 grant type a client may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -31,6 +34,9 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 8628 §3.4: the device authorization grant (command-line tools, TVs).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
 }
 
 impl GrantType {
@@ -40,6 +46,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::DeviceCode => DEVICE_CODE_GRANT,
         }
     }
 
@@ -49,6 +56,7 @@ impl GrantType {
             GrantType::AuthorizationCode,
             GrantType::RefreshToken,
             GrantType::ClientCredentials,
+            GrantType::DeviceCode,
         ]
         .into_iter()
         .find(|g| g.as_str() == s)
@@ -93,6 +101,14 @@ pub struct Client {
     pub previous_secret_hash: Option<TokenHash>,
     /// Unix seconds until which the previous secret is accepted; `None` without one.
     pub previous_secret_expires_at: Option<i64>,
+    /// Where logout tokens are posted (OpenID Connect Back-Channel Logout 1.0 §2.2), if anywhere.
+    pub backchannel_logout_uri: Option<String>,
+    /// Resource servers (absolute URIs) this client may name with `resource` (RFC 8707 §2); the
+    /// access token's `aud` is the one it names.
+    pub resources: Vec<String>,
+    /// Authorization requests must come through a pushed request (RFC 9126 §6:
+    /// `require_pushed_authorization_requests`).
+    pub require_par: bool,
     /// Unix seconds of registration.
     pub created_at: i64,
     /// Unix seconds of the last change (settings or secret).
@@ -134,6 +150,12 @@ pub struct NewClient {
     pub allow_no_pkce: bool,
     /// Tokens of other clients may be introspected.
     pub introspect: bool,
+    /// Back-channel logout URI, validated.
+    pub backchannel_logout_uri: Option<String>,
+    /// Resource URIs the client may ask tokens for, validated.
+    pub resources: Vec<String>,
+    /// Only pushed authorization requests are accepted.
+    pub require_par: bool,
 }
 
 /// A client's settings after validation: what [`create`] stores and what
@@ -150,6 +172,9 @@ pub(crate) struct Settings {
     pub(crate) id_token_alg: Option<SigningAlg>,
     pub(crate) allow_no_pkce: bool,
     pub(crate) introspect: bool,
+    pub(crate) backchannel_logout_uri: Option<String>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) require_par: bool,
 }
 
 /// Validates what an operator asks for (registration and changes alike); a broken rule is 400
@@ -194,7 +219,15 @@ fn check_settings(new: &NewClient) -> Result<Settings> {
     } else {
         validate::scopes(&new.scopes)?
     };
+    let backchannel_logout_uri = match new.backchannel_logout_uri.as_deref() {
+        None | Some("") => None,
+        Some(uri) => Some(validate::backchannel_logout_uri(uri)?),
+    };
+    let resources = validate::resources(&new.resources)?;
     Ok(Settings {
+        backchannel_logout_uri,
+        resources,
+        require_par: new.require_par,
         name: name.to_owned(),
         redirect_uris,
         post_logout_redirect_uris,
@@ -235,6 +268,9 @@ pub async fn create(
         introspect: settings.introspect,
         previous_secret_hash: None,
         previous_secret_expires_at: None,
+        backchannel_logout_uri: settings.backchannel_logout_uri,
+        resources: settings.resources,
+        require_par: settings.require_par,
         created_at: now,
         updated_at: now,
     };

@@ -41,6 +41,9 @@ fn client_from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
             .try_get::<Option<String>, _>("previous_secret_hash")?
             .map(TokenHash::from_hex),
         previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
+        backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+        resources: parse_list(row, "resources")?,
+        require_par: row.try_get::<i64, _>("require_par")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -49,14 +52,16 @@ fn client_from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
 /// The columns [`client_from_row`] reads.
 const CLIENT_COLUMNS: &str = "id, secret_hash, name, redirect_uris, post_logout_redirect_uris, \
      grant_types, scopes, public, first_party, require_org, id_token_alg, allow_no_pkce, introspect, \
-     previous_secret_hash, previous_secret_expires_at, created_at, updated_at";
+     previous_secret_hash, previous_secret_expires_at, backchannel_logout_uri, resources, require_par, \
+     created_at, updated_at";
 
 /// Inserts a client.
 pub async fn insert<'c>(ex: impl Exec<'c>, c: &Client, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into clients (id, secret_hash, name, redirect_uris, post_logout_redirect_uris, grant_types, \
          scopes, public, first_party, require_org, id_token_alg, allow_no_pkce, introspect, created_at, \
-         updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+         updated_at, backchannel_logout_uri, resources, require_par) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
     )
     .bind(&c.id)
     .bind(c.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
@@ -72,6 +77,9 @@ pub async fn insert<'c>(ex: impl Exec<'c>, c: &Client, now: i64) -> Result<(), s
     .bind(db::flag(c.allow_no_pkce))
     .bind(db::flag(c.introspect))
     .bind(now)
+    .bind(c.backchannel_logout_uri.as_deref())
+    .bind(json_list(&c.resources)?)
+    .bind(db::flag(c.require_par))
     .execute(ex)
     .await?;
     Ok(())
@@ -118,7 +126,8 @@ pub async fn update_settings<'c>(ex: impl Exec<'c>, c: &Client) -> Result<(), sq
     sqlx::query(
         "update clients set name = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
          grant_types = $5, scopes = $6, first_party = $7, require_org = $8, id_token_alg = $9, \
-         allow_no_pkce = $10, introspect = $11, updated_at = $12 where id = $1",
+         allow_no_pkce = $10, introspect = $11, updated_at = $12, backchannel_logout_uri = $13, \
+         resources = $14, require_par = $15 where id = $1",
     )
     .bind(&c.id)
     .bind(&c.name)
@@ -132,6 +141,9 @@ pub async fn update_settings<'c>(ex: impl Exec<'c>, c: &Client) -> Result<(), sq
     .bind(db::flag(c.allow_no_pkce))
     .bind(db::flag(c.introspect))
     .bind(c.updated_at)
+    .bind(c.backchannel_logout_uri.as_deref())
+    .bind(json_list(&c.resources)?)
+    .bind(db::flag(c.require_par))
     .execute(ex)
     .await?;
     Ok(())

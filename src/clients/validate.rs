@@ -55,6 +55,59 @@ pub fn uris(raw: &[String], what: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Validates a back-channel logout URI (OpenID Connect Back-Channel Logout 1.0 §2.2): absolute,
+/// no fragment, no user information; `https`, or `http` on a loopback IP literal (a relying party on
+/// the same machine, as for redirect URIs). Returned as given.
+pub fn backchannel_logout_uri(uri: &str) -> Result<String> {
+    let checked = uris(&[uri.to_owned()], "back-channel logout URI")?;
+    let invalid = || {
+        AppError::invalid(format!(
+            "invalid back-channel logout URI {uri:?}: must be https (or http on a loopback IP literal)"
+        ))
+    };
+    let parsed = Url::parse(uri).map_err(|_| invalid())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid());
+    }
+    checked.into_iter().next().ok_or_else(invalid)
+}
+
+/// Validates resource indicators (RFC 8707 §2): absolute URIs without a fragment, no user
+/// information, at most [`MAX_URI_LEN`] long. Duplicates are removed; order is kept.
+pub fn resources(raw: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for uri in raw {
+        if let Some(why) = resource_problem(uri) {
+            return Err(AppError::invalid(format!(
+                "invalid resource {uri:?}: {why}"
+            )));
+        }
+        if !out.contains(uri) {
+            out.push(uri.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Why `uri` is not a valid resource indicator (RFC 8707 §2: "an absolute URI … MUST NOT include
+/// a fragment component"), or `None` when it is one. Shared by registration and by the
+/// authorization and token endpoints, which answer `invalid_target` instead.
+pub fn resource_problem(uri: &str) -> Option<&'static str> {
+    if uri.len() > MAX_URI_LEN {
+        return Some("too long");
+    }
+    let Ok(parsed) = Url::parse(uri) else {
+        return Some("not an absolute URI");
+    };
+    if parsed.fragment().is_some() || uri.contains('#') {
+        return Some("must not contain a fragment");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Some("must not contain user information");
+    }
+    None
+}
+
 /// True when the redirect URI of an authorization request matches a registered one: exact string
 /// comparison (RFC 9700 §4.1.3), except that for a registered `http` URI on a loopback IP literal any
 /// port is accepted (RFC 8252 §7.3: native apps listen on an ephemeral port chosen at request time);
@@ -114,7 +167,8 @@ pub fn grant_types(raw: &[String]) -> Result<Vec<GrantType>> {
     for g in raw {
         let grant = GrantType::parse(g).ok_or_else(|| {
             AppError::invalid(format!(
-                "invalid grant type {g:?}: expected authorization_code, refresh_token or client_credentials"
+                "invalid grant type {g:?}: expected authorization_code, refresh_token, client_credentials or {}",
+                super::DEVICE_CODE_GRANT
             ))
         })?;
         if !out.contains(&grant) {

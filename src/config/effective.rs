@@ -52,6 +52,10 @@ impl Config {
             ("LATCHKEY_NEW_DEVICE_ALERTS", on_off(self.new_device_alerts)),
             ("LATCHKEY_EMAIL_SIGNIN", on_off(self.email_signin)),
             (
+                "LATCHKEY_DYNAMIC_REGISTRATION",
+                text(self.dynamic_registration.as_str().to_owned()),
+            ),
+            (
                 KEK_VAR,
                 optional(
                     self.key_encryption_key

@@ -31,13 +31,13 @@ use crate::crypto::kek::KeyEncryptionKey;
 use crate::web::client_addr::TrustedProxies;
 
 pub use secrets::{DatabaseUrl, KEK_FILE_VAR, KEK_VAR, SMTP_TLS_OPTION, SmtpUrl, StartTls};
-pub use values::{LogFormat, SigningAlg, SignupPolicy, UnknownSigningAlg};
+pub use values::{DynamicRegistration, LogFormat, SigningAlg, SignupPolicy, UnknownSigningAlg};
 
 use secrets::{key_encryption_key, parse_db_url, parse_smtp_url, redact};
 use values::{
     count, default_hash_concurrency, duration, parse_alg, parse_bind, parse_dns_server,
-    parse_issuer, parse_log_format, parse_mailbox, parse_on_off, parse_signup, parse_true_false,
-    parse_trusted_proxies, positive_duration, retention,
+    parse_dynamic_registration, parse_issuer, parse_log_format, parse_mailbox, parse_on_off,
+    parse_signup, parse_true_false, parse_trusted_proxies, positive_duration, retention,
 };
 
 /// Default for `LATCHKEY_ISSUER`.
@@ -75,6 +75,8 @@ pub const DEFAULT_ALLOW_INSECURE_UPSTREAMS: &str = "false";
 
 /// Default for `LATCHKEY_EMAIL_SIGNIN`.
 pub const DEFAULT_EMAIL_SIGNIN: &str = "on";
+/// Default for `LATCHKEY_DYNAMIC_REGISTRATION`.
+pub const DEFAULT_DYNAMIC_REGISTRATION: &str = "off";
 
 // Bounded resources (password hashing, connections, requests) and retention of the audit trail.
 /// Default for `LATCHKEY_PASSWORD_HASH_WAIT`.
@@ -136,6 +138,8 @@ pub struct Config {
     pub new_device_alerts: bool,
     /// Whether people may sign in with a mailed link or code (`/login/email`) instead of a password.
     pub email_signin: bool,
+    /// Whether clients may register themselves at `/register` (RFC 7591/7592).
+    pub dynamic_registration: DynamicRegistration,
     /// The key-encryption key from `LATCHKEY_KEY_ENCRYPTION_KEY` or `LATCHKEY_KEY_ENCRYPTION_KEY_FILE`;
     /// `None` when neither is set (see `crypto::kek_file::resolve` for the fallback). Redacted in
     /// `Debug`.
@@ -244,6 +248,11 @@ impl Config {
                 parse_on_off,
             )?,
             email_signin: env.get("LATCHKEY_EMAIL_SIGNIN", DEFAULT_EMAIL_SIGNIN, parse_on_off)?,
+            dynamic_registration: env.get(
+                "LATCHKEY_DYNAMIC_REGISTRATION",
+                DEFAULT_DYNAMIC_REGISTRATION,
+                parse_dynamic_registration,
+            )?,
             key_encryption_key: key_encryption_key(&env)?,
 
             // Bounded resources and retention.

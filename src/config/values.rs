@@ -85,6 +85,26 @@ impl SignupPolicy {
     }
 }
 
+/// Whether clients may register themselves (RFC 7591).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicRegistration {
+    /// No registration endpoint: operators register clients.
+    Off,
+    /// `POST /register` with an initial access token from `latchkey client registration-token`
+    /// (RFC 7591 §3: the endpoint "MAY be an OAuth 2.0 protected resource").
+    InitialAccessToken,
+}
+
+impl DynamicRegistration {
+    /// The configuration spelling: `off` or `initial-access-token`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DynamicRegistration::Off => "off",
+            DynamicRegistration::InitialAccessToken => "initial-access-token",
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -156,6 +176,14 @@ pub(super) fn parse_signup(v: &str) -> Result<SignupPolicy, String> {
         "open" => Ok(SignupPolicy::Open),
         "invite-only" => Ok(SignupPolicy::InviteOnly),
         _ => Err("expected open or invite-only".into()),
+    }
+}
+
+pub(super) fn parse_dynamic_registration(v: &str) -> Result<DynamicRegistration, String> {
+    match v {
+        "off" => Ok(DynamicRegistration::Off),
+        "initial-access-token" => Ok(DynamicRegistration::InitialAccessToken),
+        _ => Err("expected off or initial-access-token".into()),
     }
 }
 

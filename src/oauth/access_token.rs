@@ -48,8 +48,12 @@ impl OrgClaims {
 pub struct AccessGrant<'a> {
     /// `sub`: the user id, or the client id for `client_credentials`.
     pub subject: &'a str,
-    /// `client_id` (and `aud`: the token is for the client's own API unless a resource is named).
+    /// `client_id` (and `aud` when no resource is named).
     pub client_id: &'a str,
+    /// `aud` when the client named a resource server (RFC 8707 §2.2); `None`: the client itself.
+    pub audience: Option<&'a str>,
+    /// JWK SHA-256 thumbprint of the DPoP key the token is bound to (RFC 9449 §6.1: `cnf.jkt`).
+    pub jkt: Option<&'a str>,
     /// Granted scopes, space-separated.
     pub scope: &'a str,
     /// When the user authenticated, if a user is involved.
@@ -97,6 +101,14 @@ struct AccessClaims<'a> {
     org_slug: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     roles: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+/// RFC 7800 §3.1 confirmation claim of a DPoP-bound token (RFC 9449 §6.1).
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 /// Signs an access token for `grant`.
@@ -117,7 +129,7 @@ pub fn mint(state: &AppState, grant: &AccessGrant<'_>) -> Result<AccessToken> {
     let claims = AccessClaims {
         iss: &config.issuer,
         sub: grant.subject,
-        aud: grant.client_id,
+        aud: grant.audience.unwrap_or(grant.client_id),
         client_id: grant.client_id,
         exp: now + expires_in,
         iat: now,
@@ -129,6 +141,7 @@ pub fn mint(state: &AppState, grant: &AccessGrant<'_>) -> Result<AccessToken> {
         org_id: grant.org.map(|o| o.id.as_str()),
         org_slug: grant.org.map(|o| o.slug.as_str()),
         roles: grant.org.map(|o| o.roles.as_slice()),
+        cnf: grant.jkt.map(|jkt| Confirmation { jkt }),
     };
     let token = key.sign_jwt(Some(ACCESS_TOKEN_TYP), &claims)?;
     Ok(AccessToken {

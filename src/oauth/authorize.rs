@@ -345,6 +345,8 @@ async fn next_step(
         redeemed_at: None,
         issued_family_id: None,
         issued_jti: None,
+        resource: None,
+        dpop_jkt: None,
     };
     store::insert_code(&state.db.pool, &row).await?;
     session::remove_pending(session, &req.id).await?;

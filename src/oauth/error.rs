@@ -48,6 +48,24 @@ pub enum ErrorCode {
     InvalidToken,
     /// RFC 6750 §3.1
     InsufficientScope,
+    /// RFC 8628 §3.5: the person has not yet approved the device.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: poll less often (the interval grows by 5 seconds).
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
+    /// RFC 8707 §2: the resource is unknown, not registered for the client, or malformed.
+    InvalidTarget,
+    /// RFC 9449 §5: the DPoP proof is invalid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the server's current nonce.
+    UseDpopNonce,
+    /// RFC 9126 §2.2 / RFC 9101 §6.2: the `request_uri` is unknown, used or expired.
+    InvalidRequestUri,
+    /// RFC 7591 §3.2.2
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2
+    InvalidClientMetadata,
 }
 
 impl ErrorCode {
@@ -72,6 +90,15 @@ impl ErrorCode {
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
         }
     }
 }

@@ -9,11 +9,13 @@ pub mod consent;
 pub mod error;
 pub mod grants;
 pub mod introspection;
+pub mod par;
 pub mod params;
 pub mod pkce;
 pub mod refresh;
 pub mod refresh_store;
 pub mod request;
+pub mod resource;
 pub mod revocation;
 pub mod store;
 pub mod token;
@@ -47,4 +49,5 @@ pub fn router() -> Router<AppState> {
         .route(routes::TOKEN, post(token::token))
         .route(routes::REVOCATION, post(revocation::revoke))
         .route(routes::INTROSPECTION, post(introspection::introspect))
+        .merge(par::router())
 }

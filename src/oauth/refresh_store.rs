@@ -33,6 +33,11 @@ pub struct NewFamily<'a> {
     pub created_at: i64,
     /// Absolute end of the family.
     pub expires_at: i64,
+    /// The resource server the family's access tokens are for (RFC 8707), if one was named.
+    pub resource: Option<&'a str>,
+    /// DPoP key thumbprint the family is bound to (RFC 9449 §5: a public client's refresh tokens
+    /// are bound to the key of the proof that obtained them), if any.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// A presented refresh token together with its family.
@@ -79,14 +84,18 @@ pub struct TokenRow {
     pub expires_at: i64,
     /// Set when the family was revoked.
     pub revoked_at: Option<i64>,
+    /// The family's resource server (RFC 8707), if any.
+    pub resource: Option<String>,
+    /// The DPoP key thumbprint the family is bound to, if any.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Inserts a family.
 pub async fn insert_family<'c>(ex: impl Exec<'c>, f: &NewFamily<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into refresh_families (id, client_id, user_id, org_id, scope, session_id, offline, \
-         auth_time, amr, created_at, last_used_at, expires_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+         auth_time, amr, created_at, last_used_at, expires_at, resource, dpop_jkt) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
     )
     .bind(f.id)
     .bind(f.client_id)
@@ -99,6 +108,8 @@ pub async fn insert_family<'c>(ex: impl Exec<'c>, f: &NewFamily<'_>) -> Result<(
     .bind(f.amr)
     .bind(f.created_at)
     .bind(f.expires_at)
+    .bind(f.resource)
+    .bind(f.dpop_jkt)
     .execute(ex)
     .await?;
     Ok(())
@@ -132,7 +143,7 @@ pub async fn find_token<'c>(
     let row = sqlx::query(
         "select t.token_hash, t.generation, t.rotated_at, t.successor_sealed, f.id as family_id, \
          f.client_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
-         t.created_at as issued_at, f.expires_at, f.revoked_at, \
+         t.created_at as issued_at, f.expires_at, f.revoked_at, f.resource, f.dpop_jkt, \
          u.id, u.email, u.name, u.email_verified, u.disabled, u.created_at, \
          o.slug as org_slug, m.role as org_role, o.require_mfa as org_require_mfa, \
          o.sso_required as org_sso_required \
@@ -174,6 +185,8 @@ pub async fn find_token<'c>(
         issued_at: r.try_get("issued_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        resource: r.try_get("resource")?,
+        dpop_jkt: r.try_get("dpop_jkt")?,
     }))
 }
 

@@ -41,14 +41,19 @@ pub struct CodeRow {
     pub issued_family_id: Option<String>,
     /// `jti` of the access token the redemption issued.
     pub issued_jti: Option<String>,
+    /// The resource server the authorization request named (RFC 8707), if any.
+    pub resource: Option<String>,
+    /// DPoP key thumbprint the code is bound to (RFC 9449 §10: `dpop_jkt`), if any.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Stores a new code.
 pub async fn insert_code<'c>(ex: impl Exec<'c>, c: &CodeRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into authorization_codes (code_hash, client_id, user_id, org_id, redirect_uri, scope, nonce, \
-         code_challenge, code_challenge_method, session_id, auth_time, amr, created_at, expires_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         code_challenge, code_challenge_method, session_id, auth_time, amr, created_at, expires_at, \
+         resource, dpop_jkt) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&c.code_hash)
     .bind(&c.client_id)
@@ -64,6 +69,8 @@ pub async fn insert_code<'c>(ex: impl Exec<'c>, c: &CodeRow) -> Result<(), sqlx:
     .bind(&c.amr)
     .bind(c.created_at)
     .bind(c.expires_at)
+    .bind(&c.resource)
+    .bind(&c.dpop_jkt)
     .execute(ex)
     .await?;
     Ok(())
@@ -76,8 +83,8 @@ pub async fn find_code<'c>(
 ) -> Result<Option<CodeRow>, sqlx::Error> {
     let row = sqlx::query(
         "select code_hash, client_id, user_id, org_id, redirect_uri, scope, nonce, code_challenge, session_id, \
-         auth_time, amr, created_at, expires_at, redeemed_at, issued_family_id, issued_jti \
-         from authorization_codes where code_hash = $1",
+         auth_time, amr, created_at, expires_at, redeemed_at, issued_family_id, issued_jti, resource, \
+         dpop_jkt from authorization_codes where code_hash = $1",
     )
     .bind(hash.as_str())
     .fetch_optional(ex)
@@ -100,6 +107,8 @@ pub async fn find_code<'c>(
         redeemed_at: r.try_get("redeemed_at")?,
         issued_family_id: r.try_get("issued_family_id")?,
         issued_jti: r.try_get("issued_jti")?,
+        resource: r.try_get("resource")?,
+        dpop_jkt: r.try_get("dpop_jkt")?,
     }))
 }
 

@@ -70,14 +70,18 @@ pub async fn token(
             format!("this client may not use {grant_type}"),
         ));
     }
+    let request = grants::TokenRequest {
+        client: &client,
+        params: &params,
+        dpop_jkt: None,
+    };
     let issued = match grant {
         GrantType::AuthorizationCode => {
-            grants::authorization_code::exchange(&state, &client, &params).await
+            grants::authorization_code::exchange(&state, &request).await
         }
-        GrantType::ClientCredentials => {
-            grants::client_credentials::exchange(&state, &client, &params)
-        }
-        GrantType::RefreshToken => grants::refresh_token::exchange(&state, &client, &params).await,
+        GrantType::ClientCredentials => grants::client_credentials::exchange(&state, &request),
+        GrantType::RefreshToken => grants::refresh_token::exchange(&state, &request).await,
+        GrantType::DeviceCode => crate::device::grant::exchange(&state, &request).await,
     }?;
     crate::metrics::token_issued(grant, client.client.public);
     Ok(issued)

@@ -69,7 +69,7 @@ pub fn document(config: &Config) -> Value {
     let url = |path: &str| format!("{issuer}{path}");
     let client_auth = ["client_secret_basic", "client_secret_post"];
     let algs = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA].map(|a| a.as_str());
-    json!({
+    let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": url(routes::AUTHORIZE),
         "token_endpoint": url(routes::TOKEN),
@@ -81,7 +81,12 @@ pub fn document(config: &Config) -> Value {
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            crate::clients::DEVICE_CODE_GRANT,
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported":
@@ -99,8 +104,27 @@ pub fn document(config: &Config) -> Value {
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,
         "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
-    })
+        // OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens carry `sid`.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        // RFC 8628 §4.
+        "device_authorization_endpoint": url(routes::DEVICE_AUTHORIZATION),
+        // RFC 9126 §5: per client (`client create --require-par`), not for every client.
+        "pushed_authorization_request_endpoint": url(routes::PUSHED_AUTHORIZATION_REQUEST),
+        "require_pushed_authorization_requests": false,
+        // RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": crate::dpop::SIGNING_ALGS,
+    });
+    // RFC 7591 §3 / RFC 8414 §2: the registration endpoint exists only when it is switched on.
+    if config.dynamic_registration != crate::config::DynamicRegistration::Off
+        && let Some(map) = doc.as_object_mut()
+    {
+        map.insert(
+            "registration_endpoint".into(),
+            Value::String(url(routes::REGISTRATION)),
+        );
+    }
+    doc
 }
 
 /// The metadata document, serialized once; cloning shares the buffer.

@@ -1,6 +1,7 @@
-//! OpenID Connect: discovery, the JWKS, ID tokens, the claims each scope releases, userinfo, and
-//! RP-initiated logout.
+//! OpenID Connect: discovery, the JWKS, ID tokens, the claims each scope releases, userinfo,
+//! RP-initiated logout, and back-channel logout.
 
+pub mod backchannel;
 pub mod claims;
 pub mod discovery;
 pub mod end_session;

@@ -92,7 +92,12 @@ async fn discovery_documents_advertise_every_endpoint_under_the_issuer(backend: 
             ("response_modes_supported", &["query"]),
             (
                 "grant_types_supported",
-                &["authorization_code", "refresh_token", "client_credentials"],
+                &[
+                    "authorization_code",
+                    "refresh_token",
+                    "client_credentials",
+                    "urn:ietf:params:oauth:grant-type:device_code",
+                ],
             ),
             ("subject_types_supported", &["public"]),
             (
@@ -154,10 +159,11 @@ async fn discovery_documents_advertise_every_endpoint_under_the_issuer(backend: 
             "request_uri_parameter_supported",
             "require_request_uri_registration",
             "frontchannel_logout_supported",
-            "backchannel_logout_supported",
         ] {
             assert_eq!(doc[member], false, "{path} {member}");
         }
+        assert_eq!(doc["backchannel_logout_supported"], true);
+        assert_eq!(doc["backchannel_logout_session_supported"], true);
         assert!(doc.get("userinfo_signing_alg_values_supported").is_none());
     }
 }

@@ -2,12 +2,10 @@
 //! most 60 seconds, is bound to its client and redirect URI, and needs the PKCE verifier when a
 //! challenge was sent. A second redemption revokes what the first one issued (RFC 6749 §4.1.2).
 
-use super::{UserGrant, UserTokens};
+use super::{TokenRequest, UserGrant, UserTokens};
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
-use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
-use crate::oauth::params::Params;
 use crate::oauth::refresh::{self, FreshFamily};
 use crate::oauth::refresh_store::NewFamily;
 use crate::oauth::token::TokenResponse;
@@ -17,9 +15,9 @@ use crate::oidc::claims;
 /// Redeems a code for tokens.
 pub async fn exchange(
     state: &AppState,
-    client: &AuthenticatedClient,
-    params: &Params,
+    req: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (client, params) = (req.client, req.params);
     let code = params
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
@@ -77,6 +75,8 @@ pub async fn exchange(
             nonce: row.nonce.as_deref(),
             amr: &amr,
             org: org.as_ref(),
+            resource: None,
+            jkt: req.dpop_jkt,
         },
     )?;
     let family = refresh::should_issue(&client.client, &row.scope).then(FreshFamily::generate);
@@ -106,13 +106,15 @@ pub async fn exchange(
             amr: &row.amr,
             created_at: now,
             expires_at: refresh::family_expiry(state, now),
+            resource: None,
+            dpop_jkt: None,
         };
         refresh::start_family(&mut tx, &new_family, &family.token).await?;
     }
     tx.commit().await?;
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: req.token_type(),
         expires_in: access.expires_in,
         scope: row.scope,
         id_token,

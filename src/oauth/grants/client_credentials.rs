@@ -3,20 +3,16 @@
 
 use crate::app::AppState;
 use crate::oauth::access_token::{self, AccessGrant};
-use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::params::Params;
+use crate::oauth::grants::TokenRequest;
 use crate::oauth::token::TokenResponse;
 
 /// Scopes that only make sense for a user and are never granted to a client acting for itself.
 const USER_ONLY_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// Issues an access token to an authenticated confidential client.
-pub fn exchange(
-    state: &AppState,
-    client: &AuthenticatedClient,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
+pub fn exchange(state: &AppState, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (client, params) = (req.client, req.params);
     if client.client.public {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -55,11 +51,13 @@ pub fn exchange(
         acr: None,
         sid: None,
         org: None,
+        audience: None,
+        jkt: req.dpop_jkt,
     };
     let token = access_token::mint(state, &grant)?;
     Ok(TokenResponse {
         access_token: token.token,
-        token_type: "Bearer",
+        token_type: req.token_type(),
         expires_in: token.expires_in,
         scope,
         id_token: None,

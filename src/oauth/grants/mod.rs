@@ -8,9 +8,35 @@ use crate::accounts::{self, User};
 use crate::app::AppState;
 use crate::clients::Client;
 use crate::oauth::access_token::{self, AccessGrant, AccessToken, OrgClaims};
+use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
 use crate::oidc::{claims, id_token};
 use crate::orgs;
+
+/// A token request after client authentication: what every grant works from.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRequest<'a> {
+    /// The authenticated client.
+    pub client: &'a AuthenticatedClient,
+    /// The form parameters.
+    pub params: &'a Params,
+    /// JWK SHA-256 thumbprint of the key of a valid DPoP proof sent with the request (RFC 9449
+    /// §5); the tokens issued are bound to it. `None` for a plain bearer request.
+    pub dpop_jkt: Option<&'a str>,
+}
+
+impl TokenRequest<'_> {
+    /// `token_type` of the response: `DPoP` for tokens bound to a proof's key (RFC 9449 §5.1),
+    /// `Bearer` otherwise.
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
+}
 
 /// The user a grant speaks for, if they may still sign in: a deleted or disabled user gets
 /// `invalid_grant` (RFC 6749 §5.2), whatever code or refresh token they hold.
@@ -126,6 +152,10 @@ pub struct UserGrant<'a> {
     pub amr: &'a [String],
     /// The selected organization (`org_id`, `org_slug`, `roles`), if any.
     pub org: Option<&'a OrgClaims>,
+    /// The resource server the access token is for (RFC 8707), if one was named.
+    pub resource: Option<&'a str>,
+    /// The DPoP key thumbprint the access token is bound to (RFC 9449), if any.
+    pub jkt: Option<&'a str>,
 }
 
 /// The access token of a user-facing grant, and an ID token when `openid` was granted.
@@ -150,6 +180,8 @@ pub fn mint_user_tokens(state: &AppState, g: &UserGrant<'_>) -> Result<UserToken
             acr: Some(crate::mfa::acr(g.amr)),
             sid: g.sid,
             org: g.org,
+            audience: g.resource,
+            jkt: g.jkt,
         },
     )?;
     let id_token = if claims::has_scope(g.scope, "openid") {

@@ -2,13 +2,11 @@
 //! refresh token for a new access token, a new (rotated) refresh token and, when `openid` is in scope,
 //! a new ID token with the original `auth_time` and no nonce (OIDC Core §12.2).
 
-use super::{UserGrant, UserTokens};
+use super::{TokenRequest, UserGrant, UserTokens};
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
 use crate::oauth::access_token::OrgClaims;
-use crate::oauth::client_auth::AuthenticatedClient;
 use crate::oauth::error::OAuthError;
-use crate::oauth::params::Params;
 use crate::oauth::refresh;
 use crate::oauth::refresh_store;
 use crate::oauth::token::TokenResponse;
@@ -16,9 +14,9 @@ use crate::oauth::token::TokenResponse;
 /// Refreshes: checks the token, its family and its user, then rotates.
 pub async fn exchange(
     state: &AppState,
-    client: &AuthenticatedClient,
-    params: &Params,
+    req: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (client, params) = (req.client, req.params);
     let presented = params
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
@@ -70,12 +68,14 @@ pub async fn exchange(
             nonce: None,
             amr: &row.amr,
             org: org.as_ref(),
+            resource: None,
+            jkt: req.dpop_jkt,
         },
     )?;
     let successor = refresh::rotate(state, &row, presented, now).await?;
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: req.token_type(),
         expires_in: access.expires_in,
         scope,
         id_token,
