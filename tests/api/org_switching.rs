@@ -19,6 +19,7 @@ on_both_databases!(
     third_party_client_needs_consent_for_the_target_organization,
     naming_the_family_organization_is_a_plain_rotating_refresh,
     a_spent_token_cannot_switch,
+    the_new_family_keeps_the_resource,
 );
 
 /// Ada (member of Acme, which she owns, and of Globex, owned by Grace) and a client registered with
@@ -277,4 +278,36 @@ async fn a_spent_token_cannot_switch(backend: Backend) {
         invalid_grant(refresh(&app, &client, &token, &[("organization", "globex")]).await).await;
     assert!(why.contains("already used"), "{why}");
     invalid_grant(refresh(&app, &client, &successor, &[]).await).await;
+}
+
+async fn the_new_family_keeps_the_resource(backend: Backend) {
+    const API: &str = "https://api.example.com/";
+    let (app, client, _, globex) = two_orgs(backend, &["--first-party", "--resource", API]).await;
+    let journey = rp::authorize(
+        &app,
+        &rp::browser(),
+        &url(
+            &app,
+            &client,
+            &[("organization", "acme"), ("resource", API)],
+        ),
+        EMAIL,
+        Consent::Allow,
+    )
+    .await;
+    let tokens = json_with_status(redeem(&app, &client, &journey).await, 200).await;
+    let token = text(&tokens, "refresh_token").to_owned();
+    let switched = json_with_status(
+        refresh(&app, &client, &token, &[("organization", "globex")]).await,
+        200,
+    )
+    .await;
+    let (at, id) = token_claims(&app, &switched).await;
+    assert_eq!(at["aud"], API);
+    assert_eq!(id["aud"], client.id.as_str());
+    assert_eq!(org_of(&at), expected(&globex, "globex", "member"));
+    // The new family is bound to the resource too.
+    let next = text(&switched, "refresh_token").to_owned();
+    let again = json_with_status(refresh(&app, &client, &next, &[]).await, 200).await;
+    assert_eq!(token_claims(&app, &again).await.0["aud"], API);
 }
