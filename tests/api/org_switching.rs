@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp};
+use crate::mgmt_helpers;
 use crate::org_login::{
     EMAIL, OTHER, add_member, create_org, expected, org_of, redeem, token_claims, url,
 };
@@ -165,6 +166,30 @@ async fn switching_gives_the_other_organization_in_a_new_family_and_keeps_the_ol
     assert_eq!(org_of(&id), expected(&globex, "globex", "member"));
     // ... and the Acme family is still alive.
     json_with_status(refresh(&app, &client, &acme_successor, &[]).await, 200).await;
+
+    // Both switches are in Globex's audit log, none in Acme's.
+    let operator = mgmt_helpers::operator_token(&app).await;
+    let action = "refresh_token.organization_switched";
+    let logged = mgmt_helpers::get(
+        &app,
+        &format!("/api/v1/orgs/{globex}/audit-log?action={action}"),
+        &operator,
+    )
+    .await;
+    let events = logged.ok(200).as_array().expect("a list").clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["details"]["from_org_id"] == acme.as_str())
+    );
+    let in_acme = mgmt_helpers::get(
+        &app,
+        &format!("/api/v1/orgs/{acme}/audit-log?action={action}"),
+        &operator,
+    )
+    .await;
+    assert_eq!(in_acme.ok(200).as_array().map(Vec::len), Some(0));
 }
 
 async fn unknown_organization_and_non_member_get_the_same_invalid_grant(backend: Backend) {

@@ -15,10 +15,12 @@
 //!   authorization request with `organization=`, which asks.
 //! * An unknown organization and one the person is not in get the same `invalid_grant` (RFC 6749
 //!   §5.2), so the grant cannot be used to learn which organizations exist.
+//! * The switch is recorded in the target organization's audit log.
 
 use super::{TokenRequest, UserGrant, UserTokens};
 use crate::accounts::User;
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent};
 use crate::oauth::access_token::OrgClaims;
 use crate::oauth::error::OAuthError;
 use crate::oauth::refresh::{self, FreshFamily};
@@ -181,6 +183,27 @@ pub async fn switch(
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
     refresh_store::insert_token(&mut *tx, &family.token.hash(), &family.id, 1, now).await?;
+    // In the target organization's log: its admins see which applications moved into it.
+    audit::record(
+        &mut *tx,
+        &AuditEvent {
+            org_id: Some(&target.id),
+            actor: &Actor {
+                user_id: Some(user.id.clone()),
+                client_id: Some(client.id.clone()),
+                meta: Default::default(),
+            },
+            action: audit::action::ORGANIZATION_SWITCHED,
+            target_type: Some("refresh_family"),
+            target_id: Some(&family.id),
+            details: serde_json::json!({
+                "from_org_id": row.org_id,
+                "from_family_id": row.family_id,
+            }),
+        },
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(TokenResponse {
         access_token: access.token,
