@@ -41,6 +41,10 @@ pub mod action {
     pub const SIGNING_KEY_ROTATED: &str = "signing_key.rotated";
     /// A rotated refresh token was presented again; its family was revoked (RFC 9700 §4.14.2).
     pub const REFRESH_REUSE_DETECTED: &str = "refresh_token.reuse_detected";
+    /// A refresh token was exchanged for tokens of another organization of the person, in a new
+    /// family (recorded in the target organization's log; details: `from_org_id`,
+    /// `from_family_id`).
+    pub const ORGANIZATION_SWITCHED: &str = "refresh_token.organization_switched";
     /// A login succeeded.
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     /// A login failed.

@@ -188,10 +188,23 @@ pub fn is_access_token_typ(typ: Option<&str>) -> bool {
     })
 }
 
-/// Verifies a bearer access token: signature by one of our keys (alg pinned by the key), header
-/// `typ` `at+jwt` (RFC 9068 §4: an ID token signed by the same key is not an access token), `iss`,
-/// `exp`, and the RFC 9068 claims. `None` when invalid.
+/// Verifies an access token presented to one of OUR resource servers (userinfo, the management
+/// API): [`verify_issued`], and its `aud` must be its own `client_id`, the audience of a token
+/// issued without a resource. RFC 9068 §4: a resource server "MUST validate that the aud claim
+/// contains a resource indicator value corresponding to an identifier the resource server expects
+/// for itself"; RFC 8707 §1: a token minted for another resource server (`resource`) must not be
+/// usable here. `None` when invalid.
 pub fn verify(state: &AppState, token: &str) -> Option<VerifiedAccessToken> {
+    let verified = verify_issued(state, token)?;
+    let aud = verified.claims.get("aud").and_then(Value::as_str)?;
+    (aud == verified.client_id).then_some(verified)
+}
+
+/// Verifies an access token we issued, whatever its audience (introspection and revocation deal
+/// with tokens for any resource server): signature by one of our keys (alg pinned by the key),
+/// header `typ` `at+jwt` (RFC 9068 §4: an ID token signed by the same key is not an access token),
+/// `iss`, `exp`, and the RFC 9068 claims. `None` when invalid.
+pub fn verify_issued(state: &AppState, token: &str) -> Option<VerifiedAccessToken> {
     let (claims, typ) = state.keyring.verify_typed(token).ok()?;
     if !is_access_token_typ(typ.as_deref()) {
         return None;

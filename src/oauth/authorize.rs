@@ -345,7 +345,7 @@ async fn next_step(
         redeemed_at: None,
         issued_family_id: None,
         issued_jti: None,
-        resource: None,
+        resource: req.resource.clone(),
         dpop_jkt: None,
     };
     store::insert_code(&state.db.pool, &row).await?;

@@ -57,7 +57,9 @@ async fn access_token_answer(
     caller: &AuthenticatedClient,
     token: &str,
 ) -> Result<Option<Map<String, Value>>, OAuthError> {
-    let Some(verified) = access_token::verify(state, token) else {
+    // Any audience: a resource server introspects the tokens minted for it (RFC 8707), and `aud`
+    // (copied below) tells it whether the token is meant for it (RFC 7662 §2.2).
+    let Some(verified) = access_token::verify_issued(state, token) else {
         return Ok(None);
     };
     // A deleted client's tokens are inactive (`client delete`), as the bearer check treats them.

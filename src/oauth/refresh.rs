@@ -193,7 +193,7 @@ pub async fn rotate(
 /// A rotated token presented again. Within the grace window (strictly positive) and while its
 /// successor is still unused, the same successor is returned; otherwise this is a replay (RFC 9700
 /// §4.14.2): the family is revoked.
-async fn reuse(
+pub(crate) async fn reuse(
     state: &AppState,
     row: &TokenRow,
     presented: &str,

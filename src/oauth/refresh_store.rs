@@ -61,6 +61,8 @@ pub struct TokenRow {
     pub scope: String,
     /// Family `sid`.
     pub session_id: Option<String>,
+    /// `offline_access` was granted: the family survives logout.
+    pub offline: bool,
     /// Original `auth_time`.
     pub auth_time: i64,
     /// Authentication methods of the original login.
@@ -115,6 +117,40 @@ pub async fn insert_family<'c>(ex: impl Exec<'c>, f: &NewFamily<'_>) -> Result<(
     Ok(())
 }
 
+/// Inserts `f`, a family born from an organization switch, only while the family it was switched
+/// from (`parent_id`) is not revoked: a sign-out or a reuse that revokes the parent concurrently
+/// wins, and no child outlives it (false then). The condition is part of the insert, so the race is
+/// decided by the database, not by an earlier read.
+pub async fn insert_family_unless_parent_revoked<'c>(
+    ex: impl Exec<'c>,
+    f: &NewFamily<'_>,
+    parent_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "insert into refresh_families (id, client_id, user_id, org_id, scope, session_id, offline, \
+         auth_time, amr, created_at, last_used_at, expires_at, resource, dpop_jkt) \
+         select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13 \
+         where exists (select 1 from refresh_families p where p.id = $14 and p.revoked_at is null)",
+    )
+    .bind(f.id)
+    .bind(f.client_id)
+    .bind(f.user_id)
+    .bind(f.org_id)
+    .bind(f.scope)
+    .bind(f.session_id)
+    .bind(crate::db::flag(f.offline))
+    .bind(f.auth_time)
+    .bind(f.amr)
+    .bind(f.created_at)
+    .bind(f.expires_at)
+    .bind(f.resource)
+    .bind(f.dpop_jkt)
+    .bind(parent_id)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Inserts a token of generation `generation` into a family.
 pub async fn insert_token<'c>(
     ex: impl Exec<'c>,
@@ -142,7 +178,7 @@ pub async fn find_token<'c>(
 ) -> Result<Option<TokenRow>, sqlx::Error> {
     let row = sqlx::query(
         "select t.token_hash, t.generation, t.rotated_at, t.successor_sealed, f.id as family_id, \
-         f.client_id, f.org_id, f.scope, f.session_id, f.auth_time, f.amr, \
+         f.client_id, f.org_id, f.scope, f.session_id, f.offline, f.auth_time, f.amr, \
          t.created_at as issued_at, f.expires_at, f.revoked_at, f.resource, f.dpop_jkt, \
          u.id, u.email, u.name, u.email_verified, u.disabled, u.created_at, \
          o.slug as org_slug, m.role as org_role, o.require_mfa as org_require_mfa, \
@@ -168,6 +204,7 @@ pub async fn find_token<'c>(
         org_id: r.try_get("org_id")?,
         scope: r.try_get("scope")?,
         session_id: r.try_get("session_id")?,
+        offline: r.try_get::<i64, _>("offline")? != 0,
         auth_time: r.try_get("auth_time")?,
         amr: serde_json::from_str(&r.try_get::<String, _>("amr")?).unwrap_or_default(),
         user: accounts::store::user_from_row(&r)?,

@@ -78,6 +78,10 @@ pub struct AuthzRequest {
     /// without a `connection` uses it.
     #[serde(default)]
     pub sso_connection: Option<String>,
+    /// The resource server the access token will be for (RFC 8707 §2), one of the client's
+    /// registered resources; kept on the code ([`crate::oauth::resource`]).
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 impl AuthzRequest {
@@ -292,6 +296,18 @@ pub async fn validate(
         }
         Some(o) => Some(o.to_owned()),
     };
+    // RFC 8707 §2: an unknown, unregistered, malformed or repeated resource is `invalid_target`,
+    // sent to the (now trusted) redirect URI.
+    let resource = match super::resource::requested(&client, params) {
+        Ok(resource) => resource.map(str::to_owned),
+        Err(error) => {
+            return Err(Refusal::Redirect {
+                redirect_uri: redirect_uri.to_owned(),
+                state: params.get("state").map(str::to_owned),
+                error,
+            });
+        }
+    };
     let acr_values: Vec<String> = params
         .get("acr_values")
         .unwrap_or_default()
@@ -319,6 +335,7 @@ pub async fn validate(
         consent_given: false,
         signed_in_for_request: false,
         sso_connection: None,
+        resource,
     };
     Ok((client, request))
 }

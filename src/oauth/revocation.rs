@@ -160,7 +160,7 @@ async fn revoke_access_token(
     token: &str,
 ) -> Result<bool, OAuthError> {
     // An expired token fails verification: it needs no deny-listing.
-    let Some(verified) = access_token::verify(state, token) else {
+    let Some(verified) = access_token::verify_issued(state, token) else {
         return Ok(false);
     };
     if verified.client_id != client_id {

@@ -307,6 +307,7 @@ mod tests {
             consent_given: false,
             signed_in_for_request: false,
             sso_connection: None,
+            resource: None,
         }
     }
 

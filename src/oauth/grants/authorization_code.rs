@@ -9,7 +9,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::refresh::{self, FreshFamily};
 use crate::oauth::refresh_store::NewFamily;
 use crate::oauth::token::TokenResponse;
-use crate::oauth::{pkce, store};
+use crate::oauth::{pkce, resource, store};
 use crate::oidc::claims;
 
 /// Redeems a code for tokens.
@@ -56,6 +56,9 @@ pub async fn exchange(
         }
         (None, None) => {}
     }
+    // RFC 8707 §2.2: the resource of the authorization request, or (without one) any registered
+    // resource the token request names; the access token's `aud`.
+    let audience = resource::for_token(&client.client, params, row.resource.as_deref())?;
     let user = super::active_user(state, &row.user_id).await?;
     let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
     // The authorization endpoint asks for the second factor an organization requires before it
@@ -75,7 +78,7 @@ pub async fn exchange(
             nonce: row.nonce.as_deref(),
             amr: &amr,
             org: org.as_ref(),
-            resource: None,
+            resource: audience,
             jkt: req.dpop_jkt,
         },
     )?;
@@ -106,7 +109,9 @@ pub async fn exchange(
             amr: &row.amr,
             created_at: now,
             expires_at: refresh::family_expiry(state, now),
-            resource: None,
+            // The authorization's resource binds the family's refreshes too; a resource named only
+            // at this token request was for this one access token.
+            resource: row.resource.as_deref(),
             dpop_jkt: None,
         };
         refresh::start_family(&mut tx, &new_family, &family.token).await?;

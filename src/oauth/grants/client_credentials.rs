@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::oauth::access_token::{self, AccessGrant};
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::grants::TokenRequest;
+use crate::oauth::resource;
 use crate::oauth::token::TokenResponse;
 
 /// Scopes that only make sense for a user and are never granted to a client acting for itself.
@@ -43,6 +44,8 @@ pub fn exchange(state: &AppState, req: &TokenRequest<'_>) -> Result<TokenRespons
             granted.join(" ")
         }
     };
+    // RFC 8707 §2.2: any resource the client registered; its `aud`.
+    let audience = resource::for_token(&client.client, params, None)?;
     let grant = AccessGrant {
         subject: &client.client.id,
         client_id: &client.client.id,
@@ -51,7 +54,7 @@ pub fn exchange(state: &AppState, req: &TokenRequest<'_>) -> Result<TokenRespons
         acr: None,
         sid: None,
         org: None,
-        audience: None,
+        audience,
         jkt: req.dpop_jkt,
     };
     let token = access_token::mint(state, &grant)?;

@@ -3,6 +3,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
+pub mod switch_org;
 
 use crate::accounts::{self, User};
 use crate::app::AppState;

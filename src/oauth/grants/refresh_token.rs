@@ -1,6 +1,9 @@
 //! The refresh token grant (RFC 6749 §6, RFC 9700 §4.14.2, OIDC Core §12): a client exchanges its
 //! refresh token for a new access token, a new (rotated) refresh token and, when `openid` is in scope,
 //! a new ID token with the original `auth_time` and no nonce (OIDC Core §12.2).
+//!
+//! With `organization=ID_OR_SLUG` naming another organization of the person, the grant switches
+//! organization instead of rotating ([`super::switch_org`]).
 
 use super::{TokenRequest, UserGrant, UserTokens};
 use crate::app::AppState;
@@ -9,6 +12,7 @@ use crate::oauth::access_token::OrgClaims;
 use crate::oauth::error::OAuthError;
 use crate::oauth::refresh;
 use crate::oauth::refresh_store;
+use crate::oauth::resource;
 use crate::oauth::token::TokenResponse;
 
 /// Refreshes: checks the token, its family and its user, then rotates.
@@ -32,12 +36,30 @@ pub async fn exchange(
     let now = state.clock.now();
     refresh::check_family(&row, now)?;
     let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
+    // RFC 8707 §2.2: the family's resource (from its authorization), or any registered one when it
+    // has none; the access token's `aud`.
+    let audience = resource::for_token(&client.client, params, row.resource.as_deref())?;
     // The user and their membership were read with the token (one query on the hot path): a
     // disabled user, or a member removed since, gets invalid_grant; the role is the current one.
     if row.user.disabled {
         return Err(super::user_gone());
     }
     let user = &row.user;
+    // Organization switching: the family's own organization named again is a plain refresh.
+    if let Some(named) = params.get("organization") {
+        let target = super::switch_org::target(state, named, user).await?;
+        if row.org_id.as_deref() != Some(target.id.as_str()) {
+            let switch = super::switch_org::Switch {
+                row: &row,
+                presented,
+                scope: &scope,
+                audience,
+                target,
+                now,
+            };
+            return super::switch_org::switch(state, req, switch).await;
+        }
+    }
     let org = match (&row.org_id, &row.org_slug, row.org_role) {
         (None, _, _) => None,
         (Some(id), Some(slug), Some(role)) => {
@@ -68,7 +90,7 @@ pub async fn exchange(
             nonce: None,
             amr: &row.amr,
             org: org.as_ref(),
-            resource: None,
+            resource: audience,
             jkt: req.dpop_jkt,
         },
     )?;
