@@ -107,7 +107,9 @@ pub async fn exchange(
             created_at: now,
             expires_at: refresh::family_expiry(state, now),
             resource: None,
-            dpop_jkt: None,
+            // RFC 9449 §5: a public client's refresh tokens are bound to its proof's key; a
+            // confidential client's are already bound to it by client authentication.
+            dpop_jkt: req.dpop_jkt.filter(|_| client.client.public),
         };
         refresh::start_family(&mut tx, &new_family, &family.token).await?;
     }

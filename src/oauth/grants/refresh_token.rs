@@ -31,6 +31,7 @@ pub async fn exchange(
     }
     let now = state.clock.now();
     refresh::check_family(&row, now)?;
+    crate::dpop::check_family_binding(row.dpop_jkt.as_deref(), req.dpop_jkt)?;
     let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
     // The user and their membership were read with the token (one query on the hot path): a
     // disabled user, or a member removed since, gets invalid_grant; the role is the current one.
