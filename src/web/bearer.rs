@@ -5,6 +5,10 @@
 //! challenge: 401 `invalid-token` for a missing, bad, expired or revoked token (or one of a user who
 //! was since deleted or disabled), 403
 //! `insufficient-scope` when the token lacks the scope an endpoint needs.
+//!
+//! A DPoP-bound token (RFC 9449) comes as `Authorization: DPoP` with a proof for this request
+//! ([`crate::dpop::resource`]); its refusals (`invalid-token`, `invalid-dpop-proof`,
+//! `use-dpop-nonce`) carry a `DPoP` challenge instead.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
