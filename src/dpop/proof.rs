@@ -270,6 +270,72 @@ mod tests {
         assert!(!same_url("not a url", "http://localhost/token"));
     }
 
+    /// A proof by `private` (its public half in the header) for `POST https://id.example/token`.
+    fn sign(alg: &str, private: &Jwk, public: &Jwk, now: i64) -> String {
+        let mut header = jws::JwsHeader::new();
+        header.set_token_type(PROOF_TYP);
+        header.set_jwk(public.clone());
+        let claims = serde_json::json!({
+            "jti": "j1", "htm": "POST", "htu": "https://id.example/token", "iat": now,
+        })
+        .to_string();
+        let signer: Box<dyn jws::JwsSigner> = match alg {
+            "ES256" => Box::new(jws::ES256.signer_from_jwk(private).unwrap()),
+            "RS256" => Box::new(jws::RS256.signer_from_jwk(private).unwrap()),
+            "PS256" => Box::new(jws::PS256.signer_from_jwk(private).unwrap()),
+            _ => Box::new(jws::EdDSA.signer_from_jwk(private).unwrap()),
+        };
+        jws::serialize_compact(claims.as_bytes(), &header, signer.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn every_advertised_algorithm_verifies_and_others_do_not() {
+        use josekit::jwk::KeyPair as _;
+        let now = 1_700_000_000;
+        let expected = Expected {
+            method: "POST",
+            url: "https://id.example/token",
+            now,
+            access_token: None,
+            jkt: None,
+        };
+        for alg in super::super::SIGNING_ALGS {
+            let (private, public) = match alg {
+                "ES256" => {
+                    let pair = jws::ES256.generate_key_pair().unwrap();
+                    (pair.to_jwk_private_key(), pair.to_jwk_public_key())
+                }
+                "RS256" | "PS256" => {
+                    let pair = jws::RS256.generate_key_pair(2048).unwrap();
+                    (pair.to_jwk_private_key(), pair.to_jwk_public_key())
+                }
+                _ => {
+                    let pair = jws::EdDSA
+                        .generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519)
+                        .unwrap();
+                    (pair.to_jwk_private_key(), pair.to_jwk_public_key())
+                }
+            };
+            let mut public = public;
+            public.set_algorithm(alg);
+            let mut private = private;
+            private.set_algorithm(alg);
+            let proof = verify(&sign(alg, &private, &public, now), &expected)
+                .unwrap_or_else(|e| panic!("{alg}: {e:?}"));
+            assert_eq!(proof.jkt, thumbprint(public.as_ref()).unwrap(), "{alg}");
+            assert_eq!(proof.jti, "j1");
+        }
+        // A MAC is not a proof of possession.
+        let mut header = jws::JwsHeader::new();
+        header.set_token_type(PROOF_TYP);
+        let signer = jws::HS256.signer_from_bytes([7u8; 32]).unwrap();
+        let mac = jws::serialize_compact(b"{}", &header, &signer).unwrap();
+        assert!(matches!(
+            verify(&mac, &expected),
+            Err(ProofError::Invalid(_))
+        ));
+    }
+
     #[test]
     fn several_dpop_headers_are_refused() {
         let mut headers = HeaderMap::new();
