@@ -479,6 +479,37 @@ async fn token_endpoint_refuses_bad_proofs(backend: Backend) {
         .expect("sent");
     let body = rp::json_with_status(two, 400).await;
     assert_eq!(body["error"], "invalid_dpop_proof");
+    // A nonce lives 5 to 10 minutes: eleven minutes later it is stale, and the answer brings the
+    // current one.
+    app.clock.advance(660);
+    let later = d::now() + 660;
+    let stale = key.proof(
+        "POST",
+        &htu,
+        &Proof {
+            nonce: Some(&nonce),
+            iat: Some(later),
+            ..Proof::default()
+        },
+    );
+    let response = d::post_token(&app, &client, &form, Some(&stale)).await;
+    let current = rp::header(&response, "dpop-nonce");
+    assert_ne!(current, nonce);
+    let body = rp::json_with_status(response, 400).await;
+    assert_eq!(body["error"], "use_dpop_nonce", "{body}");
+    let fresh = key.proof(
+        "POST",
+        &htu,
+        &Proof {
+            nonce: Some(&current),
+            iat: Some(later),
+            ..Proof::default()
+        },
+    );
+    let body =
+        rp::json_with_status(d::post_token(&app, &client, &form, Some(&fresh)).await, 200).await;
+    assert_eq!(body["token_type"], "DPoP");
+    app.clock.advance(-660);
     // Without any proof: an unbound Bearer token, as before.
     let plain = rp::json_with_status(d::post_token(&app, &client, &form, None).await, 200).await;
     assert_eq!(plain["token_type"], "Bearer");
