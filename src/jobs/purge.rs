@@ -119,6 +119,11 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
             purged.rows.push((table, done.rows_affected()));
         }
     }
+    // DPoP proofs too old to be accepted again (RFC 9449 §11.1; `dpop::store`).
+    let proofs = crate::dpop::store::purge_proofs(&db.pool, now).await?;
+    if proofs > 0 {
+        purged.rows.push(("dpop_proofs", proofs));
+    }
     Ok(purged)
 }
 

@@ -118,6 +118,9 @@ pub struct OAuthError {
     pub status_override: Option<StatusCode>,
     /// Seconds for a `Retry-After` header (RFC 9110 §10.2.3), sent with 429.
     pub retry_after: Option<i64>,
+    /// A fresh `DPoP-Nonce` header (RFC 9449 §8): every answer to a request with a DPoP proof
+    /// carries one, so that a client told `use_dpop_nonce` can retry at once.
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -129,6 +132,15 @@ impl OAuthError {
             basic_challenge: false,
             status_override: None,
             retry_after: None,
+            dpop_nonce: None,
+        }
+    }
+
+    /// The same error with a `DPoP-Nonce` header, when `nonce` is given.
+    pub fn with_dpop_nonce(self, nonce: Option<String>) -> OAuthError {
+        OAuthError {
+            dpop_nonce: nonce,
+            ..self
         }
     }
 
@@ -249,6 +261,9 @@ impl IntoResponse for OAuthError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(nonce) = &self.dpop_nonce {
+            crate::dpop::nonce::attach_value(nonce, &mut response);
         }
         if self.basic_challenge {
             response.headers_mut().insert(

@@ -28,8 +28,9 @@ use crate::web::request_meta::RequestMeta;
 
 /// Access-token claims copied into an active introspection response (§2.2), when present. `acr`
 /// (and `auth_time`) let a resource server that introspects apply the same step-up rule as one that
-/// reads the JWT (RFC 9068 §2.2.1, RFC 9470 §3).
-const ACCESS_TOKEN_MEMBERS: [&str; 13] = [
+/// reads the JWT (RFC 9068 §2.2.1, RFC 9470 §3). `cnf` tells a DPoP-bound token's key (RFC 9449
+/// §6.2).
+const ACCESS_TOKEN_MEMBERS: [&str; 14] = [
     "scope",
     "client_id",
     "sub",
@@ -43,6 +44,7 @@ const ACCESS_TOKEN_MEMBERS: [&str; 13] = [
     "roles",
     "acr",
     "auth_time",
+    "cnf",
 ];
 
 /// True when `caller` may learn about a token issued to `owner`: its own, or any with the
@@ -84,7 +86,13 @@ async fn access_token_answer(
             body.insert(name.into(), value.clone());
         }
     }
-    body.insert("token_type".into(), json!("Bearer"));
+    // RFC 9449 §6.2: a bound token's type is DPoP.
+    let token_type = if verified.claims.contains_key("cnf") {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
+    body.insert("token_type".into(), json!(token_type));
     Ok(Some(body))
 }
 

@@ -1,5 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): parses the form (repeated parameters refused), authenticates
-//! the client, and dispatches to the grant. Every answer carries `Cache-Control: no-store` (§5.1).
+//! the client, checks a DPoP proof when one is sent (RFC 9449 §5: the tokens issued are then bound
+//! to its key), and dispatches to the grant. Every answer carries `Cache-Control: no-store` (§5.1),
+//! and every answer to a request with a `DPoP` header a fresh `DPoP-Nonce` (RFC 9449 §8).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -22,7 +24,7 @@ use crate::web::request_meta::RequestMeta;
 pub struct TokenResponse {
     /// The access token (RFC 9068 JWT).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for tokens bound to a proof's key (RFC 9449 §5.1).
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -50,9 +52,33 @@ pub async fn token(
     meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = issue(&state, &meta, &headers, body).await;
+    // RFC 9449 §8: a client using DPoP learns the nonce to put in its next proof from every answer.
+    let nonce = headers
+        .contains_key(crate::dpop::proof::DPOP_HEADER)
+        .then(|| crate::dpop::nonce::current(&state));
+    match result {
+        Ok(issued) => {
+            let mut response = issued.into_response();
+            if let Some(nonce) = &nonce {
+                crate::dpop::nonce::attach_value(nonce, &mut response);
+            }
+            response
+        }
+        Err(error) => error.with_dpop_nonce(nonce).into_response(),
+    }
+}
+
+/// Authenticates, checks the proof, and runs the grant.
+async fn issue(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<TokenResponse, OAuthError> {
     let body = body.map_err(|r| OAuthError::unreadable_body(&r))?;
-    let params = Params::from_form(&headers, &body)
+    let params = Params::from_form(headers, &body)
         .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
     let grant_type = params
         .get("grant_type")
@@ -63,25 +89,25 @@ pub async fn token(
             format!("unsupported grant_type {grant_type}"),
         )
     })?;
-    let client = client_auth::authenticate_throttled(&state, &meta, &headers, &params).await?;
+    let client = client_auth::authenticate_throttled(state, meta, headers, &params).await?;
     if !client.client.grant_types.contains(&grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             format!("this client may not use {grant_type}"),
         ));
     }
+    // After client authentication, so that only a known client's proofs reach the replay cache.
+    let dpop_jkt = crate::dpop::token_request_jkt(state, headers).await?;
     let request = grants::TokenRequest {
         client: &client,
         params: &params,
-        dpop_jkt: None,
+        dpop_jkt: dpop_jkt.as_deref(),
     };
     let issued = match grant {
-        GrantType::AuthorizationCode => {
-            grants::authorization_code::exchange(&state, &request).await
-        }
-        GrantType::ClientCredentials => grants::client_credentials::exchange(&state, &request),
-        GrantType::RefreshToken => grants::refresh_token::exchange(&state, &request).await,
-        GrantType::DeviceCode => crate::device::grant::exchange(&state, &request).await,
+        GrantType::AuthorizationCode => grants::authorization_code::exchange(state, &request).await,
+        GrantType::ClientCredentials => grants::client_credentials::exchange(state, &request),
+        GrantType::RefreshToken => grants::refresh_token::exchange(state, &request).await,
+        GrantType::DeviceCode => crate::device::grant::exchange(state, &request).await,
     }?;
     crate::metrics::token_issued(grant, client.client.public);
     Ok(issued)

@@ -1,5 +1,7 @@
 //! The UserInfo endpoint (OIDC Core §5.3): GET or POST with a bearer access token (RFC 6750 §2.1
 //! header, or §2.2 form body on POST), claims by scope, RFC 6750 §3 errors with `WWW-Authenticate`.
+//! A DPoP-bound access token comes as `Authorization: DPoP` with a proof (RFC 9449 §7,
+//! [`crate::dpop::resource`]); refusals under that scheme carry a `DPoP` challenge instead.
 //!
 //! Organization claims (`org_id`, `org_slug`, `roles`) are read live for the organization the access
 //! token was issued for: userinfo answers with current claims (OIDC Core §5.3.2), so a renamed
@@ -15,6 +17,7 @@ use serde_json::{Map, json};
 
 use crate::accounts;
 use crate::app::AppState;
+use crate::dpop::resource::{self as dpop, Presentation, ResourceError, Scheme};
 use crate::oauth::access_token::{self, OrgClaims, VerifiedAccessToken};
 use crate::oauth::params::Params;
 use crate::oauth::store;
@@ -34,6 +37,9 @@ pub enum BearerError {
     InsufficientScope(&'static str),
     /// Our fault.
     Server,
+    /// A refusal under the DPoP scheme, or of a DPoP-bound token presented as Bearer (RFC 9449 §7):
+    /// 401 with a `DPoP` challenge.
+    Dpop(ResourceError),
 }
 
 impl IntoResponse for BearerError {
@@ -70,6 +76,13 @@ impl IntoResponse for BearerError {
                 "Bearer realm=\"latchkey\"".to_owned(),
                 json!({"error": "server_error"}),
             ),
+            BearerError::Dpop(error) => {
+                let body = json!({"error": error.error, "error_description": error.description});
+                let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                error.apply(&mut response);
+                crate::web::headers::forbid_caching(&mut response);
+                return response;
+            }
         };
         let mut response = (status, Json(body)).into_response();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -83,8 +96,21 @@ impl IntoResponse for BearerError {
 }
 
 /// Finds the bearer token of a request: the `Authorization` header or, on POST, the form body; both
-/// at once is an `invalid_request` (RFC 6750 §2).
+/// at once is an `invalid_request` (RFC 6750 §2). A `DPoP` scheme counts as no bearer token.
 pub fn bearer_token(headers: &HeaderMap, form_body: Option<&[u8]>) -> Result<String, BearerError> {
+    match access_token_of(headers, form_body)? {
+        (Scheme::Bearer, token) => Ok(token),
+        (Scheme::Dpop, _) => Err(BearerError::Missing),
+    }
+}
+
+/// Finds the access token of a request and its scheme: `Authorization: Bearer` or `DPoP` (RFC 9449
+/// §7.1: header only), or, on POST, a bearer token in the form body; two at once is an
+/// `invalid_request` (RFC 6750 §2).
+pub fn access_token_of(
+    headers: &HeaderMap,
+    form_body: Option<&[u8]>,
+) -> Result<(Scheme, String), BearerError> {
     let from_header = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -94,17 +120,23 @@ pub fn bearer_token(headers: &HeaderMap, form_body: Option<&[u8]>) -> Result<Str
             let (scheme, token) = text.split_once(' ').ok_or(BearerError::InvalidRequest(
                 "malformed Authorization header",
             ))?;
-            if !scheme.eq_ignore_ascii_case("bearer") {
+            let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+                Scheme::Bearer
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Scheme::Dpop
+            } else {
                 return Err(BearerError::Missing);
-            }
-            Some(token.trim().to_owned())
+            };
+            Some((scheme, token.trim().to_owned()))
         }
     };
     let from_body = match form_body {
         Some(body) if !body.is_empty() => {
             let params = Params::from_form(headers, body)
                 .map_err(|_| BearerError::InvalidRequest("malformed form body"))?;
-            params.get("access_token").map(str::to_owned)
+            params
+                .get("access_token")
+                .map(|t| (Scheme::Bearer, t.to_owned()))
         }
         _ => None,
     };
@@ -112,7 +144,7 @@ pub fn bearer_token(headers: &HeaderMap, form_body: Option<&[u8]>) -> Result<Str
         (Some(_), Some(_)) => Err(BearerError::InvalidRequest(
             "send the token in one place only",
         )),
-        (Some(t), None) | (None, Some(t)) if !t.is_empty() => Ok(t),
+        (Some(t), None) | (None, Some(t)) if !t.1.is_empty() => Ok(t),
         _ => Err(BearerError::Missing),
     }
 }
@@ -148,8 +180,41 @@ pub async fn authenticate(
     }
 }
 
-async fn respond(state: &AppState, token: &str) -> Result<Response, BearerError> {
-    let verified = authenticate(state, token).await?;
+/// Verifies a presented access token as [`authenticate`] does, then its DPoP binding (RFC 9449 §7).
+/// Under the `DPoP` scheme an invalid token is refused with a `DPoP` challenge.
+pub async fn authenticate_presented(
+    state: &AppState,
+    presented: &Presentation<'_>,
+) -> Result<VerifiedAccessToken, BearerError> {
+    let verified =
+        authenticate(state, presented.token)
+            .await
+            .map_err(|e| match (presented.scheme, e) {
+                (Scheme::Dpop, BearerError::InvalidToken(d)) => {
+                    BearerError::Dpop(ResourceError::invalid_token(d))
+                }
+                (_, e) => e,
+            })?;
+    dpop::confirm(state, presented, &verified)
+        .await
+        .map_err(BearerError::Dpop)?;
+    Ok(verified)
+}
+
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    (scheme, token): (Scheme, String),
+) -> Result<Response, BearerError> {
+    let presented = Presentation {
+        headers,
+        method,
+        path: crate::routes::USERINFO,
+        scheme,
+        token: &token,
+    };
+    let verified = authenticate_presented(state, &presented).await?;
     if !verified.has_scope("openid") {
         return Err(BearerError::InsufficientScope(
             "the token was not granted the openid scope",
@@ -184,8 +249,8 @@ async fn respond(state: &AppState, token: &str) -> Result<Response, BearerError>
 
 /// `GET /userinfo`
 pub async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match bearer_token(&headers, None) {
-        Ok(token) => respond(&state, &token)
+    match access_token_of(&headers, None) {
+        Ok(token) => respond(&state, &headers, "GET", token)
             .await
             .unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
@@ -202,8 +267,8 @@ pub async fn userinfo_post(
         return BearerError::InvalidRequest("the request body is too large or could not be read")
             .into_response();
     };
-    match bearer_token(&headers, Some(&body)) {
-        Ok(token) => respond(&state, &token)
+    match access_token_of(&headers, Some(&body)) {
+        Ok(token) => respond(&state, &headers, "POST", token)
             .await
             .unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),

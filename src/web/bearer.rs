@@ -5,6 +5,10 @@
 //! challenge: 401 `invalid-token` for a missing, bad, expired or revoked token (or one of a user who
 //! was since deleted or disabled), 403
 //! `insufficient-scope` when the token lacks the scope an endpoint needs.
+//!
+//! A DPoP-bound token (RFC 9449) comes as `Authorization: DPoP` with a proof for this request
+//! ([`crate::dpop::resource`]); its refusals (`invalid-token`, `invalid-dpop-proof`,
+//! `use-dpop-nonce`) carry a `DPoP` challenge instead.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -13,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::accounts::{self, User};
 use crate::app::AppState;
+use crate::dpop::resource::{Presentation, ResourceError};
 use crate::error::AppError;
 use crate::oauth::access_token::VerifiedAccessToken;
 use crate::oidc::userinfo::{self, BearerError};
@@ -117,14 +122,17 @@ fn insufficient_scope(scope: &'static str) -> AppError {
     )
 }
 
-/// Why a request carries no usable token.
+/// Why a request carries no usable token: the problem, and the DPoP refusal behind it, if any (then
+/// the challenge is `DPoP`, RFC 9449 §7.1).
 #[derive(Debug)]
-pub struct BearerRejection(AppError);
+pub struct BearerRejection(AppError, Option<ResourceError>);
 
 impl IntoResponse for BearerRejection {
     fn into_response(self) -> Response {
         let mut response = self.0.into_response();
-        if response.status() == StatusCode::UNAUTHORIZED {
+        if let Some(dpop) = &self.1 {
+            dpop.apply(&mut response);
+        } else if response.status() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
@@ -143,24 +151,47 @@ impl FromRequestParts<AppState> for ApiCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let invalid = |detail: &str| {
-            BearerRejection(AppError::problem(
-                StatusCode::UNAUTHORIZED,
-                "invalid-token",
-                detail,
-            ))
+            BearerRejection(
+                AppError::problem(StatusCode::UNAUTHORIZED, "invalid-token", detail),
+                None,
+            )
         };
-        // The API takes the token from the Authorization header only (RFC 6750 §2.1).
-        let token = userinfo::bearer_token(&parts.headers, None).map_err(|e| match e {
-            BearerError::InvalidRequest(d) => invalid(d),
-            _ => invalid("a bearer access token is required"),
-        })?;
-        let token = userinfo::authenticate(state, &token)
+        // The API takes the token from the Authorization header only (RFC 6750 §2.1), as `Bearer`
+        // or, bound to a key, as `DPoP` (RFC 9449 §7.1).
+        let (scheme, token) =
+            userinfo::access_token_of(&parts.headers, None).map_err(|e| match e {
+                BearerError::InvalidRequest(d) => invalid(d),
+                _ => invalid("a bearer access token is required"),
+            })?;
+        // The path as the client addressed it (a nested router sees only its own part).
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |original| original.0.path())
+            .to_owned();
+        let presented = Presentation {
+            headers: &parts.headers,
+            method: parts.method.as_str(),
+            path: &path,
+            scheme,
+            token: &token,
+        };
+        let token = userinfo::authenticate_presented(state, &presented)
             .await
             .map_err(|e| match e {
                 BearerError::InvalidToken(d) => invalid(d),
-                BearerError::Server => BearerRejection(AppError::Internal(anyhow::anyhow!(
-                    "bearer token check failed"
-                ))),
+                BearerError::Dpop(dpop) => BearerRejection(
+                    AppError::problem(
+                        StatusCode::UNAUTHORIZED,
+                        dpop.problem_code(),
+                        dpop.description,
+                    ),
+                    Some(dpop),
+                ),
+                BearerError::Server => BearerRejection(
+                    AppError::Internal(anyhow::anyhow!("bearer token check failed")),
+                    None,
+                ),
                 _ => invalid("the access token is invalid"),
             })?;
         // A client_credentials token has `sub` = `client_id` (docs/tokens.md); ids are random UUIDs, so a
@@ -176,7 +207,7 @@ impl FromRequestParts<AppState> for ApiCaller {
                         "the user of this token no longer exists or is disabled",
                     ));
                 }
-                Err(e) => return Err(BearerRejection(AppError::from(e))),
+                Err(e) => return Err(BearerRejection(AppError::from(e), None)),
             }
         };
         Ok(ApiCaller { kind, token })

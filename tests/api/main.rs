@@ -25,6 +25,8 @@ mod clients_admin;
 mod clients_cli;
 mod config;
 mod docs;
+mod dpop;
+mod dpop_helpers;
 mod email_signin;
 mod email_verification;
 mod federation_connections;

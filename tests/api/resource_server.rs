@@ -18,6 +18,7 @@ mod example;
 on_both_databases!(
     the_example_guards_routes_by_organization_role,
     the_example_refuses_tokens_it_must_not_trust,
+    the_example_accepts_dpop_bound_tokens_only_with_a_proof,
 );
 
 /// Starts the example for `audience` on a free port; returns its base URL.
@@ -150,4 +151,83 @@ async fn the_example_refuses_tokens_it_must_not_trust(backend: Backend) {
     let expired = m::user_token(&app, &client, "ada@example.com", "openid").await;
     app.clock.advance(7200);
     assert_eq!(call(&base, "/whoami", Some(&expired)).await.0, 401);
+}
+
+async fn the_example_accepts_dpop_bound_tokens_only_with_a_proof(backend: Backend) {
+    use crate::dpop_helpers::{self as d, DpopKey, Proof};
+    let app = TestApp::spawn_with_own_issuer(backend, &[]).await;
+    let client = app
+        .register_client(&["--grant-type", "client_credentials", "--scope", "admin"])
+        .await;
+    let base = start_resource_server(&app, &client.id).await;
+    let key = DpopKey::generate();
+    let tokens =
+        d::token_with_nonce_dance(&app, &client, &key, &[("grant_type", "client_credentials")])
+            .await;
+    let token = tokens["access_token"].as_str().expect("access_token");
+    let htu = format!("{base}/whoami");
+    let proof = |key: &DpopKey, htm: &str, htu: &str| {
+        key.proof(
+            htm,
+            htu,
+            &Proof {
+                access_token: Some(token),
+                ..Proof::default()
+            },
+        )
+    };
+    let send = |scheme: &'static str, proof: Option<String>| {
+        let mut request = rp::rp_http()
+            .get(&htu)
+            .header("authorization", format!("{scheme} {token}"));
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status().as_u16();
+            let challenge = rp::header(&response, "www-authenticate");
+            (
+                status,
+                challenge,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let once = proof(&key, "GET", &htu);
+    let (status, _, body) = send("DPoP", Some(once.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], client.id.as_str());
+    // Replayed, as Bearer, without a proof, by another key, for another method or URL, without ath.
+    let other = DpopKey::generate();
+    for (why, scheme, bad) in [
+        ("replay", "DPoP", Some(once)),
+        ("as Bearer", "Bearer", None),
+        ("no proof", "DPoP", None),
+        ("another key", "DPoP", Some(proof(&other, "GET", &htu))),
+        ("another method", "DPoP", Some(proof(&key, "POST", &htu))),
+        (
+            "another URL",
+            "DPoP",
+            Some(proof(&key, "GET", &format!("{base}/reports"))),
+        ),
+        (
+            "no ath",
+            "DPoP",
+            Some(key.proof("GET", &htu, &Proof::default())),
+        ),
+    ] {
+        let (status, challenge, body) = send(scheme, bad).await;
+        assert_eq!(status, 401, "{why}: {body}");
+        assert!(challenge.starts_with("DPoP "), "{why}: {challenge}");
+    }
+    // An unbound token still works as Bearer.
+    let plain = rp::json_with_status(
+        d::post_token(&app, &client, &[("grant_type", "client_credentials")], None).await,
+        200,
+    )
+    .await;
+    let plain = plain["access_token"].as_str().expect("access_token");
+    assert_eq!(call(&base, "/whoami", Some(plain)).await.0, 200);
 }

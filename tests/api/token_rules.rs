@@ -307,7 +307,7 @@ async fn unknown_or_missing_grant_type(backend: Backend) {
     let urn = app
         .post_token(
             basic,
-            &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:saml2-bearer")],
         )
         .await;
     let missing = app.post_token(basic, &[("code", "x")]).await;
@@ -318,6 +318,14 @@ async fn unknown_or_missing_grant_type(backend: Backend) {
 
     assert_token_error(password, 400, "unsupported_grant_type").await;
     assert_token_error(urn, 400, "unsupported_grant_type").await;
+    // Known since the device flow, but this client did not register it (RFC 8628 §3.4).
+    let device = app
+        .post_token(
+            basic,
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+        )
+        .await;
+    assert_token_error(device, 400, "unauthorized_client").await;
     assert_token_error(missing, 400, "invalid_request").await;
     assert_token_error(not_allowed, 400, "unauthorized_client").await;
 }

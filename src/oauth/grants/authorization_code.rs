@@ -112,7 +112,9 @@ pub async fn exchange(
             // The authorization's resource binds the family's refreshes too; a resource named only
             // at this token request was for this one access token.
             resource: row.resource.as_deref(),
-            dpop_jkt: None,
+            // RFC 9449 §5: a public client's refresh tokens are bound to its proof's key; a
+            // confidential client's are already bound to it by client authentication.
+            dpop_jkt: req.dpop_jkt.filter(|_| client.client.public),
         };
         refresh::start_family(&mut tx, &new_family, &family.token).await?;
     }
