@@ -442,6 +442,26 @@ async fn polling_pending_slow_down_and_expired(backend: Backend) {
         poll_error(&app, &client, "no-such-code").await,
         "invalid_grant"
     );
+    // The purge keeps an expired row an hour (a late poll still reads `expired_token`), then
+    // deletes it.
+    let now = app.clock.now();
+    let purged = latchkey::jobs::purge::run(&app.db, now)
+        .await
+        .expect("purge");
+    assert!(
+        !purged
+            .rows
+            .iter()
+            .any(|(t, _)| *t == "device_authorizations")
+    );
+    let purged = latchkey::jobs::purge::run(&app.db, now + 3600)
+        .await
+        .expect("purge");
+    assert!(
+        purged.rows.contains(&("device_authorizations", 1)),
+        "{purged:?}"
+    );
+    assert_eq!(app.count("device_authorizations").await, 0);
 }
 
 async fn denied_is_access_denied(backend: Backend) {
