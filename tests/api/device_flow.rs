@@ -13,6 +13,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::helpers::{Backend, TestApp};
+use crate::mfa_helpers;
 use crate::org_login::{EMAIL, OTHER, add_member, create_org};
 use crate::rp::{
     self, PASSWORD, RegisteredClient, hidden_input, json_with_status, location, rp_http,
@@ -28,6 +29,7 @@ on_both_databases!(
     wrong_codes_show_the_form_then_the_limit_applies,
     signed_out_goes_to_login_and_csrf_is_required,
     organization_choice_and_policies_at_approval,
+    second_factor_required_by_the_organization_signs_in_again,
 );
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -748,4 +750,68 @@ async fn organization_choice_and_policies_at_approval(backend: Backend) {
     )
     .await;
     assert_eq!(status, 403, "{page}");
+}
+
+async fn second_factor_required_by_the_organization_signs_in_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.clock.freeze();
+    app.create_person(EMAIL, "Ada").await;
+    let strict = app
+        .cli(&[
+            "org",
+            "create",
+            "--name",
+            "Strict",
+            "--slug",
+            "strict",
+            "--owner",
+            EMAIL,
+            "--require-mfa",
+        ])
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+    let client = device_client(&app).await;
+    let browser = signed_in_browser(&app, EMAIL).await;
+    let (secret, _) = mfa_helpers::enrol_totp(&app, &browser).await;
+
+    // The session signed in with a password only: the page sends the person to sign in again.
+    let body = started(&app, &client).await;
+    let user_code = body["user_code"].as_str().expect("user_code");
+    let (_, status, page) = answer(&app, &browser, user_code, "approve", None).await;
+    assert_eq!(status, 403, "{page}");
+    let marker = "<p class=\"remedy\"><a class=\"button\" href=\"";
+    let start = page.find(marker).expect("a link out") + marker.len();
+    let href = page[start..][..page[start..].find('"').expect("quote")].replace("&amp;", "&");
+    let login = Url::parse(&app.address)
+        .expect("address")
+        .join(&href)
+        .expect("link");
+    assert_eq!(login.path(), "/login");
+    let second = submit_login_with_next(&app, &browser, &login, EMAIL).await;
+    assert_eq!(second.path(), "/login/second-factor");
+    let response =
+        mfa_helpers::pass_second_step(&app, &browser, &mfa_helpers::next_code(&app, &secret)).await;
+    assert_eq!(response.status(), 303);
+    let back = location(&app, &response);
+    assert_eq!(back.path(), "/device");
+    assert_eq!(
+        back.query(),
+        Some(format!("user_code={user_code}").as_str())
+    );
+
+    // Now with both factors: approved, and the tokens say so.
+    let (_, status, page) = answer(&app, &browser, user_code, "approve", None).await;
+    assert_eq!(status, 200, "{page}");
+    let tokens = json_with_status(
+        poll(&app, &client, body["device_code"].as_str().expect("dc")).await,
+        200,
+    )
+    .await;
+    let (_, access) = rp::decode_jwt(tokens["access_token"].as_str().expect("access"));
+    assert_eq!(access["org_id"], strict.as_str());
+    let (_, id) = rp::decode_jwt(tokens["id_token"].as_str().expect("id"));
+    assert!(mfa_helpers::amr(&id).contains(&"mfa".to_owned()), "{id}");
 }
