@@ -37,10 +37,15 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 13] = [
+    let statements: [(&'static str, &str, i64); 14] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
+            now - GRACE_SECS,
+        ),
+        (
+            "device_authorizations",
+            "delete from device_authorizations where expires_at < $1",
             now - GRACE_SECS,
         ),
         (

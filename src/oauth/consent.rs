@@ -36,7 +36,7 @@ struct ConsentPage<'a> {
 }
 
 /// What a scope means to a person.
-fn describe(scope: &str) -> &'static str {
+pub fn describe(scope: &str) -> &'static str {
     match scope {
         "openid" => "Confirm who you are",
         "profile" => "See your name",

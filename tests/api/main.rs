@@ -24,6 +24,7 @@ mod client_throttling;
 mod clients_admin;
 mod clients_cli;
 mod config;
+mod device_flow;
 mod docs;
 mod dpop;
 mod dpop_helpers;
