@@ -209,6 +209,7 @@ async fn handle(
             tracing::info!(revoked, "session-bound refresh tokens revoked at logout");
         }
     }
+    crate::oidc::backchannel::sessions_ended(&state.db, &sids, now).await;
     session
         .flush()
         .await
