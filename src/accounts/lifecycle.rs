@@ -51,7 +51,7 @@ pub async fn end_session(tx: &mut Tx, user_id: &str, sid: &str, now: i64) -> Res
     if !session_store::delete_by_sid(&mut **tx, user_id, sid).await? {
         return Ok(None);
     }
-    backchannel::session_ended(&mut **tx, sid, now).await;
+    backchannel::session_ended(tx, sid, now).await;
     let refresh_families = revoke_session_families(&mut **tx, sid, now).await?;
     Ok(Some(Ended {
         sessions: 1,
@@ -80,7 +80,7 @@ pub async fn end_other_sessions(
 /// Ends every browser session of `user_id` and revokes every refresh-token family, offline ones
 /// included (`reason` is stored with each family: `user_disabled`, `sessions_ended`, …).
 pub async fn end_everything(tx: &mut Tx, user_id: &str, now: i64, reason: &str) -> Result<Ended> {
-    backchannel::user_signed_out(&mut **tx, user_id, now).await;
+    backchannel::user_signed_out(tx, user_id, now).await;
     let sessions = session_store::delete_user_sessions(&mut **tx, user_id).await?;
     let refresh_families = revoke_user_families(&mut **tx, user_id, now, reason).await?;
     Ok(Ended {
@@ -181,7 +181,7 @@ pub async fn delete_user(
         return Ok(Err(DeleteRefused::LastOwner(sole)));
     }
     crate::login::throttle::clear_account(&mut **tx, &user.id).await?;
-    backchannel::user_signed_out(&mut **tx, &user.id, now).await;
+    backchannel::user_signed_out(tx, &user.id, now).await;
     if !crate::accounts::store::delete(&mut **tx, &user.id).await? {
         return Ok(Ok(false));
     }
