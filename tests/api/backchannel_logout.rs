@@ -23,6 +23,7 @@ on_both_databases!(
     user_disable_tells_the_client_of_every_session,
     password_reset_tells_the_client,
     a_failed_post_is_retried,
+    two_servers_post_each_logout_once,
     invalid_backchannel_logout_uris_are_refused,
 );
 
@@ -135,7 +136,34 @@ async fn id_token(
     browser: &reqwest::Client,
     client: &RegisteredClient,
 ) -> (Value, String) {
-    let (code, verifier) = rp::code_with_pkce(app, browser, client, ADA).await;
+    let tokens = tokens(app, browser, client, "openid email profile").await;
+    let raw = tokens["id_token"].as_str().expect("an ID token").to_owned();
+    let (_, claims) = app.verify_jwt(&raw).await;
+    assert!(claims["sid"].is_string(), "ID tokens carry sid: {claims}");
+    (claims, raw)
+}
+
+/// An authorization of `client` for `scope` in `browser` (as Ada), redeemed: the token response.
+async fn tokens(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    client: &RegisteredClient,
+    scope: &str,
+) -> Value {
+    let (verifier, challenge) = rp::pkce();
+    let url = app.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", &client.id),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", scope),
+        ("nonce", "n"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let code = rp::authorize(app, browser, &url, ADA, rp::Consent::Allow)
+        .await
+        .callback
+        .code();
     let response = app
         .post_token(
             Some((&client.id, client.secret())),
@@ -147,11 +175,7 @@ async fn id_token(
             ],
         )
         .await;
-    let body = rp::json_with_status(response, 200).await;
-    let raw = body["id_token"].as_str().expect("an ID token").to_owned();
-    let (_, claims) = app.verify_jwt(&raw).await;
-    assert!(claims["sid"].is_string(), "ID tokens carry sid: {claims}");
-    (claims, raw)
+    rp::json_with_status(response, 200).await
 }
 
 /// Waits until no logout is waiting in the queue: every queued one was delivered or given up, so
@@ -226,8 +250,27 @@ async fn rp_initiated_logout_posts_one_valid_logout_token(backend: Backend) {
     // A second authorization of the same client in the same session is one session to announce.
     let (again, _) = id_token(&app, &browser, &client).await;
     assert_eq!(again["sid"], id_claims["sid"]);
-    // The refresh grant's ID token carries the same sid. (No refresh token without offline_access:
-    // checked by the sid being stable across the code grants above.)
+    // The refresh grant's ID token carries the session's sid too.
+    let with_refresh = tokens(&app, &browser, &client, "openid offline_access").await;
+    let refresh_token = with_refresh["refresh_token"]
+        .as_str()
+        .expect("refresh token");
+    let refreshed = rp::json_with_status(
+        app.post_token(
+            Some((&client.id, client.secret())),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let (_, refreshed_claims) = app
+        .verify_jwt(refreshed["id_token"].as_str().expect("an ID token"))
+        .await;
+    assert_eq!(refreshed_claims["sid"], id_claims["sid"]);
 
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("id_token_hint", &raw)
@@ -404,6 +447,49 @@ async fn a_failed_post_is_retried(backend: Backend) {
         .await
         .expect("row");
     assert!(delivered.is_some());
+}
+
+async fn two_servers_post_each_logout_once(backend: Backend) {
+    let app = app(backend).await;
+    // A second server on the same database: both delivery loops race for every queued logout.
+    let _sibling = app
+        .spawn_sibling(&[])
+        .await
+        .expect("a second server starts");
+    let (listener, base) = Listener::start(0).await;
+    let clients = [
+        client_with_uri(&app, &base, "one").await,
+        client_with_uri(&app, &base, "two").await,
+    ];
+    let browsers = [rp::browser(), rp::browser(), rp::browser()];
+    for browser in &browsers {
+        for client in &clients {
+            id_token(&app, browser, client).await;
+        }
+    }
+
+    app.cli(&["user", "sessions-end", "--email", ADA])
+        .await
+        .json();
+
+    let got = listener.wait_for(6).await;
+    wait_until_queue_drained(&app).await;
+    let got_all = listener.received();
+    assert_eq!(got_all.len(), 6, "each (session, client) once: {got_all:?}");
+    let mut pairs = Vec::new();
+    for received in &got {
+        let client = clients
+            .iter()
+            .zip(["one", "two"])
+            .find(|(_, name)| *name == received.name)
+            .map(|(c, _)| c)
+            .expect("a known client");
+        let claims = validate(&app, received, client).await;
+        pairs.push((received.name.clone(), claims["sid"].to_string()));
+    }
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 6, "no (session, client) twice: {pairs:?}");
 }
 
 async fn invalid_backchannel_logout_uris_are_refused(backend: Backend) {
