@@ -209,11 +209,11 @@ async fn handle(
             tracing::info!(revoked, "session-bound refresh tokens revoked at logout");
         }
     }
-    crate::oidc::backchannel::sessions_ended(&state.db, &sids, now).await;
     session
         .flush()
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+    crate::oidc::backchannel::sessions_ended(&state.db, &sids, now).await;
     if let Some(user) = &signed_in {
         tracing::info!(user_id = %user.user_id, "signed out");
     }

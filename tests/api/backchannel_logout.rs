@@ -275,6 +275,17 @@ async fn rp_initiated_logout_posts_one_valid_logout_token(backend: Backend) {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("id_token_hint", &raw)
         .finish();
+    // The hint sent from another browser, where nobody is signed in: Ada's session lives on in
+    // hers, so it is not announced.
+    let elsewhere = rp::browser()
+        .get(app.url(&format!("/logout?{query}")))
+        .send()
+        .await
+        .expect("logout elsewhere");
+    assert_eq!(elsewhere.status(), 200, "signed-out page");
+    wait_until_queue_drained(&app).await;
+    assert_eq!(app.count("backchannel_logouts").await, 0);
+
     let response = browser
         .get(app.url(&format!("/logout?{query}")))
         .send()

@@ -8,7 +8,8 @@
 //!   issues a code to a client with a back-channel URI ([`remember`]). Codes are purged an hour after
 //!   they expire, while a session lives for days, so the codes themselves could not answer.
 //! - **When a session ends**, the end of the session calls [`session_ended`] or [`user_signed_out`]
-//!   inside its own transaction: the rows of that session (or of every session of that user) are
+//!   inside its own transaction (RP-initiated logout: [`sessions_ended`], once the session store has
+//!   deleted the browser's session): the rows of that session (or of every session of that user) are
 //!   taken out of `backchannel_sessions` by one `delete … returning` (so of two processes ending one
 //!   session, one announces it) and a row per client is queued in `backchannel_logouts`. The queuing
 //!   runs in a savepoint: if it fails, it is logged and rolled back alone, and the sign-out goes on
@@ -60,6 +61,8 @@ pub async fn remember(db: &Database, sid: &str, client: &Client, user_id: &str, 
 enum Ending<'a> {
     /// One browser session, by `sid`.
     Session(&'a str),
+    /// One browser session, by `sid`, if no session row with that `sid` is left.
+    EndedSession(&'a str),
     /// Every browser session of a user, by user id.
     User(&'a str),
 }
@@ -76,13 +79,15 @@ pub async fn user_signed_out(conn: &mut AnyConnection, user_id: &str, now: i64) 
     queue(conn, Ending::User(user_id), now).await;
 }
 
-/// Queues the logout tokens of the browser sessions `sids` outside any transaction (RP-initiated
-/// logout, whose session row goes through the session store). Never fails.
+/// Queues the logout tokens of the browser sessions `sids` that are over (no session row left), in a
+/// transaction of its own: RP-initiated logout calls it after the session store deleted the
+/// browser's session; a `sid` named by its `id_token_hint` whose session still lives in another
+/// browser was not ended, so it is not announced. Never fails.
 pub async fn sessions_ended(db: &Database, sids: &[String], now: i64) {
     let result = async {
         let mut tx = db.begin().await?;
         for sid in sids {
-            queue(&mut tx, Ending::Session(sid), now).await;
+            queue(&mut tx, Ending::EndedSession(sid), now).await;
         }
         tx.commit().await
     }
@@ -100,6 +105,7 @@ async fn queue(conn: &mut AnyConnection, ending: Ending<'_>, now: i64) {
         let mut sp = conn.begin().await?;
         let ended = match ending {
             Ending::Session(sid) => store::take_session(&mut *sp, sid).await?,
+            Ending::EndedSession(sid) => store::take_ended_session(&mut *sp, sid).await?,
             Ending::User(user_id) => store::take_user(&mut *sp, user_id).await?,
         };
         for one in &ended {

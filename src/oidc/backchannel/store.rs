@@ -48,6 +48,22 @@ pub async fn take_session<'c>(ex: impl Exec<'c>, sid: &str) -> Result<Vec<Ended>
     .await
 }
 
+/// [`take_session`], only when no browser session `sid` is left: RP-initiated logout may name a
+/// session (in its `id_token_hint`) that still lives in another browser, which it does not end.
+pub async fn take_ended_session<'c>(
+    ex: impl Exec<'c>,
+    sid: &str,
+) -> Result<Vec<Ended>, sqlx::Error> {
+    sqlx::query_as(
+        "delete from backchannel_sessions where sid = $1 \
+         and not exists (select 1 from sessions where sid = $1) \
+         returning sid, client_id, user_id",
+    )
+    .bind(sid)
+    .fetch_all(ex)
+    .await
+}
+
 /// Takes the clients of every session of `user_id` (see [`take_session`]).
 pub async fn take_user<'c>(ex: impl Exec<'c>, user_id: &str) -> Result<Vec<Ended>, sqlx::Error> {
     sqlx::query_as(
