@@ -21,6 +21,7 @@ on_both_databases!(
     rp_initiated_logout_posts_one_valid_logout_token,
     ending_the_session_from_the_account_page_tells_the_client,
     user_disable_tells_the_client_of_every_session,
+    deleting_the_user_tells_the_client,
     password_reset_tells_the_client,
     a_failed_post_is_retried,
     two_servers_post_each_logout_once,
@@ -373,6 +374,22 @@ async fn user_disable_tells_the_client_of_every_session(backend: Backend) {
     ];
     expected.sort();
     assert_eq!(sids, expected);
+}
+
+async fn deleting_the_user_tells_the_client(backend: Backend) {
+    let app = app(backend).await;
+    let (listener, base) = Listener::start(0).await;
+    let client = client_with_uri(&app, &base, "rp").await;
+    let (id_claims, _) = id_token(&app, &rp::browser(), &client).await;
+
+    app.cli(&["user", "delete", "--email", ADA]).await.json();
+
+    let got = listener.wait_for(1).await;
+    let claims = validate(&app, &got[0], &client).await;
+    assert_eq!(claims["sub"], id_claims["sub"]);
+    assert_eq!(claims["sid"], id_claims["sid"]);
+    wait_until_queue_drained(&app).await;
+    assert_eq!(listener.received().len(), 1);
 }
 
 async fn password_reset_tells_the_client(backend: Backend) {
