@@ -11,7 +11,8 @@
 //! person signed in to from that browser loses its session with it, while an application given
 //! offline access keeps it until it is removed from the connected apps. Disabling, deleting and an
 //! operator's "end every session" revoke every family (OWASP ASVS V3.3.3: the account's sessions end
-//! at once, wherever they are).
+//! at once, wherever they are). Every way a session ends here also queues the back-channel logouts of
+//! its clients (`oidc::backchannel`, in the same transaction).
 
 use serde::Serialize;
 use serde_json::json;
@@ -22,6 +23,7 @@ use crate::db::Tx;
 use crate::error::Result;
 use crate::login::session_store;
 use crate::oauth::store::revoke_user_families;
+use crate::oidc::backchannel;
 use crate::oidc::end_session::revoke_session_families;
 use crate::orgs::roles::Role;
 use crate::orgs::{self, Organization};
@@ -49,6 +51,7 @@ pub async fn end_session(tx: &mut Tx, user_id: &str, sid: &str, now: i64) -> Res
     if !session_store::delete_by_sid(&mut **tx, user_id, sid).await? {
         return Ok(None);
     }
+    backchannel::session_ended(tx, sid, now).await;
     let refresh_families = revoke_session_families(&mut **tx, sid, now).await?;
     Ok(Some(Ended {
         sessions: 1,
@@ -77,6 +80,7 @@ pub async fn end_other_sessions(
 /// Ends every browser session of `user_id` and revokes every refresh-token family, offline ones
 /// included (`reason` is stored with each family: `user_disabled`, `sessions_ended`, …).
 pub async fn end_everything(tx: &mut Tx, user_id: &str, now: i64, reason: &str) -> Result<Ended> {
+    backchannel::user_signed_out(tx, user_id, now).await;
     let sessions = session_store::delete_user_sessions(&mut **tx, user_id).await?;
     let refresh_families = revoke_user_families(&mut **tx, user_id, now, reason).await?;
     Ok(Ended {
@@ -177,6 +181,7 @@ pub async fn delete_user(
         return Ok(Err(DeleteRefused::LastOwner(sole)));
     }
     crate::login::throttle::clear_account(&mut **tx, &user.id).await?;
+    backchannel::user_signed_out(tx, &user.id, now).await;
     if !crate::accounts::store::delete(&mut **tx, &user.id).await? {
         return Ok(Ok(false));
     }

@@ -1,4 +1,5 @@
-//! Background jobs: expiry purges and signing-key rotation, each run at most once at a time across
+//! Background jobs: expiry purges and signing-key rotation (and, started and stopped with them, the
+//! delivery of back-channel logout tokens), each run at most once at a time across
 //! all processes sharing the database (a lease in `job_leases`), stopped cleanly at shutdown.
 
 pub mod lease;
@@ -23,11 +24,14 @@ const LEASE_SECS: i64 = 55;
 pub struct Jobs {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
+    /// The back-channel logout delivery loop (`oidc::backchannel::delivery`), which runs as long.
+    backchannel: crate::oidc::backchannel::delivery::Delivery,
 }
 
 impl Jobs {
     /// Starts the job loop for this process.
     pub fn start(state: AppState) -> Jobs {
+        let backchannel = crate::oidc::backchannel::delivery::Delivery::start(state.clone());
         let (stop, mut stopped) = watch::channel(false);
         let holder = new_id();
         let handle = tokio::spawn(async move {
@@ -43,13 +47,18 @@ impl Jobs {
                 }
             }
         });
-        Jobs { stop, handle }
+        Jobs {
+            stop,
+            handle,
+            backchannel,
+        }
     }
 
-    /// Asks the loop to stop and waits for the current run to finish.
+    /// Asks the loops to stop and waits for the current run (and logout post) to finish.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
+        self.backchannel.stop().await;
     }
 }
 

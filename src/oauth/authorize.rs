@@ -349,6 +349,7 @@ async fn next_step(
         dpop_jkt: None,
     };
     store::insert_code(&state.db.pool, &row).await?;
+    crate::oidc::backchannel::remember(&state.db, &signed.sid, client, &user.id, now).await;
     session::remove_pending(session, &req.id).await?;
     let mut pairs = vec![("code", code.expose())];
     if let Some(st) = &req.state {

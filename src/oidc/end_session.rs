@@ -213,6 +213,7 @@ async fn handle(
         .flush()
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+    crate::oidc::backchannel::sessions_ended(&state.db, &sids, now).await;
     if let Some(user) = &signed_in {
         tracing::info!(user_id = %user.user_id, "signed out");
     }

@@ -209,6 +209,7 @@ pub async fn reset_submit(
     // The owner proved control of the mailbox: failed sign-ins no longer delay the account.
     crate::login::throttle::clear_account(&mut *tx, &user.id).await?;
     let tokens = store::invalidate_user_tokens(&mut *tx, &user.id, now).await?;
+    crate::oidc::backchannel::user_signed_out(&mut tx, &user.id, now).await;
     let sessions = delete_user_sessions(&mut *tx, &user.id).await?;
     let families = revoke_user_families(&mut *tx, &user.id, now, REVOKED_REASON).await?;
     let ctx = MailContext::new(&state.config);

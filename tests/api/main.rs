@@ -9,6 +9,7 @@ mod support;
 mod account_activity;
 mod account_profile;
 mod authorize_rules;
+mod backchannel_logout;
 mod bounded;
 mod browser;
 mod browser_account;
