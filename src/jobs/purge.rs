@@ -37,7 +37,7 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 13] = [
+    let statements: [(&'static str, &str, i64); 14] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
@@ -92,6 +92,12 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
             "totp_factors",
             "delete from totp_factors where confirmed_at is null and created_at < $1",
             now - crate::mfa::totp::pages::UNCONFIRMED_REUSE_SECS - GRACE_SECS,
+        ),
+        // Pushed authorization requests (RFC 9126), claimed or not, once they expired.
+        (
+            "pushed_authorization_requests",
+            "delete from pushed_authorization_requests where expires_at < $1",
+            now - GRACE_SECS,
         ),
         // Failed-attempt counters whose window has passed count nothing any more.
         (

@@ -68,6 +68,7 @@ mod openapi_validation;
 mod ops_cli;
 mod org_login;
 mod org_login_tokens;
+mod par;
 mod password_strength;
 mod proxies;
 mod recovery;
