@@ -37,7 +37,7 @@ pub struct Purged {
 
 /// Runs every purge once at time `now`.
 pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
-    let statements: [(&'static str, &str, i64); 14] = [
+    let statements: [(&'static str, &str, i64); 15] = [
         (
             "authorization_codes",
             "delete from authorization_codes where expires_at < $1",
@@ -97,6 +97,12 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
         (
             "pushed_authorization_requests",
             "delete from pushed_authorization_requests where expires_at < $1",
+            now - GRACE_SECS,
+        ),
+        // Initial access tokens of dynamic registration (RFC 7591) that expired.
+        (
+            "registration_initial_tokens",
+            "delete from registration_initial_tokens where expires_at < $1",
             now - GRACE_SECS,
         ),
         // Failed-attempt counters whose window has passed count nothing any more.

@@ -73,6 +73,7 @@ mod password_strength;
 mod proxies;
 mod recovery;
 mod refresh;
+mod registration;
 mod resource_server;
 mod revocation;
 mod rp;
