@@ -19,6 +19,8 @@ on_both_databases!(
     bad_pushed_parameters_are_json_errors,
     foreign_request_uris_are_refused,
     require_par_client_must_push,
+    concurrent_uses_of_a_request_uri_give_one_success,
+    secret_posted_in_the_body_is_never_stored,
 );
 
 const EMAIL: &str = "ada@example.com";
@@ -322,6 +324,59 @@ async fn require_par_client_must_push(backend: Backend) {
     // Pushed, it works.
     let (request_uri, verifier) = pushed(&app, &client).await;
     let url = front(&app, &client.id, &request_uri);
+    let journey = rp::authorize(&app, &rp::browser(), &url, EMAIL, Consent::Allow).await;
+    redeem(&app, &client, &journey.callback.code(), &verifier).await;
+}
+
+async fn concurrent_uses_of_a_request_uri_give_one_success(backend: Backend) {
+    let app = setup(backend).await;
+    let client = app.register_client(&[]).await;
+    let (request_uri, _) = pushed(&app, &client).await;
+    let url = front(&app, &client.id, &request_uri);
+    // Eight browsers race for the same request_uri: the conditional claim lets exactly one in.
+    let attempts = (0..8).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            rp::browser()
+                .get(&url)
+                .send()
+                .await
+                .expect("authorize")
+                .status()
+                .as_u16()
+        })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.expect("task"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 400, 400, 400, 400, 400, 400, 400]);
+}
+
+async fn secret_posted_in_the_body_is_never_stored(backend: Backend) {
+    let app = setup(backend).await;
+    let client = app.register_client(&[]).await;
+    let (verifier, challenge) = rp::pkce();
+    let params = request_params(&challenge);
+    let mut form: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    form.push(("client_id", &client.id));
+    form.push(("client_secret", client.secret()));
+    let response = rp::rp_http()
+        .post(app.url("/par"))
+        .form(&form)
+        .send()
+        .await
+        .expect("PAR sent");
+    let body = json_with_status(response, 201).await;
+    let stored: String = sqlx::query_scalar("select params from pushed_authorization_requests")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("one pushed request");
+    assert!(!stored.contains(client.secret()), "{stored}");
+    assert!(stored.contains(&client.id));
+    let request_uri = body["request_uri"].as_str().expect("request_uri");
+    let url = front(&app, &client.id, request_uri);
     let journey = rp::authorize(&app, &rp::browser(), &url, EMAIL, Consent::Allow).await;
     redeem(&app, &client, &journey.callback.code(), &verifier).await;
 }
