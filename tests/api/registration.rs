@@ -18,6 +18,7 @@ on_both_databases!(
     registered_client_runs_the_code_flow,
     registration_is_read_replaced_and_deleted_with_its_token,
     only_the_clients_own_registration_token_is_accepted,
+    id_token_algorithm_gets_its_signing_key,
 );
 
 const EMAIL: &str = "ada@example.com";
@@ -434,4 +435,26 @@ async fn only_the_clients_own_registration_token_is_accepted(backend: Backend) {
         assert_invalid_token(response).await;
     }
     assert_eq!(app.count("clients").await, 3);
+}
+
+async fn id_token_algorithm_gets_its_signing_key(backend: Backend) {
+    let app = TestApp::spawn_with(backend, ON).await;
+    let token = initial_token(&app, &[]).await;
+    let has_eddsa = |jwks: &Value| {
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["alg"] == "EdDSA")
+    };
+    assert!(!has_eddsa(&app.jwks().await));
+    let mut body = web_client();
+    body["id_token_signed_response_alg"] = json!("EdDSA");
+    let created = json_with_status(register(&app, Some(&token), &body).await, 201).await;
+    assert_eq!(created["id_token_signed_response_alg"], "EdDSA");
+    // This server signs with it at once: the key is in its JWKS already.
+    assert!(has_eddsa(&app.jwks().await));
+    body["id_token_signed_response_alg"] = json!("HS256");
+    let refused = json_with_status(register(&app, Some(&token), &body).await, 400).await;
+    assert_eq!(refused["error"], "invalid_client_metadata");
 }
