@@ -174,10 +174,30 @@ async fn replace_inner(
     };
     let actor = client_actor(client_id, meta);
     let now = state.clock.now();
+    let clears_alg = wanted.id_token_alg.is_none();
     let mut tx = state.db.begin().await.map_err(fail)?;
-    let after = manage::update_in(&mut tx, now, client_id, change, &actor)
+    let mut after = manage::update_in(&mut tx, now, client_id, change, &actor)
         .await
         .map_err(refused)?;
+    if clears_alg && let Some(old) = after.id_token_alg {
+        // `ClientChange` keeps an algorithm it is not given; RFC 7592 §2.2 wants an omitted member
+        // back at its default (the server's algorithm), so it is cleared here, audited the same way.
+        after.id_token_alg = None;
+        after.updated_at = now;
+        clients::store::update_settings(&mut *tx, &after)
+            .await
+            .map_err(fail)?;
+        manage::record(
+            &mut tx,
+            &actor,
+            crate::audit::action::CLIENT_UPDATED,
+            client_id,
+            json!({"changes": {"id_token_alg": {"old": old.as_str(), "new": null}}}),
+            now,
+        )
+        .await
+        .map_err(refused)?;
+    }
     store::set_auth_method(&mut *tx, client_id, &auth_method)
         .await
         .map_err(fail)?;

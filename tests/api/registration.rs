@@ -454,6 +454,22 @@ async fn id_token_algorithm_gets_its_signing_key(backend: Backend) {
     assert_eq!(created["id_token_signed_response_alg"], "EdDSA");
     // This server signs with it at once: the key is in its JWKS already.
     assert!(has_eddsa(&app.jwks().await));
+    // A PUT without the member goes back to the server's algorithm.
+    let id = created["client_id"].as_str().expect("client_id");
+    let access = created["registration_access_token"]
+        .as_str()
+        .expect("registration_access_token");
+    let mut replacement = web_client();
+    replacement["client_id"] = json!(id);
+    let response = configuration(&app, reqwest::Method::PUT, id, access)
+        .json(&replacement)
+        .send()
+        .await
+        .expect("sent");
+    let replaced = json_with_status(response, 200).await;
+    assert!(replaced.get("id_token_signed_response_alg").is_none());
+    let shown = app.cli(&["client", "show", "--client-id", id]).await.json();
+    assert_eq!(shown["id_token_alg"], Value::Null);
     body["id_token_signed_response_alg"] = json!("HS256");
     let refused = json_with_status(register(&app, Some(&token), &body).await, 400).await;
     assert_eq!(refused["error"], "invalid_client_metadata");
