@@ -172,6 +172,9 @@ pub mod action {
     pub const CLIENT_SECRET_ROTATED: &str = "client.secret_rotated";
     /// A client was deleted with its codes, refresh tokens and consents (details: name, what went).
     pub const CLIENT_DELETED: &str = "client.deleted";
+    /// An initial access token for dynamic registration was issued (target: the token's id;
+    /// details: `expires_at`; never the token).
+    pub const CLIENT_REGISTRATION_TOKEN_CREATED: &str = "client.registration_token_created";
 }
 
 /// Who did something.

@@ -46,6 +46,14 @@ pub enum ClientCommand {
         #[arg(long)]
         client_id: String,
     },
+    /// Issue an initial access token for dynamic client registration (RFC 7591, with
+    /// `LATCHKEY_DYNAMIC_REGISTRATION=initial-access-token`); prints `{"token": …}` once. It
+    /// registers any number of clients until it expires.
+    RegistrationToken {
+        /// How long the token may register clients (humantime: `1h`, `7d`; at most `365d`).
+        #[arg(long, default_value = "24h")]
+        expires_in: String,
+    },
 }
 
 /// Arguments of `client create`.
@@ -189,6 +197,18 @@ pub async fn run(
         ClientCommand::Delete { client_id } => {
             manage::delete(db, clock.now(), &client_id, &actor).await?;
             print(json!({"client_id": client_id, "deleted": true}));
+            Ok(())
+        }
+        ClientCommand::RegistrationToken { expires_in } => {
+            let invalid = || {
+                AppError::invalid(format!(
+                    "invalid --expires-in {expires_in:?}: expected a duration such as 1h or 7d (at most 365d)"
+                ))
+            };
+            let lifetime = humantime::parse_duration(expires_in.trim()).map_err(|_| invalid())?;
+            let token =
+                crate::registration::issue_initial_token(db, clock, lifetime, &actor).await?;
+            print(json!({"token": token.expose()}));
             Ok(())
         }
     }

@@ -224,7 +224,21 @@ pub async fn update(
     actor: &Actor,
 ) -> Result<Client> {
     let mut tx = db.begin().await?;
-    let before = find_in(&mut tx, id).await?;
+    let after = update_in(&mut tx, now, id, change, actor).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// [`update`] inside the caller's transaction (dynamic registration's RFC 7592 update stores its
+/// own record of the client with it).
+pub async fn update_in(
+    tx: &mut Tx,
+    now: i64,
+    id: &str,
+    change: ClientChange,
+    actor: &Actor,
+) -> Result<Client> {
+    let before = find_in(tx, id).await?;
     let wanted = NewClient {
         name: change.name.unwrap_or_else(|| before.name.clone()),
         redirect_uris: change
@@ -289,9 +303,9 @@ pub async fn update(
     if changes.is_empty() {
         return Ok(before);
     }
-    store::update_settings(&mut *tx, &after).await?;
+    store::update_settings(&mut **tx, &after).await?;
     record(
-        &mut tx,
+        tx,
         actor,
         action::CLIENT_UPDATED,
         id,
@@ -299,7 +313,6 @@ pub async fn update(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(after)
 }
 

@@ -15,7 +15,7 @@ use crate::audit::{Actor, action};
 use crate::clock::Clock;
 use crate::config::SigningAlg;
 use crate::crypto::tokens::{SecretToken, TokenHash, new_id, random_token};
-use crate::db::Database;
+use crate::db::{Database, Tx};
 use crate::error::{AppError, Result};
 
 /// Scopes a client may request when none are given at creation.
@@ -249,9 +249,22 @@ pub async fn create(
     new: NewClient,
     actor: &Actor,
 ) -> Result<(Client, Option<SecretToken>)> {
+    let mut tx = db.begin().await?;
+    let created = create_in(&mut tx, clock.now(), new, actor).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// [`create`] inside the caller's transaction, for registrations that store more with the client
+/// (dynamic registration keeps its registration access token in the same transaction).
+pub async fn create_in(
+    tx: &mut Tx,
+    now: i64,
+    new: NewClient,
+    actor: &Actor,
+) -> Result<(Client, Option<SecretToken>)> {
     let settings = validate_settings(&new)?;
     let secret = (!new.public).then(random_token);
-    let now = clock.now();
     let client = Client {
         id: new_id(),
         secret_hash: secret.as_ref().map(SecretToken::hash),
@@ -274,10 +287,9 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let mut tx = db.begin().await?;
-    store::insert(&mut *tx, &client, now).await?;
+    store::insert(&mut **tx, &client, now).await?;
     manage::record(
-        &mut tx,
+        tx,
         actor,
         action::CLIENT_CREATED,
         &client.id,
@@ -289,6 +301,5 @@ pub async fn create(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok((client, secret))
 }

@@ -99,6 +99,18 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
             "delete from totp_factors where confirmed_at is null and created_at < $1",
             now - crate::mfa::totp::pages::UNCONFIRMED_REUSE_SECS - GRACE_SECS,
         ),
+        // Pushed authorization requests (RFC 9126), claimed or not, once they expired.
+        (
+            "pushed_authorization_requests",
+            "delete from pushed_authorization_requests where expires_at < $1",
+            now - GRACE_SECS,
+        ),
+        // Initial access tokens of dynamic registration (RFC 7591) that expired.
+        (
+            "registration_initial_tokens",
+            "delete from registration_initial_tokens where expires_at < $1",
+            now - GRACE_SECS,
+        ),
         // Failed-attempt counters whose window has passed count nothing any more.
         (
             "login_throttles",

@@ -112,10 +112,40 @@ pub enum Refusal {
     },
 }
 
-/// Validates the parameters of an authorization request.
+/// Where the parameters of an authorization request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The browser's query string or form.
+    FrontChannel,
+    /// A pushed authorization request (RFC 9126), authenticated at `/par`.
+    Pushed,
+}
+
+/// Validates the parameters of an authorization request. With a `request_uri` (RFC 9126 §4) the
+/// pushed request it names is claimed and validated instead; its other parameters are ignored.
 pub async fn validate(
     state: &AppState,
     params: &Params,
+) -> Result<(Arc<Client>, AuthzRequest), Refusal> {
+    if let Some(request_uri) = params.get("request_uri") {
+        let pushed = super::par::claim(state, params.get("client_id"), request_uri).await?;
+        return check(state, &pushed, Source::Pushed).await;
+    }
+    check(state, params, Source::FrontChannel).await
+}
+
+/// Validates the parameters posted to `/par` (RFC 9126 §2.1: as at the authorization endpoint).
+pub async fn validate_pushed(
+    state: &AppState,
+    params: &Params,
+) -> Result<(Arc<Client>, AuthzRequest), Refusal> {
+    check(state, params, Source::Pushed).await
+}
+
+async fn check(
+    state: &AppState,
+    params: &Params,
+    source: Source,
 ) -> Result<(Arc<Client>, AuthzRequest), Refusal> {
     let page = |msg: &str| Refusal::Page(AppError::invalid(msg.to_owned()));
     let client_id = params
@@ -152,10 +182,12 @@ pub async fn validate(
             "request objects are not supported",
         ));
     }
-    if params.has("request_uri") {
+    // RFC 9126 §6: a client registered with `require_pushed_authorization_requests` sends nothing
+    // but pushed requests (a request_uri was handled in `validate` and never reaches here).
+    if source == Source::FrontChannel && client.require_par {
         return Err(redirect(
-            ErrorCode::RequestUriNotSupported,
-            "request_uri is not supported",
+            ErrorCode::InvalidRequest,
+            "this client must use pushed authorization requests",
         ));
     }
     match params.get("response_type") {
