@@ -45,6 +45,11 @@ pub mod action {
     /// family (recorded in the target organization's log; details: `from_org_id`,
     /// `from_family_id`).
     pub const ORGANIZATION_SWITCHED: &str = "refresh_token.organization_switched";
+    /// A person approved a device (RFC 8628) on the `/device` page: recorded in the chosen
+    /// organization's log, or without one (target: the client; details: `scope`).
+    pub const DEVICE_APPROVED: &str = "device.approved";
+    /// A person denied a device on the `/device` page (target: the client; details: `scope`).
+    pub const DEVICE_DENIED: &str = "device.denied";
     /// A login succeeded.
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     /// A login failed.

@@ -24,6 +24,7 @@ use super::store::{self, Decision, DeviceRow};
 use super::user_code;
 use crate::accounts::User;
 use crate::app::AppState;
+use crate::audit::{self, Actor, AuditEvent};
 use crate::clients::Client;
 use crate::crypto::tokens::TokenHash;
 use crate::error::{AppError, Result};
@@ -35,6 +36,7 @@ use crate::routes;
 use crate::self_service::pages::{AccountHolder, holder};
 use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, render};
+use crate::web::request_meta::RequestMeta;
 
 /// Wrong user codes a browser session may type within [`FAILURE_WINDOW_SECS`].
 pub const MAX_FAILURES: usize = 5;
@@ -183,6 +185,7 @@ pub async fn device_page(
 pub async fn device_submit(
     State(state): State<AppState>,
     session: Session,
+    meta: RequestMeta,
     Form(form): Form<DeviceForm>,
 ) -> Result<Response> {
     csrf::check(&form.csrf)?;
@@ -266,6 +269,7 @@ pub async fn device_submit(
         row: &row,
         memberships: &memberships,
         typed: &form.user_code,
+        meta,
     };
     match form.decision.as_str() {
         "" => page.render(None, None, StatusCode::OK),
@@ -296,6 +300,7 @@ struct Confirm<'a> {
     row: &'a DeviceRow,
     memberships: &'a [MembershipChoice],
     typed: &'a str,
+    meta: RequestMeta,
 }
 
 impl Confirm<'_> {
@@ -482,15 +487,41 @@ async fn answer(page: &Confirm<'_>, approve: bool, org_id: Option<&str>) -> Resu
         amr: &amr,
     };
     let now = state.clock.now();
-    if !store::decide(
-        &state.db.pool,
+    // The answer and its audit event together: an answer is never stored unaudited.
+    let mut tx = state.db.begin().await?;
+    let decided = store::decide(
+        &mut *tx,
         &page.row.device_code_hash,
         approve,
         &decision,
         now,
     )
-    .await?
-    {
+    .await?;
+    if decided {
+        let actor = Actor {
+            client_id: Some(page.client.id.clone()),
+            ..Actor::user(page.person.user.id.clone(), page.meta.clone())
+        };
+        audit::record(
+            &mut *tx,
+            &AuditEvent {
+                org_id,
+                actor: &actor,
+                action: if approve {
+                    audit::action::DEVICE_APPROVED
+                } else {
+                    audit::action::DEVICE_DENIED
+                },
+                target_type: Some("client"),
+                target_id: Some(&page.client.id),
+                details: serde_json::json!({ "scope": page.row.scope }),
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if !decided {
         return entry(
             &page.person.user.email,
             page.typed,

@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::helpers::{Backend, TestApp};
 use crate::mfa_helpers;
+use crate::mgmt_helpers;
 use crate::org_login::{EMAIL, OTHER, add_member, create_org};
 use crate::rp::{
     self, PASSWORD, RegisteredClient, hidden_input, json_with_status, location, rp_http,
@@ -346,6 +347,20 @@ async fn whole_flow_with_the_openidconnect_client_carries_the_org_claims(backend
     .await;
     let (_, access) = rp::decode_jwt(refreshed["access_token"].as_str().expect("access"));
     assert_eq!(access["org_id"], org.as_str());
+
+    // The approval is in the organization's audit log, by the person, for the client.
+    let operator = mgmt_helpers::operator_token(&app).await;
+    let logged = mgmt_helpers::get(
+        &app,
+        &format!("/api/v1/orgs/{org}/audit-log?action=device.approved"),
+        &operator,
+    )
+    .await;
+    let events = logged.ok(200).as_array().expect("a list").clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["actor_user_id"], ada.as_str());
+    assert_eq!(events[0]["target_id"], client.id.as_str());
+    assert_eq!(events[0]["details"]["scope"], "openid email offline_access");
 }
 
 async fn device_authorization_answer_and_its_refusals(backend: Backend) {
@@ -495,6 +510,14 @@ async fn denied_is_access_denied(backend: Backend) {
     .await;
     assert_eq!(status, 400);
     assert!(page.contains("already used"), "{page}");
+
+    // One answer, one audit event (the refused second answer records nothing).
+    let operator = mgmt_helpers::operator_token(&app).await;
+    let denied = mgmt_helpers::get(&app, "/api/v1/audit-log?action=device.denied", &operator).await;
+    assert_eq!(denied.ok(200).as_array().map(Vec::len), Some(1));
+    let approved =
+        mgmt_helpers::get(&app, "/api/v1/audit-log?action=device.approved", &operator).await;
+    assert_eq!(approved.ok(200).as_array().map(Vec::len), Some(0));
 }
 
 async fn approved_code_is_redeemed_once(backend: Backend) {

@@ -1,7 +1,8 @@
 //! An organization's `sso_required`: only owners set it (`PATCH /api/v1/orgs/{org}`), and only once
 //! the organization has a connection; a member whose address is in one of its verified domains is
 //! then sent to `/federation/start` instead of getting a code, and the token endpoint refuses codes
-//! and refreshes of their password sign-ins (from the live flag and the live domains). Their other
+//! and refreshes of their password sign-ins (from the live flag and the live domains), and switches
+//! into the organization on the refresh grant. Their other
 //! organizations, and members outside the verified domains, are not touched.
 
 use reqwest::Url;
@@ -373,6 +374,21 @@ async fn codes_and_refreshes_without_the_provider_are_refused(backend: Backend) 
         assert_eq!(body["error"], "invalid_grant");
         assert_eq!(body["error_description"], REFUSED);
     }
+    // Switching organization on the refresh grant meets the same policy: Bob's password sign-in
+    // for globex cannot switch into acme, and the presented token is left as it was.
+    let switched = app
+        .post_token(
+            Some((&s.client.id, s.client.secret())),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &bob_globex),
+                ("organization", "acme"),
+            ],
+        )
+        .await;
+    let body = json_with_status(switched, 400).await;
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_description"], REFUSED);
     // Bob's other organization and the contractor are not touched.
     let (status, body) = refresh(app, &s.client, &bob_globex).await;
     assert_eq!(status, 200, "{body}");

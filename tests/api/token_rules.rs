@@ -307,7 +307,10 @@ async fn unknown_or_missing_grant_type(backend: Backend) {
     let urn = app
         .post_token(
             basic,
-            &[("grant_type", "urn:ietf:params:oauth:grant-type:saml2-bearer")],
+            &[(
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:saml2-bearer",
+            )],
         )
         .await;
     let missing = app.post_token(basic, &[("code", "x")]).await;
