@@ -329,8 +329,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let jobs = crate::jobs::Jobs::start(self.state.clone());
-        let mail =
-            crate::mail::delivery::Delivery::start(self.deliverer, self.state.mailer.clone());
+        let mail = crate::mail::delivery::start(self.deliverer, self.state.mailer.clone());
         let refresher = self
             .state
             .keyring

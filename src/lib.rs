@@ -29,7 +29,7 @@
 //! | [`invitations`] | invitations: the management API (create, renew, list, revoke), the mail, and the accept pages |
 //! | [`clients`] | the OAuth client registry, its validation, a one-second cache for the hot path, and the operator's management of clients (`clients::manage` behind the `client` commands and `/api/v1/clients` in `clients::api`; secret rotation with a grace period) |
 //! | [`mail`] | outgoing mail: the outbox queue and its delivery loop (SMTP or `.eml` files) |
-//! | [`jobs`] | background work (expiry purges, retention of the audit log and login history, signing-key rotation) under database leases, stopped cleanly |
+//! | [`jobs`] | background work (expiry purges, retention of the audit log and login history, signing-key rotation) under database leases, stopped cleanly; `jobs::outbox`, the one delivery loop of queued rows (mail, back-channel logout tokens) |
 //! | [`login`] | the login page, sign-in by a mailed link or 6-digit code (`login::email_signin`), the shared end of every sign-in (`login::completion`), browser sessions (tower-sessions on our own tables), known browsers and the new-device alert, throttling of failed sign-ins and client authentications (`login::throttle`) |
 //! | [`mfa`] | second factors: TOTP authenticators, recovery codes, passkeys (webauthn-rs); the second step of a sign-in and of a step-up; `acr` from `amr`; the operator's reset; the mails about factor changes |
 //! | [`oauth`] | authorization endpoint and consent page, token endpoint and grants (organization switching on the refresh grant), client authentication, PKCE, RFC 9068 access tokens, pushed authorization requests (`oauth::par`, RFC 9126), resource indicators (`oauth::resource`, RFC 8707), `OAuthError` |

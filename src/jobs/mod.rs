@@ -1,8 +1,10 @@
-//! Background jobs: expiry purges and signing-key rotation (and, started and stopped with them, the
-//! delivery of back-channel logout tokens), each run at most once at a time across
-//! all processes sharing the database (a lease in `job_leases`), stopped cleanly at shutdown.
+//! Background jobs: expiry purges and signing-key rotation, each run at most once at a time across
+//! all processes sharing the database (a lease in `job_leases`), stopped cleanly at shutdown; and
+//! [`outbox`], the delivery loop of queued rows (mail, and the back-channel logout tokens started and
+//! stopped with these jobs), which runs in every process.
 
 pub mod lease;
+pub mod outbox;
 pub mod purge;
 
 use std::time::Duration;
@@ -25,13 +27,13 @@ pub struct Jobs {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
     /// The back-channel logout delivery loop (`oidc::backchannel::delivery`), which runs as long.
-    backchannel: crate::oidc::backchannel::delivery::Delivery,
+    backchannel: outbox::Worker,
 }
 
 impl Jobs {
     /// Starts the job loop for this process.
     pub fn start(state: AppState) -> Jobs {
-        let backchannel = crate::oidc::backchannel::delivery::Delivery::start(state.clone());
+        let backchannel = crate::oidc::backchannel::delivery::start(state.clone());
         let (stop, mut stopped) = watch::channel(false);
         let holder = new_id();
         let handle = tokio::spawn(async move {

@@ -1,23 +1,21 @@
-//! The delivery loop: sends what features queued in `mail_outbox`, off the request path.
+//! The delivery of `mail_outbox`: an [`Outbox`] for the one delivery loop of
+//! [`crate::jobs::outbox`] (leases, batches, stopping between messages).
 //!
-//! It wakes on [`super::Mailer::wake`] and polls every [`POLL_EVERY`] (mail queued by another process
-//! or the CLI, retries that came due), so a message is handed over within seconds of its action
-//! (docs/operations.md: 5 s). Each message is leased (`locked_until`) by one conditional update before it is
-//! sent, so several processes sharing a database never send one message twice, and a process that
-//! dies mid-send frees its lease after [`LEASE_SECS`]. Failures back off exponentially
-//! ([`backoff_secs`]) and are given up after [`MAX_ATTEMPTS`], with a log line.
+//! The loop wakes on [`super::Mailer::wake`] and polls every [`POLL_EVERY`], so a message is handed
+//! over within seconds of its action (docs/operations.md: 5 s). A message is leased for
+//! [`LEASE_SECS`] (several SMTP timeouts). Failures back off exponentially ([`backoff_secs`]) and are
+//! given up after [`MAX_ATTEMPTS`], with a log line.
 
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::store::{self, OutboxRow};
 use super::transport::{SendError, Transport, build_message};
 use super::{Mail, Mailer};
 use crate::clock::Clock;
 use crate::db::Database;
+use crate::jobs::outbox::{Outbox, Worker};
 
 /// How often the loop looks for due mail without being woken.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -29,8 +27,6 @@ pub const MAX_ATTEMPTS: i64 = 20;
 const FIRST_BACKOFF_SECS: i64 = 5;
 /// Longest delay between two attempts.
 const MAX_BACKOFF_SECS: i64 = 10 * 60;
-/// Messages read per batch.
-const BATCH: i64 = 50;
 /// Longest stored error text.
 const MAX_ERROR_CHARS: usize = 500;
 
@@ -66,37 +62,8 @@ impl Deliverer {
         })
     }
 
-    /// Sends every message due now, checking `stop` between messages; returns how many were handed
-    /// over.
-    pub async fn deliver_due(&self, stop: &watch::Receiver<bool>) -> Result<usize, sqlx::Error> {
-        let mut sent = 0;
-        loop {
-            let now = self.clock.now();
-            let ids = store::due(&self.db.pool, now, MAX_ATTEMPTS, BATCH).await?;
-            let mut progressed = false;
-            for id in &ids {
-                if *stop.borrow() {
-                    return Ok(sent);
-                }
-                let now = self.clock.now();
-                let Some(row) = store::claim(&self.db.pool, id, now, now + LEASE_SECS).await?
-                else {
-                    continue;
-                };
-                progressed = true;
-                if self.deliver(row).await? {
-                    sent += 1;
-                }
-            }
-            // A full batch may hide more due mail; stop when nothing was ours to send.
-            if i64::try_from(ids.len()).unwrap_or(0) < BATCH || !progressed {
-                return Ok(sent);
-            }
-        }
-    }
-
     /// Sends one claimed message and records the outcome; true when it was handed over.
-    async fn deliver(&self, row: OutboxRow) -> Result<bool, sqlx::Error> {
+    async fn send(&self, row: OutboxRow) -> Result<bool, sqlx::Error> {
         let mail = Mail {
             to: row.to_address.clone(),
             subject: row.subject.clone(),
@@ -137,41 +104,39 @@ impl Deliverer {
     }
 }
 
-/// The running loop; [`Delivery::stop`] ends it between messages.
-#[derive(Debug)]
-pub struct Delivery {
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
+impl Outbox for Deliverer {
+    type Row = OutboxRow;
+    const NAME: &'static str = "mail_outbox";
+    const LEASE_SECS: i64 = LEASE_SECS;
+
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    async fn due(&self, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        store::due(&self.db.pool, now, MAX_ATTEMPTS, limit).await
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<OutboxRow>, sqlx::Error> {
+        store::claim(&self.db.pool, id, now, until).await
+    }
+
+    async fn deliver(&self, row: OutboxRow) -> Result<bool, sqlx::Error> {
+        self.send(row).await
+    }
 }
 
-impl Delivery {
-    /// Starts the loop: a pass at once (mail left by an earlier run), then on every wake and poll.
-    pub fn start(deliverer: Deliverer, mailer: Mailer) -> Delivery {
-        let (stop, mut stopped) = watch::channel(false);
-        let handle = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(POLL_EVERY);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = mailer.woken() => {}
-                    _ = stopped.changed() => break,
-                }
-                // A stop is seen between messages: the one being sent finishes (each SMTP command
-                // times out), so it is never sent and then left unmarked.
-                if let Err(e) = deliverer.deliver_due(&stopped).await {
-                    tracing::warn!(error = %e, "mail delivery pass failed");
-                }
-            }
-        });
-        Delivery { stop, handle }
-    }
-
-    /// Asks the loop to stop and waits for the message in flight, if any.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.handle.await;
-    }
+/// Starts this process's mail loop: woken by `mailer`, polling every [`POLL_EVERY`].
+pub fn start(deliverer: Deliverer, mailer: Mailer) -> Worker {
+    Worker::start(deliverer, POLL_EVERY, move || {
+        let mailer = mailer.clone();
+        async move { mailer.woken().await }
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The mail delivery loop: `.eml` files without SMTP, a real SMTP exchange, retries with backoff while
 //! the server is down, and one delivery per message when two processes share the outbox.
 
-use latchkey::mail::delivery::{Deliverer, Delivery, MAX_ATTEMPTS};
+use latchkey::jobs::outbox::deliver_due;
+use latchkey::mail::delivery::{self, Deliverer, MAX_ATTEMPTS};
 use latchkey::mail::transport::Transport;
 use latchkey::mail::{self, Mail, Mailer};
 
@@ -156,7 +157,7 @@ async fn two_processes_send_each_message_once(backend: Backend) {
     let sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(backend, &[("LATCHKEY_SMTP_URL", sink.url().as_str())]).await;
     let config = latchkey::config::Config::from_lookup(|k| app.env.get(k).cloned()).unwrap();
-    let other = Delivery::start(
+    let other = delivery::start(
         Deliverer {
             transport: Transport::from_config(&config).unwrap(),
             db: app.db.clone(),
@@ -203,7 +204,7 @@ async fn delivery_gives_up_after_the_last_attempt(backend: Backend) {
         }
         // While it will be retried, the body is kept.
         assert!(outbox_body(&app).await.1.contains("Hello in text."));
-        deliverer.deliver_due(&keep_going).await.unwrap();
+        deliver_due(&deliverer, &keep_going).await.unwrap();
         app.clock.advance(601);
     }
     let (attempts, sent_at, error) = outbox_row(&app).await;
@@ -216,6 +217,6 @@ async fn delivery_gives_up_after_the_last_attempt(backend: Backend) {
     assert_eq!((text.as_str(), html), ("", None));
     // Given up: later passes leave it alone.
     app.clock.advance(3600);
-    deliverer.deliver_due(&keep_going).await.unwrap();
+    deliver_due(&deliverer, &keep_going).await.unwrap();
     assert_eq!(outbox_row(&app).await.0, MAX_ATTEMPTS);
 }

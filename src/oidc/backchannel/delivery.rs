@@ -1,12 +1,11 @@
-//! The delivery loop of logout tokens (Back-Channel Logout 1.0 §2.5), off the request path.
+//! The delivery of logout tokens (Back-Channel Logout 1.0 §2.5), off the request path: an
+//! [`Outbox`] of `backchannel_logouts` for the one delivery loop of [`crate::jobs::outbox`] (leases,
+//! batches, stopping between logouts).
 //!
-//! It wakes on [`super::wake`] and polls every [`POLL_EVERY`] (logouts queued by another process or
-//! the CLI, retries that came due). Each queued logout is leased (`locked_until`) by one conditional
-//! update before it is posted, so several processes sharing a database never post one twice, and a
-//! process that dies mid-post frees its lease after [`LEASE_SECS`]. A token is signed at each
-//! attempt (it is valid two minutes, §2.4), and posted as `logout_token=…` in an
-//! `application/x-www-form-urlencoded` body through the guarded upstream client
-//! ([`crate::federation::upstream`]: https, or http on loopback with
+//! The loop wakes on [`super::wake`] and polls every [`POLL_EVERY`]. A logout is leased for
+//! [`LEASE_SECS`]. A token is signed at each attempt (it is valid two minutes, §2.4), and posted as
+//! `logout_token=…` in an `application/x-www-form-urlencoded` body through the guarded upstream
+//! client ([`crate::federation::upstream`]: https, or http on loopback with
 //! `LATCHKEY_ALLOW_INSECURE_UPSTREAMS=true`; no private addresses, no redirects followed), within
 //! [`REQUEST_TIMEOUT`]. §2.8: a 200 or 204 (any 2xx here) is success; anything else (an error
 //! status, a redirect, no answer) is retried after [`backoff_secs`] and given up after
@@ -15,13 +14,12 @@
 use std::time::Duration;
 
 use axum::http::{Method, Request, header};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::store::{self, LogoutRow};
 use super::token;
 use crate::app::AppState;
 use crate::federation::upstream::UpstreamError;
+use crate::jobs::outbox::{Outbox, Worker};
 
 /// How often the loop looks for due logouts without being woken.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -36,8 +34,6 @@ pub const MAX_ATTEMPTS: i64 = 10;
 pub const GIVE_UP_AFTER_SECS: i64 = 24 * 60 * 60;
 /// Delays after the 1st, 2nd, … failure; the last one repeats.
 const BACKOFF_SECS: [i64; 7] = [5, 30, 120, 600, 1800, 3600, 7200];
-/// Logouts read per batch.
-const BATCH: i64 = 50;
 /// Longest stored error text.
 const MAX_ERROR_CHARS: usize = 500;
 
@@ -55,33 +51,39 @@ enum Failure {
     Permanent(String),
 }
 
-/// Posts every logout due now, checking `stop` between logouts; returns how many were delivered.
-pub async fn deliver_due(
-    state: &AppState,
-    stop: &watch::Receiver<bool>,
-) -> Result<usize, sqlx::Error> {
-    let mut delivered = 0;
-    loop {
-        let ids = store::due(&state.db.pool, state.clock.now(), BATCH).await?;
-        let mut progressed = false;
-        for id in &ids {
-            if *stop.borrow() {
-                return Ok(delivered);
-            }
-            let now = state.clock.now();
-            let Some(row) = store::claim(&state.db.pool, id, now, now + LEASE_SECS).await? else {
-                continue;
-            };
-            progressed = true;
-            if deliver(state, row).await? {
-                delivered += 1;
-            }
-        }
-        // A full batch may hide more due logouts; stop when nothing was ours to post.
-        if i64::try_from(ids.len()).unwrap_or(0) < BATCH || !progressed {
-            return Ok(delivered);
-        }
+/// The outbox of logout tokens, read and marked through the server's state.
+struct Logouts(AppState);
+
+impl Outbox for Logouts {
+    type Row = LogoutRow;
+    const NAME: &'static str = "backchannel_logouts";
+    const LEASE_SECS: i64 = LEASE_SECS;
+
+    fn now(&self) -> i64 {
+        self.0.clock.now()
     }
+
+    async fn due(&self, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        store::due(&self.0.db.pool, now, limit).await
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<LogoutRow>, sqlx::Error> {
+        store::claim(&self.0.db.pool, id, now, until).await
+    }
+
+    async fn deliver(&self, row: LogoutRow) -> Result<bool, sqlx::Error> {
+        deliver(&self.0, row).await
+    }
+}
+
+/// Starts this process's logout loop: woken by [`super::wake`], polling every [`POLL_EVERY`].
+pub fn start(state: AppState) -> Worker {
+    Worker::start(Logouts(state), POLL_EVERY, super::woken)
 }
 
 /// Posts one claimed logout and records the outcome; true when the relying party accepted it.
@@ -163,43 +165,6 @@ async fn attempt(state: &AppState, row: &LogoutRow) -> Result<(), Failure> {
             "the relying party answered {}",
             response.status()
         )))
-    }
-}
-
-/// The running loop; [`Delivery::stop`] ends it between logouts.
-#[derive(Debug)]
-pub struct Delivery {
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
-}
-
-impl Delivery {
-    /// Starts the loop: a pass at once (logouts left by an earlier run), then on every wake and poll.
-    pub fn start(state: AppState) -> Delivery {
-        let (stop, mut stopped) = watch::channel(false);
-        let handle = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(POLL_EVERY);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    () = super::woken() => {}
-                    _ = stopped.changed() => break,
-                }
-                // A stop is seen between logouts: the one being posted finishes (within the
-                // request timeout), so it is never posted and then left unmarked.
-                if let Err(e) = deliver_due(&state, &stopped).await {
-                    tracing::warn!(error = %e, "back-channel logout pass failed");
-                }
-            }
-        });
-        Delivery { stop, handle }
-    }
-
-    /// Asks the loop to stop and waits for the post in flight, if any.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.handle.await;
     }
 }
 
