@@ -2,7 +2,8 @@
 //! [`Outbox`] of `backchannel_logouts` for the one delivery loop of [`crate::jobs::outbox`] (leases,
 //! batches, stopping between logouts).
 //!
-//! The loop wakes on [`super::wake`] and polls every [`POLL_EVERY`]. A logout is leased for
+//! The loop polls every [`POLL_EVERY`]; nothing wakes it sooner (logouts are queued inside their
+//! caller's transaction, and a pass before the commit would find nothing). A logout is leased for
 //! [`LEASE_SECS`]. A token is signed at each attempt (it is valid two minutes, §2.4), and posted as
 //! `logout_token=…` in an `application/x-www-form-urlencoded` body through the guarded upstream
 //! client ([`crate::federation::upstream`]: https, or http on loopback with
@@ -21,7 +22,7 @@ use crate::app::AppState;
 use crate::federation::upstream::UpstreamError;
 use crate::jobs::outbox::{Outbox, Worker};
 
-/// How often the loop looks for due logouts without being woken.
+/// How often the loop looks for due logouts.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// How long a claimed logout stays leased to the posting process (well over one request).
 pub const LEASE_SECS: i64 = 60;
@@ -81,9 +82,9 @@ impl Outbox for Logouts {
     }
 }
 
-/// Starts this process's logout loop: woken by [`super::wake`], polling every [`POLL_EVERY`].
+/// Starts this process's logout loop, polling every [`POLL_EVERY`].
 pub fn start(state: AppState) -> Worker {
-    Worker::start(Logouts(state), POLL_EVERY, super::woken)
+    Worker::start(Logouts(state), POLL_EVERY, std::future::pending::<()>)
 }
 
 /// Posts one claimed logout and records the outcome; true when the relying party accepted it.

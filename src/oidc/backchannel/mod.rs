@@ -14,7 +14,9 @@
 //!   session, one announces it) and a row per client is queued in `backchannel_logouts`. The queuing
 //!   runs in a savepoint: if it fails, it is logged and rolled back alone, and the sign-out goes on
 //!   (a person's sign-out never fails because an application could not be told).
-//! - **Delivery** ([`delivery`]): a loop started with the server's jobs posts each token
+//! - **Delivery** ([`delivery`]): a loop started with the server's jobs, polling every second (the
+//!   queuing happens inside the caller's transaction, so waking the loop at that point would find
+//!   nothing committed yet), posts each token
 //!   (`application/x-www-form-urlencoded`, `logout_token=…`, §2.5) through the guarded upstream
 //!   client, leasing each row by a conditional update, with backoff and a final give-up.
 
@@ -23,26 +25,9 @@ pub mod store;
 pub mod token;
 
 use sqlx::{AnyConnection, Connection};
-use tokio::sync::Notify;
 
 use crate::clients::Client;
 use crate::db::Database;
-
-/// Wakes the delivery loops of this process after logouts were queued. Process-wide rather than in
-/// `AppState`: queuing happens deep in the account lifecycle, which has a transaction, not the state;
-/// a loop woken for nothing does one cheap query, and every loop also polls every second.
-static WAKE: Notify = Notify::const_new();
-
-/// Tells the delivery loops that logouts may be due. Called by the hooks below before their caller
-/// commits: a pass that runs too early finds nothing and the next poll (within a second) sends them.
-pub fn wake() {
-    WAKE.notify_waiters();
-}
-
-/// Completes when [`wake`] is called.
-pub async fn woken() {
-    WAKE.notified().await;
-}
 
 /// Records that `client` was issued a code in browser session `sid` of `user_id`, when it has a
 /// back-channel logout URI (others are never told, so they need no row). A failure is logged and
@@ -117,10 +102,7 @@ async fn queue(conn: &mut AnyConnection, ending: Ending<'_>, now: i64) {
     .await;
     match result {
         Ok(0) => {}
-        Ok(queued) => {
-            tracing::info!(queued, "back-channel logouts queued");
-            wake();
-        }
+        Ok(queued) => tracing::info!(queued, "back-channel logouts queued"),
         Err(e) => {
             tracing::warn!(error = %e, ?ending, "cannot queue back-channel logouts; sign-out goes on")
         }
