@@ -36,7 +36,7 @@ on_both_databases!(
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// A confidential client ("Test RP") allowed the device grant (and refresh tokens).
-async fn device_client(app: &TestApp) -> RegisteredClient {
+pub(crate) async fn device_client(app: &TestApp) -> RegisteredClient {
     app.register_client(&[
         "--grant-type",
         DEVICE_GRANT,
@@ -68,12 +68,16 @@ async fn start(
 }
 
 /// A started device authorization's JSON.
-async fn started(app: &TestApp, client: &RegisteredClient) -> Value {
+pub(crate) async fn started(app: &TestApp, client: &RegisteredClient) -> Value {
     json_with_status(start(app, client, &[]).await, 200).await
 }
 
 /// One poll of the token endpoint with `device_code`, as `client`.
-async fn poll(app: &TestApp, client: &RegisteredClient, device_code: &str) -> reqwest::Response {
+pub(crate) async fn poll(
+    app: &TestApp,
+    client: &RegisteredClient,
+    device_code: &str,
+) -> reqwest::Response {
     app.post_token(
         Some((&client.id, client.secret())),
         &[("grant_type", DEVICE_GRANT), ("device_code", device_code)],

@@ -16,6 +16,7 @@ mod browser_account;
 mod browser_account_profile;
 mod browser_accounts;
 mod browser_capture;
+mod browser_device;
 mod browser_email_signin;
 mod browser_federation;
 mod browser_pages;
