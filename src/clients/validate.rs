@@ -73,7 +73,7 @@ pub fn backchannel_logout_uri(uri: &str) -> Result<String> {
 }
 
 /// Validates resource indicators (RFC 8707 §2): absolute URIs without a fragment, no user
-/// information, at most [`MAX_URI_LEN`] long. Duplicates are removed; order is kept.
+/// information, at most `MAX_URI_LEN` long. Duplicates are removed; order is kept.
 pub fn resources(raw: &[String]) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for uri in raw {

@@ -4,6 +4,7 @@
 //! device polls the token endpoint with `grant_type=urn:ietf:params:oauth:grant-type:device_code`
 //! ([`grant`]). docs/device.md is the reference.
 
+pub mod confirm;
 pub mod grant;
 pub mod pages;
 pub mod store;

@@ -1,7 +1,7 @@
 //! Checking a DPoP proof JWT (RFC 9449 §4.3): the `DPoP` header, the JOSE header (`typ`, `alg`, a
 //! public `jwk`), the signature by that key, and the claims (`jti`, `htm`, `htu`, `iat`, `nonce`,
 //! `ath`). What only a server can decide (is the nonce current, was the proof seen before) is left to
-//! [`super::nonce`] and [`super::replay`]; this module is pure.
+//! [`super::nonce`] and [`super::store`] (the replay cache); this module is pure.
 
 use std::collections::BTreeMap;
 
