@@ -89,6 +89,20 @@ pub fn mail_failed() {
     }
 }
 
+/// A relying party accepted a back-channel logout token.
+pub fn backchannel_logout_delivered() {
+    if installed() {
+        counter!(names::BACKCHANNEL_LOGOUT_DELIVERED).increment(1);
+    }
+}
+
+/// A back-channel logout post failed.
+pub fn backchannel_logout_failed() {
+    if installed() {
+        counter!(names::BACKCHANNEL_LOGOUT_FAILED).increment(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,10 @@ pub const MAIL_SENT: &str = "latchkey_mail_sent_total";
 pub const MAIL_FAILED: &str = "latchkey_mail_failed_total";
 /// Gauge: age in seconds of the oldest message still waiting for delivery (0 when none waits).
 pub const MAIL_QUEUE_OLDEST_AGE: &str = "latchkey_mail_queue_oldest_age_seconds";
+/// Counter: back-channel logout tokens a relying party accepted.
+pub const BACKCHANNEL_LOGOUT_DELIVERED: &str = "latchkey_backchannel_logout_delivered_total";
+/// Counter: failed back-channel logout posts (each retry counts; the last one gives the logout up).
+pub const BACKCHANNEL_LOGOUT_FAILED: &str = "latchkey_backchannel_logout_failed_total";
 /// Gauge: seconds since each active signing key was created, by `kid` and `alg`.
 pub const SIGNING_KEY_AGE: &str = "latchkey_signing_key_age_seconds";
 /// Gauge: connections of the database pool, by `state` (`idle` or `in_use`).
@@ -42,7 +46,8 @@ pub const ROUTE: &str = "route";
 pub const METHOD: &str = "method";
 /// Label: the HTTP status code (`200`, `404`, …).
 pub const STATUS: &str = "status";
-/// Label: the OAuth grant (`authorization_code`, `refresh_token`, `client_credentials`).
+/// Label: the OAuth grant (`authorization_code`, `refresh_token`, `client_credentials`,
+/// `urn:ietf:params:oauth:grant-type:device_code`).
 pub const GRANT_TYPE: &str = "grant_type";
 /// Label: [`CONFIDENTIAL`] or [`PUBLIC`] (RFC 6749 §2.1).
 pub const CLIENT_TYPE: &str = "client_type";

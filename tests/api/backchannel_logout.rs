@@ -425,7 +425,16 @@ async fn password_reset_tells_the_client(backend: Backend) {
 }
 
 async fn a_failed_post_is_retried(backend: Backend) {
-    let app = app(backend).await;
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("LATCHKEY_ALLOW_INSECURE_UPSTREAMS", "true"),
+            ("LATCHKEY_METRICS_BIND", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    app.create_person(ADA, "Ada").await;
+    let before = crate::metrics::scrape(&app).await;
     let (listener, base) = Listener::start(1).await;
     let client = client_with_uri(&app, &base, "rp").await;
     let browser = rp::browser();
@@ -475,6 +484,18 @@ async fn a_failed_post_is_retried(backend: Backend) {
         .await
         .expect("row");
     assert!(delivered.is_some());
+    // Both outcomes are counted (the recorder is shared by the whole test process: at least ours).
+    let after = crate::metrics::scrape(&app).await;
+    for counter in [
+        "latchkey_backchannel_logout_failed_total",
+        "latchkey_backchannel_logout_delivered_total",
+    ] {
+        assert!(
+            after.sum(counter, &[]) > before.sum(counter, &[]),
+            "{counter}:\n{}",
+            after.text
+        );
+    }
 }
 
 async fn two_servers_post_each_logout_once(backend: Backend) {

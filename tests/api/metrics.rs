@@ -30,14 +30,14 @@ const WRONG: &str = "not the password at all";
 const SETTLE: Duration = Duration::from_secs(10);
 
 /// One scrape, parsed: `(name, labels, value)` per sample line.
-struct Scrape {
-    text: String,
+pub(crate) struct Scrape {
+    pub(crate) text: String,
     samples: Vec<(String, HashMap<String, String>, f64)>,
 }
 
 impl Scrape {
     /// The sum of the samples of `name` whose labels include every pair of `labels` (0 if none).
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.matching(name, labels).map(|(_, v)| v).sum()
     }
 
@@ -136,7 +136,7 @@ fn parse_labels(rest: &str, line: &str) -> HashMap<String, String> {
 }
 
 /// Scrapes `app`'s metrics listener.
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let address = app.metrics_address.as_deref().expect("metrics are on");
     let response = reqwest::get(format!("{address}/metrics"))
         .await

@@ -94,6 +94,7 @@ async fn deliver(state: &AppState, row: LogoutRow) -> Result<bool, sqlx::Error> 
     let failure = match outcome {
         Ok(()) => {
             store::mark_delivered(&state.db.pool, &row.id, now).await?;
+            crate::metrics::backchannel_logout_delivered();
             tracing::info!(logout_id = %row.id, client_id = %row.client_id, "back-channel logout delivered");
             return Ok(true);
         }
@@ -117,6 +118,7 @@ async fn deliver(state: &AppState, row: LogoutRow) -> Result<bool, sqlx::Error> 
         (!give_up).then_some(next),
     )
     .await?;
+    crate::metrics::backchannel_logout_failed();
     if give_up {
         tracing::error!(logout_id = %row.id, client_id = %row.client_id, attempts, error = %text,
             "back-channel logout given up");
