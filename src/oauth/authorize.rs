@@ -346,7 +346,7 @@ async fn next_step(
         issued_family_id: None,
         issued_jti: None,
         resource: req.resource.clone(),
-        dpop_jkt: None,
+        dpop_jkt: req.dpop_jkt.clone(),
     };
     store::insert_code(&state.db.pool, &row).await?;
     crate::oidc::backchannel::remember(&state.db, &signed.sid, client, &user.id, now).await;

@@ -6,6 +6,9 @@
 //! ([`super::request::validate_pushed`]), answered as JSON errors (§2.3) instead of redirects, and
 //! stored under the SHA-256 of the `request_uri`; `/authorize` claims them once
 //! ([`claim`]) and validates them again (the client's registration may have changed meanwhile).
+//!
+//! A `DPoP` header is checked as at the token endpoint (RFC 9449 §10.1, nonce required, §8): the
+//! pushed request's code is then bound to the proof's key, as the `dpop_jkt` parameter would bind it.
 
 pub mod store;
 
@@ -20,7 +23,7 @@ use axum::routing::post;
 use serde_json::json;
 
 use super::client_auth;
-use super::error::OAuthError;
+use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::request::{self, Refusal};
 use crate::app::AppState;
@@ -49,20 +52,36 @@ pub fn router() -> Router<AppState> {
     Router::new().route(routes::PUSHED_AUTHORIZATION_REQUEST, post(push))
 }
 
-/// `POST /par` (RFC 9126 §2): 201 `{"request_uri", "expires_in"}`, or an RFC 6749 §5.2 JSON error.
+/// `POST /par` (RFC 9126 §2): 201 `{"request_uri", "expires_in"}`, or an RFC 6749 §5.2 JSON error;
+/// with a `DPoP` header, a `DPoP-Nonce` on either (RFC 9449 §8, as at the token endpoint).
 pub async fn push(
     State(state): State<AppState>,
     meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = store_pushed(&state, &meta, &headers, body).await;
+    crate::dpop::answer(&state, &headers, result)
+}
+
+/// Authenticates the client, checks its DPoP proof if any, validates and stores the request.
+async fn store_pushed(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let body = body.map_err(|r| OAuthError::unreadable_body(&r))?;
-    let params = Params::from_form(&headers, &body)
+    let params = Params::from_form(headers, &body)
         .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
     // §2.1: the client authenticates as at the token endpoint (Basic, post, or `none` for a public
     // client, which names itself with `client_id`); a mismatch between Basic and `client_id` in
     // the body is refused there.
-    let client = client_auth::authenticate_throttled(&state, &meta, &headers, &params).await?;
+    let client = client_auth::authenticate_throttled(state, meta, headers, &params).await?;
+    // RFC 9449 §10.1: a proof here is checked as at the token endpoint (after client authentication,
+    // so that only a known client's proofs reach the replay cache).
+    let proof_jkt =
+        crate::dpop::request_jkt(state, headers, routes::PUSHED_AUTHORIZATION_REQUEST).await?;
     // §2.1: "The request_uri authorization request parameter is one exception, and it MUST NOT be
     // provided."
     if params.has("request_uri") {
@@ -86,11 +105,14 @@ pub async fn push(
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
     pairs.push(("client_id".to_owned(), client.client.id.clone()));
+    if let Some(jkt) = proof_jkt {
+        bind_to_proof_key(&mut pairs, jkt)?;
+    }
     pairs.sort();
     let pushed = params_of(&pairs).map_err(OAuthError::invalid_request)?;
     // §2.1: "The AS MUST validate the request in the same way as at the authorization endpoint";
     // §2.3: errors are answered here as JSON, never redirected.
-    match request::validate_pushed(&state, &pushed).await {
+    match request::validate_pushed(state, &pushed).await {
         Ok(_) => {}
         Err(Refusal::Redirect { error, .. }) => return Err(error),
         Err(Refusal::Page(err)) if err.status().is_client_error() => {
@@ -115,6 +137,23 @@ pub async fn push(
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     crate::web::headers::forbid_caching(&mut response);
     Ok(response)
+}
+
+/// RFC 9449 §10.1: a request pushed with a proof binds its code to the proof's key, as `dpop_jkt`
+/// would; when both are present "the authorization server MUST reject the request" unless they are
+/// the same key (`invalid_dpop_proof`: the proof is not by the key the request names).
+fn bind_to_proof_key(pairs: &mut Vec<(String, String)>, jkt: String) -> Result<(), OAuthError> {
+    match pairs.iter().find(|(name, _)| name == "dpop_jkt") {
+        None => {
+            pairs.push(("dpop_jkt".to_owned(), jkt));
+            Ok(())
+        }
+        Some((_, named)) if *named == jkt => Ok(()),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "dpop_jkt names another key than the DPoP proof's",
+        )),
+    }
 }
 
 /// The parameters of the pushed request named by `request_uri`, for `client_id`, claimed for this

@@ -1,4 +1,5 @@
-//! Validation of authorization requests (RFC 6749 §4.1.1, OIDC Core §3.1.2.1-2, RFC 7636, RFC 9700).
+//! Validation of authorization requests (RFC 6749 §4.1.1, OIDC Core §3.1.2.1-2, RFC 7636, RFC 9700,
+//! RFC 8707 `resource`, RFC 9449 §10 `dpop_jkt`).
 //!
 //! Order matters: `client_id` and `redirect_uri` are checked first and their failures are shown on our
 //! own error page, never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1); only once the redirect URI is
@@ -82,6 +83,10 @@ pub struct AuthzRequest {
     /// registered resources; kept on the code ([`crate::oauth::resource`]).
     #[serde(default)]
     pub resource: Option<String>,
+    /// The JWK SHA-256 thumbprint the code is bound to (RFC 9449 §10: `dpop_jkt`, or the key of the
+    /// proof sent to `/par`, §10.1): it is redeemed only with a DPoP proof by that key.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthzRequest {
@@ -340,6 +345,18 @@ async fn check(
             });
         }
     };
+    // RFC 9449 §10: dpop_jkt is "the JWK SHA-256 Thumbprint … base64url encoded"; anything else
+    // could never match a proof's key, so it is refused now rather than at the token endpoint.
+    let dpop_jkt = match params.get("dpop_jkt") {
+        None => None,
+        Some(jkt) if crate::dpop::is_thumbprint(jkt) => Some(jkt.to_owned()),
+        Some(_) => {
+            return Err(redirect(
+                ErrorCode::InvalidRequest,
+                "dpop_jkt must be a base64url JWK SHA-256 thumbprint (43 characters)",
+            ));
+        }
+    };
     let acr_values: Vec<String> = params
         .get("acr_values")
         .unwrap_or_default()
@@ -368,6 +385,7 @@ async fn check(
         signed_in_for_request: false,
         sso_connection: None,
         resource,
+        dpop_jkt,
     };
     Ok((client, request))
 }

@@ -54,20 +54,7 @@ pub async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = issue(&state, &meta, &headers, body).await;
-    // RFC 9449 §8: a client using DPoP learns the nonce to put in its next proof from every answer.
-    let nonce = headers
-        .contains_key(crate::dpop::proof::DPOP_HEADER)
-        .then(|| crate::dpop::nonce::current(&state));
-    match result {
-        Ok(issued) => {
-            let mut response = issued.into_response();
-            if let Some(nonce) = &nonce {
-                crate::dpop::nonce::attach_value(nonce, &mut response);
-            }
-            response
-        }
-        Err(error) => error.with_dpop_nonce(nonce).into_response(),
-    }
+    crate::dpop::answer(&state, &headers, result)
 }
 
 /// Authenticates, checks the proof, and runs the grant.
@@ -97,7 +84,7 @@ async fn issue(
         ));
     }
     // After client authentication, so that only a known client's proofs reach the replay cache.
-    let dpop_jkt = crate::dpop::token_request_jkt(state, headers).await?;
+    let dpop_jkt = crate::dpop::request_jkt(state, headers, crate::routes::TOKEN).await?;
     let request = grants::TokenRequest {
         client: &client,
         params: &params,

@@ -308,6 +308,7 @@ mod tests {
             signed_in_for_request: false,
             sso_connection: None,
             resource: None,
+            dpop_jkt: None,
         }
     }
 

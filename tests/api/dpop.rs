@@ -1,7 +1,8 @@
 //! DPoP (RFC 9449): the nonce dance at the token endpoint, access tokens bound to the proof's key
 //! (`cnf.jkt`, `token_type: DPoP`), a public client's refresh tokens bound to it, and the checks at
 //! our resource servers (`/api/v1/…`, `/userinfo`): scheme, proof signature, `htm`, `htu`, `iat`,
-//! `ath`, key, nonce, and single use, across two servers on one database.
+//! `ath`, key, nonce, and single use, across two servers on one database; authorization codes bound
+//! to a key by `dpop_jkt` at `/authorize` or by a proof at `/par` (§10, §10.1).
 
 use serde_json::Value;
 
@@ -14,6 +15,10 @@ on_both_databases!(
     proofs_are_single_use_across_servers,
     token_endpoint_refuses_bad_proofs,
     public_code_flow_binds_access_and_refresh_tokens,
+    dpop_jkt_at_authorize_binds_the_code,
+    par_with_a_proof_binds_the_code,
+    par_refuses_a_mismatching_dpop_jkt_and_bad_proofs,
+    malformed_dpop_jkt_is_refused,
 );
 
 /// A confidential operator client (`client_credentials` with `admin`).
@@ -673,4 +678,220 @@ async fn public_code_flow_binds_access_and_refresh_tokens(backend: Backend) {
     ];
     let body = rp::json_with_status(d::post_token(&app, &client, &next, None).await, 400).await;
     assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+}
+
+// Binding the authorization code (RFC 9449 §10, §10.1).
+
+/// A person to sign in and a confidential client for the code flow.
+async fn code_flow_setup(backend: Backend) -> (TestApp, RegisteredClient) {
+    let app = TestApp::spawn(backend).await;
+    app.create_person("ada@example.com", "Ada").await;
+    let client = app.register_client(&[]).await;
+    (app, client)
+}
+
+/// The authorization request parameters of `client` with a PKCE `challenge`, and `extra`.
+fn code_request<'a>(
+    client: &'a RegisteredClient,
+    challenge: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", "openid email"),
+        ("state", "st"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    params.extend_from_slice(extra);
+    params
+}
+
+/// Signs in through `url` and returns the code.
+async fn code_from(app: &TestApp, url: &str) -> String {
+    rp::authorize(app, &rp::browser(), url, "ada@example.com", Consent::Allow)
+        .await
+        .callback
+        .code()
+}
+
+/// The token request redeeming `code`.
+fn redemption<'a>(code: &'a str, verifier: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code_verifier", verifier),
+        ("redirect_uri", REDIRECT_URI),
+    ]
+}
+
+/// A proof for the token endpoint by `key`, with a current nonce.
+async fn token_proof(app: &TestApp, client: &RegisteredClient, key: &DpopKey) -> String {
+    let nonce = d::fresh_nonce(app, client, key).await;
+    key.proof(
+        "POST",
+        &format!("{}/token", app.issuer()),
+        &Proof {
+            nonce: Some(&nonce),
+            ..Proof::default()
+        },
+    )
+}
+
+/// A code bound to `key`: refused without a proof (`invalid_dpop_proof`) and with another key's
+/// (`invalid_grant`), neither spending it; then redeemed with `key`'s proof into a token bound to it.
+async fn assert_code_bound_to(
+    app: &TestApp,
+    client: &RegisteredClient,
+    key: &DpopKey,
+    code: &str,
+    verifier: &str,
+) {
+    let form = redemption(code, verifier);
+    let none = d::post_token(app, client, &form, None).await;
+    let body = rp::json_with_status(none, 400).await;
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("authorization code")),
+        "{body}"
+    );
+    let other = DpopKey::generate();
+    let foreign = token_proof(app, client, &other).await;
+    let body =
+        rp::json_with_status(d::post_token(app, client, &form, Some(&foreign)).await, 400).await;
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    let tokens = d::token_with_nonce_dance(app, client, key, &form).await;
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access_token");
+    assert_eq!(
+        rp::decode_jwt(access).1["cnf"]["jkt"],
+        key.thumbprint().as_str()
+    );
+}
+
+async fn dpop_jkt_at_authorize_binds_the_code(backend: Backend) {
+    let (app, client) = code_flow_setup(backend).await;
+    let key = DpopKey::generate();
+    let jkt = key.thumbprint();
+    let (verifier, challenge) = rp::pkce();
+    let url = app.authorize_url(&code_request(&client, &challenge, &[("dpop_jkt", &jkt)]));
+    let code = code_from(&app, &url).await;
+    assert_code_bound_to(&app, &client, &key, &code, &verifier).await;
+
+    // Without dpop_jkt the code is not bound: a bearer redemption works as before.
+    let (verifier, challenge) = rp::pkce();
+    let url = app.authorize_url(&code_request(&client, &challenge, &[]));
+    let code = code_from(&app, &url).await;
+    let tokens = rp::json_with_status(
+        d::post_token(&app, &client, &redemption(&code, &verifier), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
+}
+
+async fn par_with_a_proof_binds_the_code(backend: Backend) {
+    let (app, client) = code_flow_setup(backend).await;
+    let key = DpopKey::generate();
+    let (verifier, challenge) = rp::pkce();
+    let mut form = code_request(&client, &challenge, &[]);
+    form.retain(|(name, _)| *name != "client_id");
+    // The nonce dance at /par, then 201 with a fresh nonce; no dpop_jkt was sent.
+    let pushed = d::with_nonce_dance(&app, &client, &key, "/par", &form).await;
+    let pushed = rp::json_with_status(pushed, 201).await;
+    let request_uri = pushed["request_uri"].as_str().expect("request_uri");
+    let url = app.authorize_url(&[("client_id", &client.id), ("request_uri", request_uri)]);
+    let code = code_from(&app, &url).await;
+    assert_code_bound_to(&app, &client, &key, &code, &verifier).await;
+
+    // dpop_jkt naming the proof's own key is accepted.
+    let (_, challenge) = rp::pkce();
+    let jkt = key.thumbprint();
+    let mut form = code_request(&client, &challenge, &[("dpop_jkt", &jkt)]);
+    form.retain(|(name, _)| *name != "client_id");
+    let proof = key.proof(
+        "POST",
+        &format!("{}/par", app.issuer()),
+        &Proof {
+            nonce: Some(&d::fresh_nonce(&app, &client, &key).await),
+            ..Proof::default()
+        },
+    );
+    rp::json_with_status(d::post_par(&app, &client, &form, Some(&proof)).await, 201).await;
+}
+
+async fn par_refuses_a_mismatching_dpop_jkt_and_bad_proofs(backend: Backend) {
+    let (app, client) = code_flow_setup(backend).await;
+    let key = DpopKey::generate();
+    let other = DpopKey::generate();
+    let (_, challenge) = rp::pkce();
+    let par_htu = format!("{}/par", app.issuer());
+    let nonce = d::fresh_nonce(&app, &client, &key).await;
+    let with_nonce = Proof {
+        nonce: Some(&nonce),
+        ..Proof::default()
+    };
+    // RFC 9449 §10.1: dpop_jkt and a proof by another key "MUST" be rejected.
+    let other_jkt = other.thumbprint();
+    let mut form = code_request(&client, &challenge, &[("dpop_jkt", &other_jkt)]);
+    form.retain(|(name, _)| *name != "client_id");
+    let proof = key.proof("POST", &par_htu, &with_nonce);
+    let response = d::post_par(&app, &client, &form, Some(&proof)).await;
+    assert!(!rp::header(&response, "dpop-nonce").is_empty());
+    let body = rp::json_with_status(response, 400).await;
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+
+    // Proofs that are not for this request: the token endpoint's, a GET, a replayed one.
+    form.retain(|(name, _)| *name != "dpop_jkt");
+    let for_token = key.proof("POST", &format!("{}/token", app.issuer()), &with_nonce);
+    let for_get = key.proof("GET", &par_htu, &with_nonce);
+    for bad in [
+        for_token.as_str(),
+        for_get.as_str(),
+        proof.as_str(),
+        "not.a.jwt",
+    ] {
+        let response = d::post_par(&app, &client, &form, Some(bad)).await;
+        assert!(!rp::header(&response, "dpop-nonce").is_empty());
+        let body = rp::json_with_status(response, 400).await;
+        assert_eq!(body["error"], "invalid_dpop_proof", "{bad}: {body}");
+    }
+    // Nothing was stored.
+    let stored: i64 = sqlx::query_scalar("select count(*) from pushed_authorization_requests")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0);
+}
+
+async fn malformed_dpop_jkt_is_refused(backend: Backend) {
+    let (app, client) = code_flow_setup(backend).await;
+    let (_, challenge) = rp::pkce();
+    let thumbprint = DpopKey::generate().thumbprint();
+    // Padded, too short, outside the base64url alphabet (standard base64's `+`, PKCE's `~`).
+    let padded = format!("{thumbprint}=");
+    let plus = format!("+{}", &thumbprint[1..]);
+    let tilde = "~".repeat(43);
+    for value in [&padded, &thumbprint[1..], &plus, &tilde] {
+        // At /authorize: the redirect URI is trusted, so the error goes back to it.
+        let url = app.authorize_url(&code_request(&client, &challenge, &[("dpop_jkt", value)]));
+        let response = rp::browser().get(&url).send().await.expect("authorize");
+        assert_eq!(response.status(), 303, "{value}");
+        let callback = rp::Callback {
+            url: rp::location(&app, &response),
+        };
+        callback.assert_at(REDIRECT_URI);
+        assert_eq!(callback.error(), "invalid_request", "{value}");
+        assert_eq!(callback.get("state").as_deref(), Some("st"));
+        assert!(callback.get("code").is_none());
+        // At /par: the same validation, as a JSON error.
+        let mut form = code_request(&client, &challenge, &[("dpop_jkt", value)]);
+        form.retain(|(name, _)| *name != "client_id");
+        let body = rp::json_with_status(d::post_par(&app, &client, &form, None).await, 400).await;
+        assert_eq!(body["error"], "invalid_request", "{value}: {body}");
+    }
 }

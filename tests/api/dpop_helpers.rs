@@ -1,6 +1,6 @@
 //! A DPoP client for the tests (RFC 9449): an EC P-256 key, proofs built and signed with josekit, the
 //! key's RFC 7638 thumbprint computed here independently of the server, and the nonce dance at the
-//! token endpoint.
+//! token and pushed authorization request endpoints.
 
 // Not every test module uses every helper.
 #![allow(dead_code)]
@@ -115,36 +115,60 @@ pub fn now() -> i64 {
         .expect("time")
 }
 
-/// `POST /token` with `form`, Basic authentication for a confidential client, and `proof` in the
+/// `POST path` with `form`, Basic authentication for a confidential client, and `proof` in the
 /// `DPoP` header.
-pub async fn post_token(
+pub async fn post_with_proof(
     app: &TestApp,
     client: &RegisteredClient,
+    path: &str,
     form: &[(&str, &str)],
     proof: Option<&str>,
 ) -> reqwest::Response {
-    let mut request = rp::rp_http().post(app.url("/token")).form(form);
+    let mut request = rp::rp_http().post(app.url(path)).form(form);
     if let Some(secret) = &client.secret {
         request = request.basic_auth(&client.id, Some(secret));
     }
     if let Some(proof) = proof {
         request = request.header("DPoP", proof);
     }
-    request.send().await.expect("token request sent")
+    request.send().await.expect("request sent")
 }
 
-/// The nonce dance (RFC 9449 §8): a proof without a nonce is refused with `use_dpop_nonce` and a
-/// `DPoP-Nonce`; the retry carries it. Returns the successful token response.
-pub async fn token_with_nonce_dance(
+/// `POST /token` with `form` and `proof` ([`post_with_proof`]).
+pub async fn post_token(
+    app: &TestApp,
+    client: &RegisteredClient,
+    form: &[(&str, &str)],
+    proof: Option<&str>,
+) -> reqwest::Response {
+    post_with_proof(app, client, "/token", form, proof).await
+}
+
+/// `POST /par` with `form` and `proof` ([`post_with_proof`]).
+pub async fn post_par(
+    app: &TestApp,
+    client: &RegisteredClient,
+    form: &[(&str, &str)],
+    proof: Option<&str>,
+) -> reqwest::Response {
+    post_with_proof(app, client, "/par", form, proof).await
+}
+
+/// The nonce dance (RFC 9449 §8) at `path`: a proof without a nonce is refused with
+/// `use_dpop_nonce` and a `DPoP-Nonce`; the retry carries it. Returns the retry's response, after
+/// checking that it carries a fresh nonce too.
+pub async fn with_nonce_dance(
     app: &TestApp,
     client: &RegisteredClient,
     key: &DpopKey,
+    path: &str,
     form: &[(&str, &str)],
-) -> Value {
-    let htu = format!("{}/token", app.issuer());
-    let first = post_token(
+) -> reqwest::Response {
+    let htu = format!("{}{path}", app.issuer());
+    let first = post_with_proof(
         app,
         client,
+        path,
         form,
         Some(&key.proof("POST", &htu, &Proof::default())),
     )
@@ -161,12 +185,26 @@ pub async fn token_with_nonce_dance(
             ..Proof::default()
         },
     );
-    let response = post_token(app, client, form, Some(&retry)).await;
+    let response = post_with_proof(app, client, path, form, Some(&retry)).await;
     assert!(
         !rp::header(&response, "dpop-nonce").is_empty(),
-        "a successful DPoP answer carries a fresh nonce"
+        "every answer to a DPoP request carries a fresh nonce"
     );
-    rp::json_with_status(response, 200).await
+    response
+}
+
+/// [`with_nonce_dance`] at the token endpoint. Returns the successful token response.
+pub async fn token_with_nonce_dance(
+    app: &TestApp,
+    client: &RegisteredClient,
+    key: &DpopKey,
+    form: &[(&str, &str)],
+) -> Value {
+    rp::json_with_status(
+        with_nonce_dance(app, client, key, "/token", form).await,
+        200,
+    )
+    .await
 }
 
 /// A fresh nonce from the token endpoint: the answer to a proof without one.

@@ -1,10 +1,12 @@
 //! The authorization code grant (RFC 6749 §4.1.3, OIDC Core §3.1.3): a code is single use, lives at
 //! most 60 seconds, is bound to its client and redirect URI, and needs the PKCE verifier when a
-//! challenge was sent. A second redemption revokes what the first one issued (RFC 6749 §4.1.2).
+//! challenge was sent, and a proof by the DPoP key it is bound to when it is (RFC 9449 §10). A second
+//! redemption revokes what the first one issued (RFC 6749 §4.1.2).
 
 use super::{TokenRequest, UserGrant, UserTokens};
 use crate::app::AppState;
 use crate::crypto::tokens::TokenHash;
+use crate::dpop::Bound;
 use crate::oauth::error::OAuthError;
 use crate::oauth::refresh::{self, FreshFamily};
 use crate::oauth::refresh_store::NewFamily;
@@ -56,6 +58,13 @@ pub async fn exchange(
         }
         (None, None) => {}
     }
+    // RFC 9449 §10: a code bound to a key is redeemed only with a proof by that key. Checked before
+    // the code is claimed, like PKCE: a request without the key cannot spend the client's code.
+    crate::dpop::check_binding(
+        Bound::AuthorizationCode,
+        row.dpop_jkt.as_deref(),
+        req.dpop_jkt,
+    )?;
     // RFC 8707 §2.2: the resource of the authorization request, or (without one) any registered
     // resource the token request names; the access token's `aud`.
     let audience = resource::for_token(&client.client, params, row.resource.as_deref())?;
