@@ -182,14 +182,6 @@ pub fn check_binding(
     }
 }
 
-/// [`check_binding`] for a refresh-token family.
-pub fn check_family_binding(
-    bound: Option<&str>,
-    presented: Option<&str>,
-) -> Result<(), OAuthError> {
-    check_binding(Bound::RefreshToken, bound, presented)
-}
-
 /// Length of a base64url (unpadded) SHA-256 digest: 32 bytes in 43 characters.
 const THUMBPRINT_LEN: usize = 43;
 

@@ -35,7 +35,11 @@ pub async fn exchange(
     }
     let now = state.clock.now();
     refresh::check_family(&row, now)?;
-    crate::dpop::check_family_binding(row.dpop_jkt.as_deref(), req.dpop_jkt)?;
+    crate::dpop::check_binding(
+        crate::dpop::Bound::RefreshToken,
+        row.dpop_jkt.as_deref(),
+        req.dpop_jkt,
+    )?;
     let scope = refresh::narrow_scope(&row.scope, params.get("scope"))?;
     // RFC 8707 §2.2: the family's resource (from its authorization), or any registered one when it
     // has none; the access token's `aud`.
