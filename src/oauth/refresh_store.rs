@@ -1,7 +1,9 @@
 //! SQL for refresh-token families and their tokens (RFC 6749 §6, RFC 9700 §4.14): only SHA-256 hashes
 //! of tokens are stored; a family is what a reuse revokes as a whole.
 
-use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
 use crate::accounts::{self, User};
 use crate::crypto::tokens::TokenHash;
@@ -92,26 +94,33 @@ pub struct TokenRow {
     pub dpop_jkt: Option<String>,
 }
 
+/// `f`'s values bound as `$1`–`$13` of a family insert (`$10` is both `created_at` and
+/// `last_used_at`): the one column order both inserts below use.
+fn bind_family<'q>(sql: &'q str, f: &NewFamily<'q>) -> Query<'q, Any, AnyArguments<'q>> {
+    sqlx::query(sql)
+        .bind(f.id)
+        .bind(f.client_id)
+        .bind(f.user_id)
+        .bind(f.org_id)
+        .bind(f.scope)
+        .bind(f.session_id)
+        .bind(crate::db::flag(f.offline))
+        .bind(f.auth_time)
+        .bind(f.amr)
+        .bind(f.created_at)
+        .bind(f.expires_at)
+        .bind(f.resource)
+        .bind(f.dpop_jkt)
+}
+
 /// Inserts a family.
 pub async fn insert_family<'c>(ex: impl Exec<'c>, f: &NewFamily<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    bind_family(
         "insert into refresh_families (id, client_id, user_id, org_id, scope, session_id, offline, \
          auth_time, amr, created_at, last_used_at, expires_at, resource, dpop_jkt) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
+        f,
     )
-    .bind(f.id)
-    .bind(f.client_id)
-    .bind(f.user_id)
-    .bind(f.org_id)
-    .bind(f.scope)
-    .bind(f.session_id)
-    .bind(crate::db::flag(f.offline))
-    .bind(f.auth_time)
-    .bind(f.amr)
-    .bind(f.created_at)
-    .bind(f.expires_at)
-    .bind(f.resource)
-    .bind(f.dpop_jkt)
     .execute(ex)
     .await?;
     Ok(())
@@ -126,25 +135,13 @@ pub async fn insert_family_unless_parent_revoked<'c>(
     f: &NewFamily<'_>,
     parent_id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = bind_family(
         "insert into refresh_families (id, client_id, user_id, org_id, scope, session_id, offline, \
          auth_time, amr, created_at, last_used_at, expires_at, resource, dpop_jkt) \
          select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13 \
          where exists (select 1 from refresh_families p where p.id = $14 and p.revoked_at is null)",
+        f,
     )
-    .bind(f.id)
-    .bind(f.client_id)
-    .bind(f.user_id)
-    .bind(f.org_id)
-    .bind(f.scope)
-    .bind(f.session_id)
-    .bind(crate::db::flag(f.offline))
-    .bind(f.auth_time)
-    .bind(f.amr)
-    .bind(f.created_at)
-    .bind(f.expires_at)
-    .bind(f.resource)
-    .bind(f.dpop_jkt)
     .bind(parent_id)
     .execute(ex)
     .await?;
