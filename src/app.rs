@@ -330,6 +330,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let jobs = crate::jobs::Jobs::start(self.state.clone());
         let mail = crate::mail::delivery::start(self.deliverer, self.state.mailer.clone());
+        let logouts = crate::oidc::backchannel::delivery::start(self.state.clone());
         let refresher = self
             .state
             .keyring
@@ -366,6 +367,7 @@ impl Server {
         refresher.abort();
         jobs.stop().await;
         mail.stop().await;
+        logouts.stop().await;
         result
     }
 }

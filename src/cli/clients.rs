@@ -50,9 +50,10 @@ pub enum ClientCommand {
     /// `LATCHKEY_DYNAMIC_REGISTRATION=initial-access-token`); prints `{"token": …}` once. It
     /// registers any number of clients until it expires.
     RegistrationToken {
-        /// How long the token may register clients (humantime: `1h`, `7d`; at most `365d`).
-        #[arg(long, default_value = "24h")]
-        expires_in: String,
+        /// How long the token may register clients (humantime: `1h`, `7d`; at most `365d`; default
+        /// 24 hours).
+        #[arg(long)]
+        expires_in: Option<String>,
     },
 }
 
@@ -202,10 +203,14 @@ pub async fn run(
         ClientCommand::RegistrationToken { expires_in } => {
             let invalid = || {
                 AppError::invalid(format!(
-                    "invalid --expires-in {expires_in:?}: expected a duration such as 1h or 7d (at most 365d)"
+                    "invalid --expires-in {:?}: expected a duration such as 1h or 7d (at most 365d)",
+                    expires_in.as_deref().unwrap_or_default()
                 ))
             };
-            let lifetime = humantime::parse_duration(expires_in.trim()).map_err(|_| invalid())?;
+            let lifetime = match &expires_in {
+                None => crate::registration::DEFAULT_INITIAL_TOKEN_LIFETIME,
+                Some(text) => humantime::parse_duration(text.trim()).map_err(|_| invalid())?,
+            };
             let token =
                 crate::registration::issue_initial_token(db, clock, lifetime, &actor).await?;
             print(json!({"token": token.expose()}));

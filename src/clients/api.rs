@@ -416,7 +416,7 @@ fn parse_alg(alg: Option<&str>) -> Result<Option<SigningAlg>> {
 /// A client with its own ID-token algorithm needs a signing key of that algorithm, as `client
 /// create` ensures. This process reloads its keyring at once, so the client's first ID token does not
 /// wait for the periodic refresh; other processes pick the key up with theirs (every second).
-async fn ensure_signing_key(state: &AppState, alg: Option<SigningAlg>) -> Result<()> {
+pub(crate) async fn ensure_signing_key(state: &AppState, alg: Option<SigningAlg>) -> Result<()> {
     if let Some(alg) = alg {
         key_store::ensure_active_key(&state.db, &state.clock, &state.kek, alg).await?;
         state.keyring.refresh(&state.db).await?;

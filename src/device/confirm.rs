@@ -1,7 +1,7 @@
 //! The confirmation step of the `/device` page (RFC 8628 §3.3, §5.4): what the device will get (the
 //! application, the scopes, who is signed in, the organization to act for), then the person's answer,
 //! stored once and audited. The organization's policies (`sso_required`, `require_mfa`) are checked
-//! against this sign-in when it approves, and again at the poll ([`grants::org_claims`]).
+//! against this sign-in when it approves, and again at the poll ([`crate::oauth::grants::org_claims`]).
 
 use std::sync::Arc;
 
@@ -17,7 +17,6 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::clients::Client;
 use crate::error::{AppError, Result};
 use crate::oauth::consent;
-use crate::oauth::grants;
 use crate::orgs::picker::{self, store::MembershipChoice};
 use crate::routes;
 use crate::self_service::pages::AccountHolder;
@@ -152,7 +151,7 @@ impl Confirm<'_> {
 }
 
 /// Approve: the organization must be one of the person's, and its policies must hold for this
-/// sign-in (the token endpoint checks them again at the poll, [`grants::org_claims`]).
+/// sign-in (the token endpoint checks them again at the poll, [`crate::oauth::grants::org_claims`]).
 async fn approve(page: &Confirm<'_>, org: &str) -> Result<Response> {
     let state = page.state;
     let user = page.user();
@@ -185,28 +184,28 @@ async fn approve(page: &Confirm<'_>, org: &str) -> Result<Response> {
         let next = here(page.typed);
         // `sso_required` (federation::policy): this member signs in to the organization through
         // its provider; a password session cannot approve a device for it.
-        if grants::check_sso_policy(state, &m.org_id, m.sso_required, &user.email, amr)
-            .await
-            .is_err()
-        {
-            let connection = crate::federation::policy::required_connection(
+        if !crate::federation::is_federated(amr)
+            && let Some(connection) = crate::federation::policy::required_connection(
                 &state.db.pool,
                 &m.org_id,
                 m.sso_required,
                 &user.email,
             )
-            .await?;
-            let link = connection.map(|c| {
-                crate::federation::home_realm::start_link(&c.id, "", &next, Some(&user.email))
-            });
+            .await?
+        {
+            let link = crate::federation::home_realm::start_link(
+                &connection.id,
+                "",
+                &next,
+                Some(&user.email),
+            );
             let message = format!(
                 "{} requires you to sign in through its identity provider before you approve a device for it.",
                 m.name
             );
             return page.render(
                 Some((&message, chosen)),
-                link.as_deref()
-                    .map(|l| (l, "Sign in through your organization's provider")),
+                Some((&link, "Sign in through your organization's provider")),
                 StatusCode::FORBIDDEN,
             );
         }

@@ -60,14 +60,12 @@ pub struct DeviceRow {
     pub amr: Option<String>,
     /// Seconds the device must wait between polls.
     pub interval: i64,
-    /// When the device last polled.
-    pub last_polled_at: Option<i64>,
     /// Dead after.
     pub expires_at: i64,
 }
 
 const COLUMNS: &str = "device_code_hash, client_id, scope, org_hint, status, user_id, org_id, \
-                       auth_time, amr, poll_interval, last_polled_at, expires_at";
+                       auth_time, amr, poll_interval, expires_at";
 
 fn row(r: &AnyRow) -> Result<DeviceRow, sqlx::Error> {
     Ok(DeviceRow {
@@ -81,7 +79,6 @@ fn row(r: &AnyRow) -> Result<DeviceRow, sqlx::Error> {
         auth_time: r.try_get("auth_time")?,
         amr: r.try_get("amr")?,
         interval: r.try_get("poll_interval")?,
-        last_polled_at: r.try_get("last_polled_at")?,
         expires_at: r.try_get("expires_at")?,
     })
 }

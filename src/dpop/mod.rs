@@ -61,6 +61,8 @@ pub async fn accept(
     }
     // Scoped by key: two clients choosing the same jti do not collide. Only the hash is kept.
     let key = TokenHash::of(&format!("{}:{}", proof.jkt, proof.jti));
+    // One write, queued behind this process's other SQLite writes like every single write (`db`).
+    let _gate = state.db.write_gate().await;
     match store::record_proof(
         &state.db.pool,
         key.as_str(),

@@ -1,4 +1,5 @@
-//! SQL of DPoP: the replay cache of accepted proofs (migration 0019).
+//! SQL of DPoP: the replay cache of accepted proofs (migration 0019). Proofs past their
+//! `expires_at` are deleted by the purge job (`jobs::purge`).
 
 use crate::db::Exec;
 
@@ -18,13 +19,4 @@ pub async fn record_proof<'c>(
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Deletes the proofs too old to be accepted anyway; returns how many.
-pub async fn purge_proofs<'c>(ex: impl Exec<'c>, now: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("delete from dpop_proofs where expires_at < $1")
-        .bind(now)
-        .execute(ex)
-        .await?;
-    Ok(done.rows_affected())
 }

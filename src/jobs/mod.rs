@@ -1,7 +1,7 @@
 //! Background jobs: expiry purges and signing-key rotation, each run at most once at a time across
 //! all processes sharing the database (a lease in `job_leases`), stopped cleanly at shutdown; and
-//! [`outbox`], the delivery loop of queued rows (mail, and the back-channel logout tokens started and
-//! stopped with these jobs), which runs in every process.
+//! [`outbox`], the delivery loop of queued rows (mail, back-channel logout tokens), which runs in
+//! every process.
 
 pub mod lease;
 pub mod outbox;
@@ -26,14 +26,11 @@ const LEASE_SECS: i64 = 55;
 pub struct Jobs {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
-    /// The back-channel logout delivery loop (`oidc::backchannel::delivery`), which runs as long.
-    backchannel: outbox::Worker,
 }
 
 impl Jobs {
     /// Starts the job loop for this process.
     pub fn start(state: AppState) -> Jobs {
-        let backchannel = crate::oidc::backchannel::delivery::start(state.clone());
         let (stop, mut stopped) = watch::channel(false);
         let holder = new_id();
         let handle = tokio::spawn(async move {
@@ -49,18 +46,13 @@ impl Jobs {
                 }
             }
         });
-        Jobs {
-            stop,
-            handle,
-            backchannel,
-        }
+        Jobs { stop, handle }
     }
 
-    /// Asks the loops to stop and waits for the current run (and logout post) to finish.
+    /// Asks the loop to stop and waits for the current run to finish.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
-        self.backchannel.stop().await;
     }
 }
 

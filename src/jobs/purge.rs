@@ -142,6 +142,12 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
              (select 1 from sessions s where s.sid = backchannel_sessions.sid)",
             now - GRACE_SECS,
         ),
+        // DPoP proofs too old to be accepted again (RFC 9449 §11.1; `dpop::store`).
+        (
+            "dpop_proofs",
+            "delete from dpop_proofs where expires_at < $1",
+            now,
+        ),
     ];
     let mut purged = Purged::default();
     for &(table, sql, cutoff) in statements {
@@ -149,11 +155,6 @@ pub async fn run(db: &Database, now: i64) -> Result<Purged, sqlx::Error> {
         if done.rows_affected() > 0 {
             purged.rows.push((table, done.rows_affected()));
         }
-    }
-    // DPoP proofs too old to be accepted again (RFC 9449 §11.1; `dpop::store`).
-    let proofs = crate::dpop::store::purge_proofs(&db.pool, now).await?;
-    if proofs > 0 {
-        purged.rows.push(("dpop_proofs", proofs));
     }
     Ok(purged)
 }

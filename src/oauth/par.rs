@@ -44,9 +44,6 @@ pub const PUSHED_REQUEST_TTL_SECS: i64 = 60;
 /// request: never stored (RFC 9126 §2.1 authenticates with them, nothing more).
 const CREDENTIALS: [&str; 3] = ["client_secret", "client_assertion", "client_assertion_type"];
 
-/// The problem code of the error page for an unusable `request_uri` (RFC 9126 §4 / RFC 9101 §6.2).
-pub const INVALID_REQUEST_URI: &str = "invalid_request_uri";
-
 /// The pushed authorization request endpoint.
 pub fn router() -> Router<AppState> {
     Router::new().route(routes::PUSHED_AUTHORIZATION_REQUEST, post(push))
@@ -168,7 +165,7 @@ pub async fn claim(
     let invalid = |detail: &str| {
         Refusal::Page(AppError::problem(
             StatusCode::BAD_REQUEST,
-            INVALID_REQUEST_URI,
+            ErrorCode::InvalidRequestUri.as_str(),
             format!("{detail} (invalid_request_uri). Go back to the application and start again."),
         ))
     };

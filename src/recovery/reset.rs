@@ -17,10 +17,8 @@ use crate::audit::{self, Actor, AuditEvent, action};
 use crate::crypto::password::Password;
 use crate::crypto::tokens::TokenHash;
 use crate::error::Result;
-use crate::login::session_store::delete_user_sessions;
 use crate::mail::{self, MailContext, compose, format_utc};
 use crate::oauth::authorize::see_other;
-use crate::oauth::store::revoke_user_families;
 use crate::routes;
 use crate::web::csrf;
 use crate::web::page::{ASSET_VERSION, mismatched, render, sentence};
@@ -209,9 +207,9 @@ pub async fn reset_submit(
     // The owner proved control of the mailbox: failed sign-ins no longer delay the account.
     crate::login::throttle::clear_account(&mut *tx, &user.id).await?;
     let tokens = store::invalidate_user_tokens(&mut *tx, &user.id, now).await?;
-    crate::oidc::backchannel::user_signed_out(&mut tx, &user.id, now).await;
-    let sessions = delete_user_sessions(&mut *tx, &user.id).await?;
-    let families = revoke_user_families(&mut *tx, &user.id, now, REVOKED_REASON).await?;
+    // Signed out everywhere, as a disabled account is (back-channel logouts included).
+    let ended = accounts::lifecycle::end_everything(&mut tx, &user.id, now, REVOKED_REASON).await?;
+    let (sessions, families) = (ended.sessions, ended.refresh_families);
     let ctx = MailContext::new(&state.config);
     let when = format_utc(now);
     let ip = meta.ip.as_deref().unwrap_or("an unknown address");

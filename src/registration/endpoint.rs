@@ -15,13 +15,14 @@ use super::metadata::{self, Checked, Metadata};
 use super::store::{self, Registration};
 use crate::app::AppState;
 use crate::audit::Actor;
+use crate::clients::api::ensure_signing_key;
 use crate::clients::manage::{self, ClientChange};
 use crate::clients::{self, Client};
 use crate::config::DynamicRegistration;
-use crate::crypto::key_store;
 use crate::crypto::tokens::{TokenHash, constant_time_eq, random_token};
 use crate::error::AppError;
 use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oidc::userinfo::bearer_token;
 use crate::routes;
 use crate::web::request_meta::RequestMeta;
 
@@ -46,10 +47,10 @@ async fn register_inner(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     switched_on(state).map_err(IntoResponse::into_response)?;
-    let presented = bearer(headers).ok_or_else(invalid_token)?;
+    let presented = presented_token(headers).ok_or_else(invalid_token)?;
     let now = state.clock.now();
     let initial_token_id =
-        store::valid_initial_token(&state.db.pool, &TokenHash::of(presented), now)
+        store::valid_initial_token(&state.db.pool, &TokenHash::of(&presented), now)
             .await
             .map_err(fail)?
             .ok_or_else(invalid_token)?;
@@ -101,7 +102,7 @@ async fn read_inner(state: &AppState, headers: &HeaderMap, client_id: &str) -> A
     let (registration, client, presented) = authorized(state, headers, client_id).await?;
     Ok(json_answer(
         StatusCode::OK,
-        current(state, &client, &registration, presented),
+        current(state, &client, &registration, &presented),
     ))
 }
 
@@ -210,7 +211,7 @@ async fn replace_inner(
     };
     Ok(json_answer(
         StatusCode::OK,
-        current(state, &after, &registration, presented),
+        current(state, &after, &registration, &presented),
     ))
 }
 
@@ -245,18 +246,18 @@ async fn remove_inner(
 /// The registration and the client named in the path, when the request carries that client's
 /// registration access token. RFC 7592 §2: a wrong token, an unknown client and a client without a
 /// registration (an operator's) are all 401, so the endpoint tells nothing about which clients exist.
-async fn authorized<'h>(
+async fn authorized(
     state: &AppState,
-    headers: &'h HeaderMap,
+    headers: &HeaderMap,
     client_id: &str,
-) -> Result<(Registration, Client, &'h str), Response> {
+) -> Result<(Registration, Client, String), Response> {
     switched_on(state).map_err(IntoResponse::into_response)?;
-    let presented = bearer(headers).ok_or_else(invalid_token)?;
+    let presented = presented_token(headers).ok_or_else(invalid_token)?;
     let registration = store::find_registration(&state.db.pool, client_id)
         .await
         .map_err(fail)?
         .ok_or_else(invalid_token)?;
-    let hash = TokenHash::of(presented);
+    let hash = TokenHash::of(&presented);
     if !constant_time_eq(
         hash.as_str().as_bytes(),
         registration.token_hash.as_str().as_bytes(),
@@ -304,12 +305,10 @@ fn switched_on(state: &AppState) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The `Bearer` credentials of the request (RFC 6750 §2.1; the scheme is case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+/// The request's `Authorization: Bearer` token ([`bearer_token`], RFC 6750 §2.1); a missing or
+/// malformed one is refused like a wrong one ([`invalid_token`]).
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    bearer_token(headers, None).ok()
 }
 
 /// 401 `invalid_token` with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1).
@@ -348,20 +347,12 @@ fn fail(err: sqlx::Error) -> Response {
     OAuthError::from(err).into_response()
 }
 
-/// A client with its own ID-token algorithm needs an active key of it, as after `client create`;
-/// this server loads it at once, others with their next keyring refresh.
+/// A client with its own ID-token algorithm needs an active key of it, as after `client create`
+/// ([`ensure_signing_key`]).
 async fn signing_key_for(state: &AppState, client: &Client) -> Result<(), Response> {
-    if let Some(alg) = client.id_token_alg {
-        key_store::ensure_active_key(&state.db, &state.clock, &state.kek, alg)
-            .await
-            .map_err(|e| OAuthError::from(e).into_response())?;
-        state
-            .keyring
-            .refresh(&state.db)
-            .await
-            .map_err(|e| OAuthError::from(e).into_response())?;
-    }
-    Ok(())
+    ensure_signing_key(state, client.id_token_alg)
+        .await
+        .map_err(|e| OAuthError::from(e).into_response())
 }
 
 /// The registered client acting on its own registration (RFC 7592).

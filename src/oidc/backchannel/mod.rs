@@ -14,11 +14,11 @@
 //!   session, one announces it) and a row per client is queued in `backchannel_logouts`. The queuing
 //!   runs in a savepoint: if it fails, it is logged and rolled back alone, and the sign-out goes on
 //!   (a person's sign-out never fails because an application could not be told).
-//! - **Delivery** ([`delivery`]): a loop started with the server's jobs, polling every second (the
-//!   queuing happens inside the caller's transaction, so waking the loop at that point would find
-//!   nothing committed yet), posts each token
-//!   (`application/x-www-form-urlencoded`, `logout_token=…`, §2.5) through the guarded upstream
-//!   client, leasing each row by a conditional update, with backoff and a final give-up.
+//! - **Delivery** ([`delivery`]): a loop started with the server (beside the mail loop), polling
+//!   every second (the queuing happens inside the caller's transaction, so waking the loop at that
+//!   point would find nothing committed yet), posts each token (`application/x-www-form-urlencoded`,
+//!   `logout_token=…`, §2.5) through the guarded upstream client, leasing each row by a conditional
+//!   update, with backoff and a final give-up.
 
 pub mod delivery;
 pub mod store;
