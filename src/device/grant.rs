@@ -11,6 +11,7 @@ use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::grants::{self, TokenRequest, UserGrant, UserTokens};
 use crate::oauth::refresh::{self, FreshFamily};
 use crate::oauth::refresh_store::NewFamily;
+use crate::oauth::resource;
 use crate::oauth::token::TokenResponse;
 use crate::oidc::claims;
 
@@ -23,6 +24,9 @@ pub async fn exchange(
         .params
         .get("device_code")
         .ok_or_else(|| OAuthError::invalid_request("device_code is required"))?;
+    // RFC 8707 §2 at the token request, as for the other grants: a registered resource becomes the
+    // access token's audience (the device authorization names none).
+    let audience = resource::for_token(&req.client.client, req.params, None)?;
     let invalid = || OAuthError::invalid_grant("the device code is invalid or was already used");
     let hash = TokenHash::of(device_code);
     let row = store::find_by_device_code(&state.db.pool, hash.as_str())
@@ -60,7 +64,7 @@ pub async fn exchange(
             "the user has not answered yet",
         ));
     }
-    issue(state, req, &row, now).await
+    issue(state, req, &row, audience, now).await
 }
 
 /// The tokens of an approved authorization: what the person approved (user, organization, their
@@ -69,6 +73,7 @@ async fn issue(
     state: &AppState,
     req: &TokenRequest<'_>,
     row: &DeviceRow,
+    audience: Option<&str>,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &req.client.client;
@@ -94,7 +99,7 @@ async fn issue(
             nonce: None,
             amr: &amr,
             org: org.as_ref(),
-            resource: None,
+            resource: audience,
             jkt: req.dpop_jkt,
         },
     )?;
@@ -121,7 +126,7 @@ async fn issue(
             amr: &amr_json,
             created_at: now,
             expires_at: refresh::family_expiry(state, now),
-            resource: None,
+            resource: audience,
             // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
             // confidential client's are bound by its authentication).
             dpop_jkt: if client.public { req.dpop_jkt } else { None },

@@ -31,6 +31,7 @@ on_both_databases!(
     signed_out_goes_to_login_and_csrf_is_required,
     organization_choice_and_policies_at_approval,
     second_factor_required_by_the_organization_signs_in_again,
+    a_registered_resource_named_at_the_poll_is_the_audience,
 );
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -841,4 +842,73 @@ async fn second_factor_required_by_the_organization_signs_in_again(backend: Back
     assert_eq!(access["org_id"], strict.as_str());
     let (_, id) = rp::decode_jwt(tokens["id_token"].as_str().expect("id"));
     assert!(mfa_helpers::amr(&id).contains(&"mfa".to_owned()), "{id}");
+}
+
+async fn a_registered_resource_named_at_the_poll_is_the_audience(backend: Backend) {
+    const API: &str = "https://api.example.com/";
+    let app = TestApp::spawn(backend).await;
+    app.clock.freeze();
+    app.create_person(EMAIL, "Ada").await;
+    let client = app
+        .register_client(&[
+            "--grant-type",
+            DEVICE_GRANT,
+            "--grant-type",
+            "refresh_token",
+            "--resource",
+            API,
+        ])
+        .await;
+    let body = started(&app, &client).await;
+    let device_code = body["device_code"].as_str().expect("device_code");
+    let browser = signed_in_browser(&app, EMAIL).await;
+    let user_code = body["user_code"].as_str().expect("user_code");
+    let (_, status, _) = answer(&app, &browser, user_code, "approve", None).await;
+    assert_eq!(status, 200);
+    // A resource the client did not register: refused, and the approval stays redeemable.
+    let refused = json_with_status(
+        poll_for(&app, &client, device_code, "https://other.example.com/").await,
+        400,
+    )
+    .await;
+    assert_eq!(refused["error"], "invalid_target");
+    let tokens = json_with_status(poll_for(&app, &client, device_code, API).await, 200).await;
+    let (_, access) = rp::decode_jwt(tokens["access_token"].as_str().expect("access token"));
+    assert_eq!(access["aud"], API);
+    // The refresh-token family keeps it.
+    let refreshed = json_with_status(
+        app.post_token(
+            Some((&client.id, client.secret())),
+            &[
+                ("grant_type", "refresh_token"),
+                (
+                    "refresh_token",
+                    tokens["refresh_token"].as_str().expect("rt"),
+                ),
+            ],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let (_, access) = rp::decode_jwt(refreshed["access_token"].as_str().expect("access token"));
+    assert_eq!(access["aud"], API);
+}
+
+/// One poll naming `resource` (RFC 8707).
+async fn poll_for(
+    app: &TestApp,
+    client: &RegisteredClient,
+    device_code: &str,
+    resource: &str,
+) -> reqwest::Response {
+    app.post_token(
+        Some((&client.id, client.secret())),
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", device_code),
+            ("resource", resource),
+        ],
+    )
+    .await
 }
