@@ -116,7 +116,12 @@ pub fn jwk_thumbprint(jwk: &Value) -> Result<String, CryptoError> {
     let map = jwk
         .as_object()
         .ok_or_else(|| CryptoError::InvalidKey("JWK is not a JSON object".to_owned()))?;
-    let required = required_members(map).map_err(CryptoError::InvalidKey)?;
+    jwk_map_thumbprint(map)
+}
+
+/// [`jwk_thumbprint`] of a JWK already read as a JSON object (a DPoP proof's `jwk` header).
+pub fn jwk_map_thumbprint(jwk: &Map<String, Value>) -> Result<String, CryptoError> {
+    let required = required_members(jwk).map_err(CryptoError::InvalidKey)?;
     Ok(thumbprint_of(&required))
 }
 

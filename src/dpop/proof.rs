@@ -3,8 +3,6 @@
 //! `ath`). What only a server can decide (is the nonce current, was the proof seen before) is left to
 //! [`super::nonce`] and [`super::store`] (the replay cache); this module is pure.
 
-use std::collections::BTreeMap;
-
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,6 +10,7 @@ use josekit::jwk::Jwk;
 use josekit::jws::{self, JwsVerifier};
 use serde_json::{Map, Value};
 
+use crate::crypto::keys::jwk_map_thumbprint;
 use crate::crypto::tokens::{constant_time_eq, sha256_b64url};
 
 /// The request header carrying the proof (RFC 9449 §4.1).
@@ -127,7 +126,8 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError>
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(invalid("the DPoP proof's jwk must be a public key"));
     }
-    let jkt = thumbprint(jwk).ok_or(invalid("the DPoP proof's jwk is malformed"))?;
+    // RFC 7638 thumbprint, as `cnf.jkt` carries it (§6.1).
+    let jkt = jwk_map_thumbprint(jwk).map_err(|_| invalid("the DPoP proof's jwk is malformed"))?;
     if expected
         .jkt
         .is_some_and(|bound| !constant_time_eq(bound.as_bytes(), jkt.as_bytes()))
@@ -201,23 +201,6 @@ fn verifier(alg: &str, key: &Jwk) -> Option<Box<dyn JwsVerifier>> {
     })
 }
 
-/// RFC 7638 §3: SHA-256 over the required members of the key, in lexicographic order, without
-/// whitespace; base64url. `None` for an unknown key type or a missing member.
-pub fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
-    let members: &[&str] = match jwk.get("kty")?.as_str()? {
-        "EC" => &["crv", "kty", "x", "y"],
-        "RSA" => &["e", "kty", "n"],
-        "OKP" => &["crv", "kty", "x"],
-        _ => return None,
-    };
-    let mut required = BTreeMap::new();
-    for member in members {
-        required.insert(*member, jwk.get(*member)?.as_str()?);
-    }
-    let canonical = serde_json::to_string(&required).ok()?;
-    Some(sha256_b64url(canonical.as_bytes()))
-}
-
 /// RFC 9449 §4.3 item 9: `htu` and the request URL are equal after RFC 3986 §6.2.2 and §6.2.3
 /// normalisation (case of scheme and host, default port, dot segments, as the `url` crate parses),
 /// ignoring any query and fragment.
@@ -248,7 +231,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            thumbprint(&jwk).unwrap(),
+            jwk_map_thumbprint(&jwk).unwrap(),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
     }
@@ -322,7 +305,11 @@ mod tests {
             private.set_algorithm(alg);
             let proof = verify(&sign(alg, &private, &public, now), &expected)
                 .unwrap_or_else(|e| panic!("{alg}: {e:?}"));
-            assert_eq!(proof.jkt, thumbprint(public.as_ref()).unwrap(), "{alg}");
+            assert_eq!(
+                proof.jkt,
+                jwk_map_thumbprint(public.as_ref()).unwrap(),
+                "{alg}"
+            );
             assert_eq!(proof.jti, "j1");
         }
         // A MAC is not a proof of possession.

@@ -86,14 +86,6 @@ async fn store_pushed(
             "request_uri must not be sent to the pushed authorization request endpoint",
         ));
     }
-    if params
-        .get("client_id")
-        .is_some_and(|id| id != client.client.id)
-    {
-        return Err(OAuthError::invalid_request(
-            "client_id differs from the authenticated client",
-        ));
-    }
     // The authorization request as `/authorize` will see it: every parameter but the credentials,
     // with `client_id` (a Basic-authenticated client may leave it out of the body).
     let mut pairs: Vec<(String, String)> = params
