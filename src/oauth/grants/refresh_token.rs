@@ -50,8 +50,11 @@ pub async fn exchange(
         return Err(super::user_gone());
     }
     let user = &row.user;
-    // Organization switching: the family's own organization named again is a plain refresh.
-    if let Some(named) = params.get("organization") {
+    // Organization switching: the family's own organization named again is a plain refresh (known
+    // from the token's row by id or slug, so that it costs no lookup).
+    if let Some(named) = params.get("organization")
+        && ![row.org_id.as_deref(), row.org_slug.as_deref()].contains(&Some(named.trim()))
+    {
         let target = super::switch_org::target(state, named, user).await?;
         if row.org_id.as_deref() != Some(target.id.as_str()) {
             let switch = super::switch_org::Switch {
