@@ -148,29 +148,8 @@ pub async fn device_authorization(
 /// client may request (else `invalid_scope`, RFC 8628 §3.2 refers to RFC 6749 §5.2), duplicates
 /// dropped, order kept, at least one.
 fn validate_scope(allowed: &[String], requested: Option<&str>) -> Result<String, OAuthError> {
-    let mut scopes: Vec<&str> = Vec::new();
-    for s in requested
-        .unwrap_or_default()
-        .split(' ')
-        .filter(|s| !s.is_empty())
-    {
-        if !allowed.iter().any(|a| a == s) {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidScope,
-                format!("scope {s} is not allowed for this client"),
-            ));
-        }
-        if !scopes.contains(&s) {
-            scopes.push(s);
-        }
-    }
-    if scopes.is_empty() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidScope,
-            "scope is required",
-        ));
-    }
-    Ok(scopes.join(" "))
+    crate::oauth::request::requested_scopes(allowed, requested.unwrap_or_default())
+        .map_err(|why| OAuthError::new(ErrorCode::InvalidScope, why))
 }
 
 #[cfg(test)]

@@ -224,22 +224,8 @@ async fn check(
             "this client may not use the authorization code grant",
         ));
     }
-    let scope = params.get("scope").unwrap_or_default();
-    let mut scopes: Vec<&str> = Vec::new();
-    for s in scope.split(' ').filter(|s| !s.is_empty()) {
-        if !client.scopes.iter().any(|allowed| allowed == s) {
-            return Err(redirect(
-                ErrorCode::InvalidScope,
-                &format!("scope {s} is not allowed for this client"),
-            ));
-        }
-        if !scopes.contains(&s) {
-            scopes.push(s);
-        }
-    }
-    if scopes.is_empty() {
-        return Err(redirect(ErrorCode::InvalidScope, "scope is required"));
-    }
+    let scopes = requested_scopes(&client.scopes, params.get("scope").unwrap_or_default())
+        .map_err(|why| redirect(ErrorCode::InvalidScope, &why))?;
     let code_challenge = match (
         params.get("code_challenge"),
         params.get("code_challenge_method"),
@@ -369,7 +355,7 @@ async fn check(
         id: new_id(),
         client_id: client.id.clone(),
         redirect_uri: redirect_uri.to_owned(),
-        scope: scopes.join(" "),
+        scope: scopes,
         state: params.get("state").map(str::to_owned),
         nonce: params.get("nonce").map(str::to_owned),
         code_challenge,
@@ -399,4 +385,23 @@ fn hint_subject(state: &AppState, hint: &str, client_id: &str) -> Option<String>
         _ => false,
     };
     aud_ok.then(|| claims.get("sub")?.as_str().map(str::to_owned))?
+}
+
+/// The scopes of `requested` (space-separated), each one the client is `allowed`, duplicates dropped,
+/// order kept, at least one (RFC 6749 §3.3); else why, for `invalid_scope`. The authorization and
+/// device authorization endpoints ask the same of a request.
+pub fn requested_scopes(allowed: &[String], requested: &str) -> Result<String, String> {
+    let mut scopes: Vec<&str> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !allowed.iter().any(|a| a == s) {
+            return Err(format!("scope {s} is not allowed for this client"));
+        }
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    if scopes.is_empty() {
+        return Err("scope is required".to_owned());
+    }
+    Ok(scopes.join(" "))
 }
