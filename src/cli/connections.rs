@@ -37,11 +37,11 @@ pub enum ConnectionCommand {
         #[arg(long)]
         issuer: String,
         /// Our client id at the upstream.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client_id: String,
         /// Our client secret at the upstream (visible in the process list: prefer
-        /// --client-secret-stdin).
-        #[arg(long)]
+        /// --client-secret-stdin). May start with `-`, as base64url secrets do one time in 64.
+        #[arg(long, allow_hyphen_values = true)]
         client_secret: Option<String>,
         /// Read the client secret from standard input (one line).
         #[arg(long)]
@@ -163,4 +163,30 @@ fn read_secret() -> Result<String> {
         ))
     })?;
     Ok(input.lines().next().unwrap_or_default().to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn a_secret_starting_with_a_hyphen_is_a_value() {
+        let parsed = Cli::try_parse_from([
+            "latchkey",
+            "connection",
+            "create",
+            "--name",
+            "Everyone",
+            "--issuer",
+            "https://idp.example.com",
+            "--client-id",
+            "-id",
+            "--client-secret",
+            "-mZ3kq",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+    }
 }
